@@ -1,0 +1,148 @@
+"""The core sections of a run configuration, as dataclasses.
+
+Every key is documented in ``docs/config-reference.md``. Component sections (``stage``, ``adapter``,
+``optimizer``, ``quantization``, ``loggers``, ``patches``) hold a selector key plus the options that the
+selected component's own ``options_schema`` declares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+@dataclass
+class ModelSection:
+    """Which model to load and how."""
+
+    #: A local Hugging Face model folder, a ``.gguf`` file, or ``smollm2-135m-instruct`` (the embedded default).
+    name_or_path: str = ""
+    #: Tokenizer folder when it is not next to the weights.
+    tokenizer: str | None = None
+    #: Weights dtype: ``auto`` picks bf16 on GPUs that support it, else fp32.
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    #: ``sdpa``, ``eager`` or ``flash_attention_2`` (the latter needs a plugin or flash-attn installed).
+    attn_implementation: str | None = None
+    trust_remote_code: bool = False
+    #: Where converted GGUF models are cached (default ``~/.cache/ft-core/models``).
+    cache_dir: str | None = None
+
+
+@dataclass
+class TemplateSection:
+    """The chat template (``template: chatml`` is shorthand for ``template: {name: chatml}``)."""
+
+    #: A registered template name, or ``auto`` to use the tokenizer's own Jinja template.
+    name: str = "auto"
+    #: Compare with the tokenizer's own template at start-up: ``strict`` stops on a mismatch, ``warn`` warns.
+    check: Literal["strict", "warn", "off"] = "strict"
+    #: Default system prompt inserted when a conversation has none.
+    system: str | None = None
+
+
+@dataclass
+class DataSection:
+    """Training data and its preprocessing."""
+
+    #: Dataset names from ``dataset_dir/dataset_info.json`` or the built-in demo sets.
+    dataset: list[str] = field(default_factory=list)
+    #: Datasets for evaluation (instead of splitting ``val_size`` off the training set).
+    eval_dataset: list[str] = field(default_factory=list)
+    #: Folder holding ``dataset_info.json`` and the files it names.
+    dataset_dir: str = "data"
+    #: Longest sequence in tokens; longer samples are truncated.
+    cutoff_len: int = 2048
+    #: Train on prompt tokens too (not only on assistant answers).
+    train_on_prompt: bool = False
+    #: Train only on the last assistant turn of multi-turn conversations.
+    mask_history: bool = False
+    #: Use at most this many rows of each dataset.
+    max_samples: int | None = None
+    #: Validation split: a fraction in (0, 1) or a row count (>= 1).
+    val_size: float = 0.0
+    #: Where tokenized datasets are cached by content hash (default ``~/.cache/ft-core/datasets``).
+    cache_dir: str | None = None
+    #: Ignore the tokenized-dataset cache.
+    overwrite_cache: bool = False
+
+
+@dataclass
+class TrainingSection:
+    """Trainer settings (names follow ``transformers.TrainingArguments``)."""
+
+    output_dir: str = ""
+    overwrite_output_dir: bool = False
+    #: ``auto``: continue from the newest checkpoint in output_dir if there is one; ``false``: never;
+    #: or a checkpoint folder.
+    resume: str = "auto"
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+    per_device_train_batch_size: int = 1
+    per_device_eval_batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.0
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = 0.0
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    logging_steps: int = 10
+    save_steps: int = 500
+    save_total_limit: int | None = None
+    eval_steps: int | None = None
+    seed: int = 42
+    precision: Precision = "auto"
+    gradient_checkpointing: bool = False
+    #: ``null`` = use the GPU when there is one.
+    use_cpu: bool | None = None
+    dataloader_num_workers: int = 0
+    #: Plot the loss curve to ``loss.png`` at the end.
+    plot_loss: bool = True
+
+
+#: Core sections and their schemas.
+CORE_SECTIONS: dict[str, type] = {
+    "model": ModelSection,
+    "template": TemplateSection,
+    "data": DataSection,
+    "training": TrainingSection,
+}
+
+
+@dataclass(frozen=True)
+class ComponentSection:
+    """A config section that selects one component: its kind and the key holding the name."""
+
+    kind: str
+    selector: str
+    many: bool = False
+    required: bool = True
+    default: str | None = None
+
+
+COMPONENT_SECTIONS: dict[str, ComponentSection] = {
+    "stage": ComponentSection("stage", "name", default="sft"),
+    "adapter": ComponentSection("adapter", "method", default="lora"),
+    "optimizer": ComponentSection("optimizer", "name", default="adamw"),
+    "quantization": ComponentSection("quantizer", "method", required=False),
+    "loggers": ComponentSection("logger", "name", many=True, required=False),
+    "patches": ComponentSection("model_patch", "name", many=True, required=False),
+}
+
+#: Keys allowed at top level besides the sections.
+META_KEYS = ("include",)
+
+
+@dataclass
+class Selection:
+    """A component chosen by a config section, with its validated options."""
+
+    section: str
+    kind: str
+    name: str
+    component: Any
+    options: Any
+    distribution: str
+    version: str
