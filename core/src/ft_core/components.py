@@ -103,9 +103,11 @@ class AdapterMethod(Component):
 
 
 class OptimizerFactory(Component):
-    """Builds a ``torch.optim.Optimizer`` for the trainable parameters."""
+    """Chooses the optimizer class and its arguments; the trainer builds it over the trainable parameters
+    (with weight decay off for biases and norms), so it works unchanged under DeepSpeed and FSDP."""
 
-    def create(self, model: Any, options: Any, learning_rate: float, weight_decay: float) -> Any:
+    def cls_and_kwargs(self, options: Any, learning_rate: float) -> tuple[type, dict[str, Any]]:
+        """Return ``(optimizer_class, keyword_arguments)``; ``lr`` must be among the arguments."""
         raise NotImplementedError
 
 
@@ -155,10 +157,11 @@ class ModelPatch(Component):
 
 
 class InferenceEngine(Component):
-    """Generates text from a trained run (Hugging Face generate, vLLM, ...)."""
+    """Generates text from a base model or a trained run (Hugging Face generate, vLLM, ...)."""
 
-    def load(self, run_dir: str, options: Any) -> Any:
-        """Return an object with ``chat(messages, **gen) -> Iterator[str]`` (streamed text pieces)."""
+    def load(self, target: Any, options: Any) -> Any:
+        """Load ``target`` (a :class:`ft_core.inference.target.ChatTarget`); return an object with
+        ``chat(messages: list[dict], max_new_tokens: int, temperature: float) -> Iterator[str]``."""
         raise NotImplementedError
 
 

@@ -1,0 +1,1 @@
+"""Core's built-in ``ft-core`` sub-commands."""

@@ -1,0 +1,1 @@
+"""Run configuration: YAML loading (includes + overrides) and strict validation."""

@@ -1,0 +1,1 @@
+"""Datasets: registry, file readers, formats, loading and caching."""

@@ -1,0 +1,173 @@
+"""Load named datasets into canonical samples: resolve specs, read rows, convert with the dataset format.
+
+Bad rows are collected (up to :data:`MAX_REPORTED_ROWS`) and reported together in one
+:class:`~ft_core.errors.DataError`, each naming its file, row number and column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Iterator, Sequence
+from itertools import islice
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from tqdm.auto import tqdm
+
+from ft_core.components import DatasetFormat
+from ft_core.config.schema import DataSection
+from ft_core.data.conversation import Conversation
+from ft_core.data.readers import data_files, read_rows
+from ft_core.data.spec import DatasetSpec, resolve_datasets
+from ft_core.errors import ComponentNotFoundError, DataError, PluginError
+
+MAX_REPORTED_ROWS = 20
+PROGRESS_MIN_ROWS = 10_000
+
+Sample = Conversation | str
+_RawRow = tuple[Path, int, dict[str, Any]]
+
+
+class FormatLookup(Protocol):
+    """What :func:`load_samples` needs of the plugin manager (``ft_core.plugins.Plugins`` fits)."""
+
+    def get(self, kind: str, name: str) -> Any: ...
+
+
+def _format_for(spec: DatasetSpec, plugins: FormatLookup, produces: str) -> DatasetFormat:
+    # LLaMA-Factory pretrains on an alpaca dataset's prompt column (c4_demo: columns {"prompt": "text"}).
+    name = "text" if produces == "text" and spec.formatting == "alpaca" else spec.formatting
+    try:
+        dataset_format = plugins.get("dataset_format", name)
+    except ComponentNotFoundError as exc:
+        raise DataError(f"{spec.info_file}: dataset {spec.name!r}: formatting: {exc}") from None
+    if dataset_format.produces != produces:
+        raise DataError(
+            f"dataset {spec.name!r} has formatting {spec.formatting!r}, which gives {dataset_format.produces} "
+            f"samples, but this stage needs {produces} samples."
+            + (
+                " Use a 'text' dataset, or an 'alpaca' one (its prompt column is the text)."
+                if produces == "text"
+                else ""
+            )
+        )
+    return dataset_format
+
+
+def _rows(spec: DatasetSpec, max_samples: int | None, seed: int) -> list[_RawRow]:
+    """The rows to convert: ``num_samples`` drawn at random as LLaMA-Factory does, then the first ``max_samples``."""
+    rows: Iterator[_RawRow] = ((file, n, row) for file in data_files(spec.path) for n, row in read_rows(file))
+    if spec.num_samples is None:
+        selected = list(islice(rows, max_samples))
+    else:
+        everything = list(rows)
+        rng = random.Random(seed)
+        indexes = rng.sample(range(len(everything)), min(spec.num_samples, len(everything)))
+        if everything and spec.num_samples > len(everything):  # oversample with replacement
+            indexes += rng.choices(range(len(everything)), k=spec.num_samples - len(everything))
+        selected = [everything[i] for i in indexes][:max_samples]
+    if not selected:
+        raise DataError(f"{spec.path}: dataset {spec.name!r} has no rows.")
+    return selected
+
+
+def _check_sample(sample: Any, dataset_format: DatasetFormat, produces: str) -> None:
+    """Enforce the format contract; a row-level problem raises ``ValueError``."""
+    expected = Conversation if produces == "conversation" else str
+    if not isinstance(sample, expected):
+        raise PluginError(
+            f"dataset format {type(dataset_format).__name__} returned {type(sample).__name__}; "
+            f"expected {expected.__name__}."
+        )
+    if isinstance(sample, str):
+        if not sample.strip():
+            raise ValueError("empty text")
+        return
+    last = sample.messages[-1] if sample.messages else None
+    if last is None or last.role != "assistant" or not (last.content.strip() or last.tool_calls):
+        raise ValueError("the conversation does not end with a non-empty assistant turn")
+
+
+def _problem(file: Path, number: int, exc: ValueError) -> str:
+    column = getattr(exc, "column", None)
+    return f"{file}: row {number}: " + (f"{column}: " if column else "") + f"{getattr(exc, 'message', exc)}."
+
+
+def load_samples(
+    names: Sequence[str],
+    data: DataSection,
+    plugins: FormatLookup,
+    produces: Literal["conversation", "text"],
+    seed: int,
+) -> list[Sample]:
+    """Load and convert the datasets ``names`` (concatenated in order) into conversations or texts.
+
+    ``data.max_samples`` keeps the first rows of each dataset (after a spec's ``num_samples`` draw, which uses
+    ``seed``). Every sample's ``source`` is ``"<file> row <n>"``.
+    """
+    samples: list[Sample] = []
+    problems: list[str] = []
+    for spec in resolve_datasets(names, data.dataset_dir):
+        dataset_format = _format_for(spec, plugins, produces)
+        rows = _rows(spec, data.max_samples, seed)
+        progress = tqdm(
+            rows, desc=f"Converting {spec.name}", unit="row", disable=len(rows) <= PROGRESS_MIN_ROWS
+        )
+        for file, number, row in progress:
+            try:
+                sample = dataset_format.convert(row, spec)
+                _check_sample(sample, dataset_format, produces)
+            except ValueError as exc:
+                problems.append(_problem(file, number, exc))
+                continue
+            if isinstance(sample, Conversation):
+                sample.source = f"{file} row {number}"
+            samples.append(sample)
+    if problems:
+        shown = problems[:MAX_REPORTED_ROWS]
+        lines = [f"{len(problems)} malformed row(s):", *(f"  - {p}" for p in shown)]
+        if len(problems) > len(shown):
+            lines.append(f"  ... and {len(problems) - len(shown)} more")
+        lines.append("Fix the row or remove it." if len(problems) == 1 else "Fix these rows or remove them.")
+        raise DataError("\n".join(lines))
+    return samples
+
+
+def split_validation(samples: Sequence[Any], val_size: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """Split off a validation set: ``val_size`` is a fraction in (0, 1) or a row count (>= 1); 0 splits nothing.
+
+    The evaluation rows are drawn at random with ``seed``; both parts keep their original order.
+    """
+    if val_size < 0 or (val_size >= 1 and val_size != int(val_size)):
+        raise DataError(f"data.val_size must be a fraction in (0, 1) or a whole row count, got {val_size}.")
+    count = math.ceil(val_size * len(samples)) if val_size < 1 else int(val_size)
+    if count == 0:
+        return list(samples), []
+    if count >= len(samples):
+        raise DataError(
+            f"data.val_size={val_size} takes {count} of {len(samples)} rows for validation and leaves none for "
+            "training. Use a smaller val_size or more data."
+        )
+    chosen = set(random.Random(seed).sample(range(len(samples)), count))
+    train = [s for i, s in enumerate(samples) if i not in chosen]
+    return train, [s for i, s in enumerate(samples) if i in chosen]
+
+
+def dataset_fingerprint(specs: Sequence[DatasetSpec], dataset_dir: str | Path | None = None) -> str:
+    """SHA-256 over each spec (location-independent) and the bytes of its data files, for cache keys.
+
+    The hash depends on content only, so moving ``dataset_dir`` keeps the cache valid; each spec already
+    knows its folder and the argument is accepted for callers that pass it.
+    """
+    digest = hashlib.sha256()
+    for spec in specs:
+        digest.update(json.dumps(spec.to_json(), sort_keys=True).encode())
+        for file in data_files(spec.path):
+            digest.update(file.name.encode() + b"\0")
+            with file.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+    return digest.hexdigest()

@@ -1,0 +1,143 @@
+"""Load tokenizers and models from a ``model`` config section, with quantizers and patches applied.
+
+torch and transformers are imported inside the functions, so importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ft_core.components import ModelFamily
+from ft_core.config.schema import ModelSection, Selection
+from ft_core.errors import FtCoreError, PluginError
+from ft_core.models.embedded import resolve_model_path
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import torch
+
+    from ft_core.plugins import Plugins
+
+#: Names of output heads that ``targets: all`` never includes (besides ``get_output_embeddings()``).
+OUTPUT_HEAD_NAMES = frozenset({"lm_head", "output_layer", "score"})
+
+
+def model_folder(model: ModelSection) -> str:
+    """The local Hugging Face folder of ``model.name_or_path`` (GGUF files are converted once)."""
+    return resolve_model_path(model.name_or_path, model.cache_dir)
+
+
+def load_tokenizer(model: ModelSection, padding_side: str = "right") -> Any:
+    """Load the tokenizer of ``model`` (or of ``model.tokenizer``) and make sure it has a pad token.
+
+    A tokenizer without a pad token gets its EOS token as pad token; ``padding_side`` is ``right`` for
+    training (use ``left`` for batched generation).
+    """
+    from transformers import AutoTokenizer
+
+    if model.tokenizer:
+        folder = resolve_model_path(model.tokenizer, model.cache_dir, kind="tokenizer")
+    else:
+        folder = model_folder(model)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=model.trust_remote_code)
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is None:
+            raise FtCoreError(f"the tokenizer in {folder!r} has neither a pad token nor an EOS token")
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = padding_side
+    return tokenizer
+
+
+def resolve_family(plugins: Plugins, model_config: Any) -> ModelFamily | None:
+    """The registered model family covering ``model_config.model_type``, or ``None`` (the caller warns).
+
+    Two families claiming the same ``model_type`` is an error naming both distributions.
+    """
+    model_type = getattr(model_config, "model_type", None)
+    matches = [
+        plugins.registration("model_family", name)
+        for name in plugins.names("model_family")
+        if model_type in plugins.get("model_family", name).model_types
+    ]
+    if len(matches) > 1:
+        claims = ", ".join(f"{m.name} ({m.distribution})" for m in matches)
+        raise PluginError(f"model_type {model_type!r} is claimed by several model families: {claims}")
+    return matches[0].component if matches else None
+
+
+def choose_dtype(model: ModelSection, precision: str, use_cpu: bool | None) -> torch.dtype:
+    """The dtype to load weights in: ``model.dtype`` when set, else from ``training.precision``.
+
+    ``auto`` precision means bfloat16 on a CUDA GPU that supports it (and ``use_cpu`` is not set), else float32.
+    """
+    import torch
+
+    explicit = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if model.dtype != "auto":
+        return explicit[model.dtype]
+    by_precision = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision in by_precision:
+        return by_precision[precision]
+    on_gpu = not use_cpu and torch.cuda.is_available()
+    return torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
+
+
+def load_model(
+    model: ModelSection,
+    *,
+    dtype: torch.dtype,
+    quantizer: Selection | None = None,
+    patches: list[Selection] | tuple[Selection, ...] = (),
+    for_training: bool = True,
+) -> Any:
+    """Load the causal LM of ``model``: config -> patches' ``patch_config`` -> quantizer ``load_kwargs`` ->
+    weights -> quantizer ``after_load`` -> patches' ``patch_model``. Returns it in train or eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    folder = model_folder(model)
+    config = AutoConfig.from_pretrained(folder, trust_remote_code=model.trust_remote_code)
+    for patch in patches:
+        patch.component.patch_config(config, patch.options)
+    kwargs: dict[str, Any] = {"config": config, "dtype": dtype, "trust_remote_code": model.trust_remote_code}
+    if model.attn_implementation:
+        kwargs["attn_implementation"] = model.attn_implementation
+    if quantizer is not None:
+        kwargs.update(quantizer.component.load_kwargs(quantizer.options, config))
+    loaded = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    if quantizer is not None:
+        loaded = quantizer.component.after_load(loaded, quantizer.options)
+    for patch in patches:
+        loaded = patch.component.patch_model(loaded, patch.options)
+    return loaded.train(for_training)
+
+
+def prepare_for_training(model: Any, gradient_checkpointing: bool) -> Any:
+    """Turn the KV cache off and, if asked, enable (non-reentrant) gradient checkpointing with input grads."""
+    model.config.use_cache = False
+    if gradient_checkpointing:
+        if not getattr(model, "supports_gradient_checkpointing", False):
+            raise FtCoreError(
+                f"{type(model).__name__} does not support gradient checkpointing; "
+                "set training.gradient_checkpointing: false"
+            )
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        if not getattr(model, "_require_grads_hooks", None):
+            model.enable_input_require_grads()
+    return model
+
+
+def linear_module_names(model: Any, family: ModelFamily | None) -> list[str]:
+    """Short names of the ``nn.Linear`` leaves (``q_proj``, ``up_proj``, ...) except the output head.
+
+    This is what LoRA ``targets: all`` expands to; ``family.lora_targets`` wins when the family sets it.
+    """
+    if family is not None and family.lora_targets:
+        return list(family.lora_targets)
+    from torch import nn
+
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, nn.Linear) and module is not head
+    }
+    return sorted(names - OUTPUT_HEAD_NAMES)

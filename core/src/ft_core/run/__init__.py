@@ -1,0 +1,1 @@
+"""Running a job: output folder, manifest, trainer arguments, callbacks and the orchestration."""

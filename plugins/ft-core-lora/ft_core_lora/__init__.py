@@ -1,0 +1,17 @@
+"""ft-core plugin: the ``lora`` adapter method (LoRA, rsLoRA, DoRA through PEFT).
+
+Import-light: torch and peft are imported when the adapter is used, not at registration.
+"""
+
+from __future__ import annotations
+
+from ft_core.hookspecs import Register, hookimpl
+
+from ft_core_lora.adapter import LoraAdapter, LoraOptions
+
+__all__ = ["LoraAdapter", "LoraOptions"]
+
+
+@hookimpl
+def ft_register_adapters(register: Register) -> None:
+    register("lora", LoraAdapter())

@@ -1,0 +1,81 @@
+import subprocess
+import sys
+
+import ft_core_lora
+import pytest
+import torch
+from ft_core.components import ModelFamily
+from ft_core.config.typecheck import build
+from ft_core.errors import FtCoreError
+from ft_core.testing.conformance_adapters import check_adapter
+from ft_core_lora.adapter import LoraAdapter, LoraOptions
+
+
+def test_lora_registers_through_the_hook(make_plugins):
+    plugins = make_plugins(ft_core_lora)
+    assert isinstance(plugins.get("adapter", "lora"), LoraAdapter)
+    assert not LoraAdapter.saves_full_model
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        LoraOptions(),
+        LoraOptions(targets="q_proj,v_proj", use_rslora=True, init="gaussian"),
+        LoraOptions(use_dora=True),
+    ],
+    ids=["all", "rslora-gaussian", "dora"],
+)
+def test_lora_conformance(options, tiny_model, tmp_path):
+    # B starts at zero, so one step only moves B; the reloaded, merged model must match the PEFT model.
+    check_adapter(LoraAdapter(), options, tiny_model, tmp_path)
+
+
+def test_lora_saves_the_adapter_only(tiny_model, tmp_path):
+    adapter = LoraAdapter()
+    model = adapter.apply(tiny_model, LoraOptions(targets=["q_proj"]), None)
+    adapter.save(model, str(tmp_path))
+    assert (tmp_path / "adapter_model.safetensors").is_file()
+    assert (tmp_path / "adapter_config.json").is_file()
+    assert not (tmp_path / "model.safetensors").exists()
+
+
+def test_lora_all_targets_every_linear_layer_except_the_head(tiny_model):
+    model = LoraAdapter().apply(tiny_model, LoraOptions(), None)
+    targeted = set(model.peft_config["default"].target_modules)
+    assert targeted == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+
+
+def test_lora_family_targets_win(tiny_model):
+    family = ModelFamily(model_types=("llama",), lora_targets=("q_proj", "v_proj"))
+    model = LoraAdapter().apply(tiny_model, LoraOptions(), family)
+    assert set(model.peft_config["default"].target_modules) == {"q_proj", "v_proj"}
+
+
+def test_lora_unknown_target_lists_available_modules(tiny_model):
+    with pytest.raises(FtCoreError) as error:
+        LoraAdapter().apply(tiny_model, LoraOptions(targets=["q_proj", "query_key_value"]), None)
+    message = str(error.value)
+    assert "'query_key_value' not found" in message
+    assert "q_proj" in message and "down_proj" in message
+
+
+def test_lora_upcasts_trainable_parameters_of_a_half_precision_model(tiny_model):
+    model = LoraAdapter().apply(tiny_model.to(torch.bfloat16), LoraOptions(), None)
+    dtypes = {p.dtype for p in model.parameters() if p.requires_grad}
+    assert dtypes == {torch.float32}
+    assert {p.dtype for p in model.parameters() if not p.requires_grad} == {torch.bfloat16}
+
+
+def test_lora_options_are_validated_by_the_config_builder():
+    problems: list[str] = []
+    build(LoraOptions, {"rank": 0}, "adapter", problems, ignore=("method",))
+    assert problems == ["adapter: rank must be >= 1, got 0"]
+    problems.clear()
+    build(LoraOptions, {"method": "lora", "init": "pissa"}, "adapter", problems, ignore=("method",))
+    assert len(problems) == 1 and "adapter.init" in problems[0]
+
+
+def test_lora_registration_is_import_light():
+    code = "import sys, ft_core_lora; assert not {'torch', 'transformers', 'peft'} & set(sys.modules)"
+    subprocess.run([sys.executable, "-c", code], check=True)

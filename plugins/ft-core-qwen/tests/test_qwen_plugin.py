@@ -1,0 +1,68 @@
+"""Tests of the ft-core-qwen plugin: registration, the model family and template conformance."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import ft_core_qwen
+import pytest
+from ft_core.components import ModelFamily
+from ft_core.data.conversation import Conversation, Message
+from ft_core.testing.conformance import check_chat_template
+
+
+@pytest.fixture
+def plugins(make_plugins: Callable[..., Any]) -> Any:
+    return make_plugins(ft_core_qwen, distribution="ft-core-qwen")
+
+
+def test_registers_family_and_template(plugins: Any) -> None:
+    family = plugins.get("model_family", "qwen")
+    assert isinstance(family, ModelFamily)
+    assert family.model_types == ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe")
+    assert family.default_template == "qwen"
+    assert plugins.names("chat_template") == ["qwen"]
+    assert plugins.get("chat_template", "qwen").stop_words == ("<|im_end|>",)
+
+
+def test_template_conformance(plugins: Any, tiny_tokenizer: Any) -> None:
+    check_chat_template(plugins.get("chat_template", "qwen"), tiny_tokenizer, "qwen")
+
+
+def test_tool_call_turns_are_trained(plugins: Any, tiny_tokenizer: Any) -> None:
+    from ft_core.templates import IGNORE_INDEX, encode_conversation
+
+    call = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+    conversation = Conversation(
+        [
+            Message("user", "Weather in Paris?"),
+            Message("assistant", "", tool_calls=[call]),
+            Message("tool", "sunny"),
+            Message("assistant", "Sunny."),
+        ],
+        tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
+    )
+    encoded = encode_conversation(
+        tiny_tokenizer, plugins.get("chat_template", "qwen").jinja, conversation, cutoff_len=4096
+    )
+    assert encoded is not None
+    # The generation prompt `<|im_start|>assistant\n` is a prefix of the tool-call turn, so its newline is prompt.
+    trained = tiny_tokenizer.decode([t for t in encoded["labels"] if t != IGNORE_INDEX])
+    assert (
+        trained
+        == '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call><|im_end|>\n'
+        + "Sunny.<|im_end|>\n"
+    )
+
+
+def test_registration_is_import_light() -> None:
+    """Loading the entry-point module and registering imports neither torch nor transformers."""
+    code = (
+        "import sys, ft_core_qwen; from ft_core.plugins import build_plugins; "
+        "build_plugins(strict=True, entry_points=False, extra=[(ft_core_qwen, 'x')]); "
+        "sys.exit(sorted({'torch', 'transformers'} & set(sys.modules)) or 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

@@ -1,0 +1,147 @@
+"""Config loading (YAML, includes, overrides) and strict validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from ft_core.config.loader import load_config
+from ft_core.config.validate import validate
+from ft_core.errors import ConfigError
+from ft_core.plugins import build_plugins
+
+BASE = """
+model:
+  name_or_path: {model}
+data:
+  dataset: identity
+  cutoff_len: 64
+adapter:
+  method: lora
+  rank: 4
+training:
+  output_dir: {out}
+  max_steps: 2
+"""
+
+
+@pytest.fixture(scope="module")
+def plugins():
+    return build_plugins(strict=True)
+
+
+def _validate(path, plugins, overrides=()):
+    raw, sources = load_config(path, list(overrides))
+    return validate(raw, plugins, sources)
+
+
+@pytest.fixture
+def write(tmp_path):
+    def write(name: str, text: str):
+        path = tmp_path / name
+        path.write_text(text)
+        return path
+
+    return write
+
+
+@pytest.fixture
+def base_text(tiny_model_dir, tmp_path):
+    return BASE.format(model=tiny_model_dir, out=tmp_path / "run")
+
+
+def test_valid_config_resolves_every_component(plugins, write, base_text):
+    config = _validate(write("c.yaml", base_text), plugins)
+    assert config.data.cutoff_len == 64
+    assert config.one("adapter").name == "lora"
+    assert config.one("adapter").options.rank == 4
+    assert config.stage.name == "sft", "stage defaults to sft"
+    assert config.one("optimizer").name == "adamw"
+
+
+def test_all_problems_reported_at_once_with_paths_and_did_you_mean(plugins, write, base_text):
+    text = base_text.replace("cutoff_len: 64", "cutof_len: 64\n  val_size: lots") + "\noptimizer:\n  name: adamv\n"
+    text = text.replace("rank: 4", "rnak: 4")
+    path = write("c.yaml", text)
+    with pytest.raises(ConfigError) as error:
+        _validate(path, plugins)
+    message = str(error.value)
+    assert "data.cutof_len: unknown key. Did you mean 'cutoff_len'?" in message
+    assert "data.val_size: expected a number, got 'lots'" in message
+    assert "adapter.rnak: unknown key. Did you mean 'rank'?" in message
+    assert "optimizer.name: unknown optimizer 'adamv'. Did you mean 'adamw'?" in message
+    assert str(path) in message, "each problem names the file that set the key"
+    assert len(error.value.problems) == 4
+
+
+def test_unknown_section_and_wrong_literal(plugins, write, base_text):
+    path = write("c.yaml", base_text + "trainig:\n  seed: 1\ntemplate:\n  check: loud\n")
+    with pytest.raises(ConfigError) as error:
+        _validate(path, plugins)
+    message = str(error.value)
+    assert "trainig: unknown section. Did you mean 'training'?" in message
+    assert "template.check: expected one of 'strict' | 'warn' | 'off', got 'loud'" in message
+
+
+def test_invalid_combinations(plugins, write, base_text):
+    text = base_text.replace("max_steps: 2", "max_steps: 2\n  eval_steps: 5\n  use_cpu: true\n  precision: fp16")
+    path = write("c.yaml", text.replace("dataset: identity", "dataset: identty"))
+    with pytest.raises(ConfigError) as error:
+        _validate(path, plugins)
+    message = str(error.value)
+    assert "training.eval_steps: needs evaluation data" in message
+    assert "training.precision: fp16 needs a GPU" in message
+    assert "identty" in message and "identity" in message
+
+
+def test_includes_and_overrides_merge_in_order(plugins, write, base_text):
+    write("base.yaml", base_text)
+    path = write("child.yaml", "include: base.yaml\ndata:\n  cutoff_len: 32\n")
+    raw, sources = load_config(path, ["training.max_steps=7", "adapter=full"])
+    config = validate(raw, plugins, sources)
+    assert config.data.cutoff_len == 32
+    assert config.training.max_steps == 7
+    assert config.one("adapter").name == "full"
+    assert sources["data.cutoff_len"] == str(path)
+    assert sources["training.max_steps"] == "command line"
+    assert sources["model.name_or_path"].endswith("base.yaml")
+
+
+def test_include_cycle_and_missing_file(write):
+    write("a.yaml", "include: b.yaml\n")
+    write("b.yaml", "include: a.yaml\n")
+    with pytest.raises(ConfigError, match="include cycle"):
+        load_config(write("a.yaml", "include: b.yaml\n"))
+    with pytest.raises(ConfigError, match=r"config file not found: .*nope.yaml \(included from"):
+        load_config(write("c.yaml", "include: nope.yaml\n"))
+
+
+def test_yaml_syntax_error_names_line(write):
+    with pytest.raises(ConfigError, match=r"line 2, column \d+: invalid YAML"):
+        load_config(write("bad.yaml", "model:\n  name_or_path: a: b\n"))
+
+
+def test_bad_override_form(write, base_text):
+    with pytest.raises(ConfigError, match="not of the form key=value"):
+        load_config(write("c.yaml", base_text), ["training.max_steps"])
+
+
+def test_quantized_full_training_is_rejected(plugins, write, base_text):
+    from ft_core.components import Quantizer
+    from ft_core.hookspecs import hookimpl
+    import types
+
+    module = types.ModuleType("q")
+    module.ft_register_quantizers = hookimpl(lambda register: register("fake4", Quantizer()))
+    with_quantizer = build_plugins(strict=True, extra=[(module, "fake-quant")])
+    path = write("c.yaml", base_text.replace("method: lora\n  rank: 4", "method: full") + "quantization: fake4\n")
+    with pytest.raises(ConfigError, match="quantized weights cannot be trained with adapter.method: full"):
+        _validate(path, with_quantizer)
+
+
+def test_missing_required_keys(plugins, write):
+    with pytest.raises(ConfigError) as error:
+        _validate(write("c.yaml", "data:\n  cutoff_len: 16\n"), plugins)
+    message = str(error.value)
+    assert "model.name_or_path: required" in message
+    assert "training.output_dir: required" in message
+    assert "data.dataset: required" in message

@@ -1,0 +1,230 @@
+"""Rendering conversations and masking labels (ft_core.templates.render)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from ft_core.data.conversation import Conversation, Message
+from ft_core.errors import DataError, TemplateMismatchError
+from ft_core.templates import (
+    IGNORE_INDEX,
+    TemplateRenderError,
+    encode_conversation,
+    generation_inputs,
+    render,
+    render_conversation,
+    stop_token_ids,
+)
+from ft_core.testing.tiny import CHATML_JINJA
+from ft_core_llama.templates import LLAMA2, LLAMA3
+
+CONCAT_JINJA = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
+
+
+def two_turns(system: str | None = "You are a helpful assistant.") -> Conversation:
+    messages = [
+        Message("user", "What is the capital of France?"),
+        Message("assistant", "The capital of France is Paris."),
+        Message("user", "And of Italy?"),
+        Message("assistant", "Rome."),
+    ]
+    if system is not None:
+        messages.insert(0, Message("system", system))
+    return Conversation(messages, source="test.json row 1")
+
+
+def trained_segments(tokenizer: Any, encoded: dict[str, list[int]]) -> list[str]:
+    """Decoded runs of consecutive trained tokens."""
+    segments: list[list[int]] = []
+    previous = False
+    for label in encoded["labels"]:
+        trained = label != IGNORE_INDEX
+        if trained and not previous:
+            segments.append([])
+        if trained:
+            segments[-1].append(label)
+        previous = trained
+    return [tokenizer.decode(ids) for ids in segments]
+
+
+def test_every_assistant_turn_with_its_end_marker_is_trained(tiny_tokenizer: Any) -> None:
+    encoded = encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024)
+    assert encoded is not None
+    assert trained_segments(tiny_tokenizer, encoded) == [
+        "The capital of France is Paris.<|im_end|>\n",
+        "Rome.<|im_end|>\n",
+    ]
+    text = render(tiny_tokenizer, CHATML_JINJA, two_turns().messages)
+    assert encoded["input_ids"] == tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
+    assert encoded["attention_mask"] == [1] * len(encoded["input_ids"])
+    assert len(encoded["labels"]) == len(encoded["input_ids"])
+
+
+def test_mask_history_trains_only_the_last_turn(tiny_tokenizer: Any) -> None:
+    encoded = encode_conversation(
+        tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024, mask_history=True
+    )
+    assert encoded is not None
+    assert trained_segments(tiny_tokenizer, encoded) == ["Rome.<|im_end|>\n"]
+
+
+def test_train_on_prompt_trains_everything(tiny_tokenizer: Any) -> None:
+    encoded = encode_conversation(
+        tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024, train_on_prompt=True
+    )
+    assert encoded is not None
+    assert encoded["labels"] == encoded["input_ids"]
+
+
+def test_train_on_prompt_with_mask_history_keeps_earlier_answers_masked(tiny_tokenizer: Any) -> None:
+    encoded = encode_conversation(
+        tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024, train_on_prompt=True, mask_history=True
+    )
+    assert encoded is not None
+    segments = trained_segments(tiny_tokenizer, encoded)
+    assert len(segments) == 2
+    assert segments[0].endswith("<|im_start|>assistant\n")
+    assert "Paris" not in "".join(segments)
+    assert segments[1].startswith("<|im_start|>user\nAnd of Italy?") and segments[1].endswith(
+        "Rome.<|im_end|>\n"
+    )
+
+
+def test_cutoff_drops_tokens_from_the_end(tiny_tokenizer: Any) -> None:
+    full = encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024)
+    assert full is not None
+    first_trained = next(i for i, label in enumerate(full["labels"]) if label != IGNORE_INDEX)
+    cut = first_trained + 3
+    truncated = encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=cut)
+    assert truncated is not None
+    assert truncated["input_ids"] == full["input_ids"][:cut]
+    assert truncated["labels"] == full["labels"][:cut]
+    assert truncated["attention_mask"] == [1] * cut
+
+
+def test_none_when_no_trained_token_remains(tiny_tokenizer: Any) -> None:
+    full = encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024)
+    assert full is not None
+    first_trained = next(i for i, label in enumerate(full["labels"]) if label != IGNORE_INDEX)
+    assert encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=first_trained) is None
+    no_answer = Conversation([Message("user", "Hello?")])
+    assert encode_conversation(tiny_tokenizer, CHATML_JINJA, no_answer, cutoff_len=1024) is None
+
+
+def test_system_is_inserted_only_when_missing(tiny_tokenizer: Any) -> None:
+    inserted = render_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(system=None), system="Be brief.")
+    assert inserted.text.startswith("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n")
+    assert [s.index for s in inserted.spans] == [2, 4]
+    kept = render_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(system="Own."), system="Be brief.")
+    assert kept.text.startswith("<|im_start|>system\nOwn.<|im_end|>\n") and "Be brief." not in kept.text
+    encoded = encode_conversation(
+        tiny_tokenizer, CHATML_JINJA, two_turns(system=None), cutoff_len=1024, system="S."
+    )
+    assert encoded is not None
+    assert trained_segments(tiny_tokenizer, encoded)[-1] == "Rome.<|im_end|>\n"
+
+
+def test_token_straddling_the_prompt_answer_boundary_is_split(tiny_tokenizer: Any) -> None:
+    conversation = Conversation([Message("user", "The quick bro"), Message("assistant", "wn fox jumps")])
+    whole = tiny_tokenizer("The quick brown fox jumps", add_special_tokens=False, return_offsets_mapping=True)
+    boundary = len("The quick bro")
+    assert any(start < boundary < end for start, end in whole["offset_mapping"]), (
+        "fixture: a token must straddle"
+    )
+
+    encoded = encode_conversation(tiny_tokenizer, CONCAT_JINJA, conversation, cutoff_len=1024)
+    assert encoded is not None
+    prompt_ids = tiny_tokenizer("The quick bro", add_special_tokens=False)["input_ids"]
+    answer_ids = tiny_tokenizer("wn fox jumps", add_special_tokens=False)["input_ids"]
+    assert encoded["input_ids"] == prompt_ids + answer_ids  # the prompt tokens are what inference feeds
+    assert encoded["labels"] == [IGNORE_INDEX] * len(prompt_ids) + answer_ids
+    assert trained_segments(tiny_tokenizer, encoded) == ["wn fox jumps"]
+
+
+class SlowView:
+    """The tiny tokenizer seen as a slow tokenizer: no offsets."""
+
+    is_fast = False
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)
+
+    def __call__(self, text: str, **kwargs: Any) -> Any:
+        if kwargs.get("return_offsets_mapping"):
+            raise NotImplementedError("slow tokenizers have no offsets")
+        return self._tokenizer(text, **kwargs)
+
+
+def test_slow_tokenizer_is_encoded_piece_by_piece(tiny_tokenizer: Any) -> None:
+    fast = encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024)
+    slow = encode_conversation(SlowView(tiny_tokenizer), CHATML_JINJA, two_turns(), cutoff_len=1024)
+    assert slow == fast  # ChatML's turn boundaries are token boundaries, so the pieces agree with the whole
+
+
+def test_llama_templates_train_answer_and_end_of_turn(tiny_tokenizer: Any) -> None:
+    llama3 = encode_conversation(tiny_tokenizer, LLAMA3, two_turns(), cutoff_len=1024)
+    assert llama3 is not None
+    assert trained_segments(tiny_tokenizer, llama3) == [
+        "The capital of France is Paris.<|eot_id|>",
+        "Rome.<|eot_id|>",
+    ]
+    llama2 = encode_conversation(tiny_tokenizer, LLAMA2, two_turns(), cutoff_len=1024)
+    assert llama2 is not None
+    eos = tiny_tokenizer.eos_token
+    assert trained_segments(tiny_tokenizer, llama2) == [
+        f" The capital of France is Paris. {eos}",
+        f" Rome. {eos}",
+    ]
+
+
+def test_prefix_unstable_template_is_rejected_with_the_divergence(tiny_tokenizer: Any) -> None:
+    # Like templates that drop earlier reasoning: an assistant turn renders differently once more follows.
+    unstable = (
+        "{% for m in messages %}{% if m['role'] == 'assistant' and not loop.last %}<old>{% endif %}"
+        "{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
+    )
+    with pytest.raises(TemplateMismatchError) as info:
+        encode_conversation(tiny_tokenizer, unstable, two_turns(), cutoff_len=1024, name="thinker")
+    message = str(info.value)
+    assert "'thinker' is not prefix-stable" in message and "test.json row 1" in message
+    assert "diverge at character" in message and "<old>" in message
+
+
+def test_generation_prompt_not_a_prefix_is_rejected(tiny_tokenizer: Any) -> None:
+    odd = (
+        "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}ASSISTANT >{% endif %}"
+    )
+    with pytest.raises(TemplateMismatchError, match="generation prompt before message 2"):
+        encode_conversation(tiny_tokenizer, odd, two_turns(), cutoff_len=1024)
+
+
+def test_render_errors_and_bad_conversations(tiny_tokenizer: Any) -> None:
+    not_alternating = Conversation([Message("user", "a"), Message("user", "b"), Message("assistant", "c")])
+    with pytest.raises(TemplateRenderError, match=r"'llama2' cannot render.*must alternate"):
+        encode_conversation(tiny_tokenizer, LLAMA2, not_alternating, cutoff_len=64, name="llama2")
+    assistant_first = Conversation(
+        [Message("assistant", "Hi."), Message("user", "Hello.")], source="x.json row 3"
+    )
+    with pytest.raises(DataError, match=r"x\.json row 3 starts with an assistant turn"):
+        encode_conversation(tiny_tokenizer, CHATML_JINJA, assistant_first, cutoff_len=64)
+
+
+def test_generation_inputs_end_with_the_generation_prompt(tiny_tokenizer: Any) -> None:
+    messages = [Message("user", "Hi!")]
+    ids = generation_inputs(tiny_tokenizer, CHATML_JINJA, messages)
+    assert tiny_tokenizer.decode(ids) == "<|im_start|>user\nHi!<|im_end|>\n<|im_start|>assistant\n"
+    assert generation_inputs(tiny_tokenizer, CHATML_JINJA, [{"role": "user", "content": "Hi!"}]) == ids
+
+
+def test_stop_token_ids(tiny_tokenizer: Any) -> None:
+    class Template:
+        stop_words = ("<|eot_id|>", "<|im_end|>", "two tokens")
+
+    eos = tiny_tokenizer.eos_token_id
+    eot = tiny_tokenizer.convert_tokens_to_ids("<|eot_id|>")
+    assert stop_token_ids(tiny_tokenizer, Template()) == [eos, eot]

@@ -1,0 +1,107 @@
+"""Training end to end on tiny models: LoRA, freeze, full, pt, artefacts, resume equivalence."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ft_core.components import TrainingLogger
+from ft_core.errors import FtCoreError
+from ft_core.hookspecs import hookimpl
+from ft_core.plugins import build_plugins
+from ft_core.run.runner import load_and_validate, run_training
+
+
+def _train(path: Path, overrides=(), plugins=None) -> Path:
+    config, plugins = load_and_validate(str(path), list(overrides), plugins)
+    return run_training(config, plugins)
+
+
+def _weights(folder: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(next(folder.glob("*.safetensors"))))
+
+
+def test_lora_sft_writes_every_artefact(make_config):
+    run = _train(make_config(loggers=["tensorboard"]))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    names = {(c["section"], c["name"], c["distribution"]) for c in manifest["components"]}
+    assert {("adapter", "lora", "ft-core-lora"), ("stage", "sft", "ft-core-sft")} <= names
+    assert manifest["template"]["name"] == "auto"
+    assert (run / "config.yaml").is_file()
+    assert (run / "model" / "adapter_config.json").is_file()
+    assert (run / "model" / "tokenizer_config.json").is_file()
+    assert (run / "loss.png").stat().st_size > 1000
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+    losses = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in losses if "loss" in r] == [1, 2]
+    results = json.loads((run / "train_results.json").read_text())
+    assert results["effective_tokens_per_sec"] > 0
+
+
+@pytest.mark.parametrize("adapter", [{"method": "freeze", "trainable_layers": 1}, {"method": "full"}])
+def test_freeze_and_full_save_a_whole_model_that_changed(make_config, tiny_model_dir, adapter):
+    run = _train(make_config(adapter=adapter, training={"learning_rate": 1e-2}))
+    before, after = _weights(Path(tiny_model_dir)), _weights(run / "model")
+    changed = {k for k in before if not torch.equal(before[k], after[k].to(before[k].dtype))}
+    assert changed, "training changed nothing"
+    if adapter["method"] == "freeze":
+        assert all(".layers.1." in k for k in changed), f"frozen weights changed: {sorted(changed)[:5]}"
+
+
+def test_pretraining_stage_on_text(make_config):
+    run = _train(make_config(stage="pt", data={"dataset": ["c4_demo"], "cutoff_len": 32}))
+    results = json.loads((run / "train_results.json").read_text())
+    assert results["train_loss"] > 0
+    assert (run / "model" / "adapter_model.safetensors").is_file()
+
+
+def _crash_plugin(at_step: int) -> types.ModuleType:
+    """A logger plugin whose callback kills training at ``at_step``, like a crash or a pre-emption."""
+
+    class Crash(TrainingLogger):
+        def callback(self, options, run_dir):
+            from transformers import TrainerCallback
+
+            class Kill(TrainerCallback):
+                def on_step_begin(self, args, state, control, **kwargs):
+                    if state.global_step == at_step:
+                        raise KeyboardInterrupt("simulated kill")
+
+            return Kill()
+
+    module = types.ModuleType("crash")
+    module.ft_register_loggers = hookimpl(lambda register: register("crash", Crash()))
+    return module
+
+
+def test_resume_after_a_kill_reaches_the_same_result(make_config, tmp_path):
+    common = {"max_steps": 6, "save_steps": 2, "learning_rate": 5e-3}
+    straight = _train(make_config("a.yaml", training={**common, "output_dir": str(tmp_path / "straight")}))
+
+    plugins = build_plugins(strict=True, extra=[(_crash_plugin(at_step=3), "crash-test")])
+    crashing = make_config("b.yaml", training={**common, "output_dir": str(tmp_path / "resumed")}, loggers=["crash"])
+    with pytest.raises(KeyboardInterrupt):
+        _train(crashing, plugins=plugins)
+    manifest = json.loads((tmp_path / "resumed" / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    assert (tmp_path / "resumed" / "checkpoint-2").is_dir()
+
+    resumed = _train(crashing, ["loggers=[]"])
+    assert json.loads((resumed / "manifest.json").read_text())["resumed_from"].endswith("checkpoint-2")
+    a, b = _weights(straight / "model"), _weights(resumed / "model")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-6)
+
+
+def test_a_finished_run_is_never_overwritten_silently(make_config):
+    path = make_config()
+    _train(path)
+    with pytest.raises(FtCoreError, match="already holds a finished run"):
+        _train(path)
