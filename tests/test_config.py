@@ -59,7 +59,10 @@ def test_valid_config_resolves_every_component(plugins, write, base_text):
 
 
 def test_all_problems_reported_at_once_with_paths_and_did_you_mean(plugins, write, base_text):
-    text = base_text.replace("cutoff_len: 64", "cutof_len: 64\n  val_size: lots") + "\noptimizer:\n  name: adamv\n"
+    text = (
+        base_text.replace("cutoff_len: 64", "cutof_len: 64\n  val_size: lots")
+        + "\noptimizer:\n  name: adamv\n"
+    )
     text = text.replace("rank: 4", "rnak: 4")
     path = write("c.yaml", text)
     with pytest.raises(ConfigError) as error:
@@ -83,7 +86,9 @@ def test_unknown_section_and_wrong_literal(plugins, write, base_text):
 
 
 def test_invalid_combinations(plugins, write, base_text):
-    text = base_text.replace("max_steps: 2", "max_steps: 2\n  eval_steps: 5\n  use_cpu: true\n  precision: fp16")
+    text = base_text.replace(
+        "max_steps: 2", "max_steps: 2\n  eval_steps: 5\n  use_cpu: true\n  precision: fp16"
+    )
     path = write("c.yaml", text.replace("dataset: identity", "dataset: identty"))
     with pytest.raises(ConfigError) as error:
         _validate(path, plugins)
@@ -126,15 +131,18 @@ def test_bad_override_form(write, base_text):
 
 
 def test_quantized_full_training_is_rejected(plugins, write, base_text):
+    import types
+
     from ft_core.components import Quantizer
     from ft_core.hookspecs import hookimpl
-    import types
 
     module = types.ModuleType("q")
     module.ft_register_quantizers = hookimpl(lambda register: register("fake4", Quantizer()))
     with_quantizer = build_plugins(strict=True, extra=[(module, "fake-quant")])
-    path = write("c.yaml", base_text.replace("method: lora\n  rank: 4", "method: full") + "quantization: fake4\n")
-    with pytest.raises(ConfigError, match="quantized weights cannot be trained with adapter.method: full"):
+    path = write(
+        "c.yaml", base_text.replace("method: lora\n  rank: 4", "method: full") + "quantization: fake4\n"
+    )
+    with pytest.raises(ConfigError, match=r"quantized weights cannot be trained with adapter\.method: full"):
         _validate(path, with_quantizer)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ft_core.config.schema import DataSection
 from ft_core.data.formats import AlpacaFormat, RowError, ShareGptFormat, TextFormat
 from ft_core.data.loader import load_samples

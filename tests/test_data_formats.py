@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from ft_core.data.conversation import Conversation
 from ft_core.data.formats import AlpacaFormat, ShareGptFormat, TextFormat
 from ft_core.data.readers import read_rows

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ft_core.config.schema import DataSection
 from ft_core.data.cache import cached
 from ft_core.data.conversation import Conversation

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from ft_core.errors import FtCoreError
 from ft_core.models import gguf as gguf_module
 from ft_core.models.cache import atomic_folder, file_sha256
@@ -201,10 +202,11 @@ def test_missing_gguf_file(tmp_path):
 
 @pytest.mark.e2e
 def test_embedded_smollm2_converts_and_knows_paris():
+    from transformers import AutoModelForCausalLM
+
     from ft_core.config.schema import ModelSection
     from ft_core.models.embedded import resolve_model_path
     from ft_core.models.loader import load_tokenizer
-    from transformers import AutoModelForCausalLM
 
     pytest.importorskip("gguf")
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from ft_core.components import ModelFamily, ModelPatch, Quantizer
 from ft_core.config.schema import ModelSection, Selection
 from ft_core.errors import FtCoreError, PluginError

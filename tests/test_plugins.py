@@ -87,11 +87,15 @@ def test_a_hook_that_raises_disables_only_that_plugin():
         raise ValueError("registration bug")
 
     plugins = build_plugins(
-        strict=False, entry_points=False, extra=[(_module("bad", ft_register_chat_templates=explode), "bad-dist")]
+        strict=False,
+        entry_points=False,
+        extra=[(_module("bad", ft_register_chat_templates=explode), "bad-dist")],
     )
     record = next(r for r in plugins.records if r.name == "bad")
     assert record.status == "failed" and "registration bug" in record.error
-    assert "half" not in plugins.names("chat_template"), "a failed plugin must not leave partial registrations"
+    assert "half" not in plugins.names("chat_template"), (
+        "a failed plugin must not leave partial registrations"
+    )
 
 
 def test_duplicate_names_across_distributions_name_both():
@@ -101,7 +105,9 @@ def test_duplicate_names_across_distributions_name_both():
     def two(register):
         register("chatml", ChatTemplate(jinja="b"))
 
-    with pytest.raises(PluginError, match=r"'chatml' is registered twice: by first-dist .* and by second-dist"):
+    with pytest.raises(
+        PluginError, match=r"'chatml' is registered twice: by first-dist .* and by second-dist"
+    ):
         build_plugins(
             entry_points=False,
             extra=[
@@ -116,7 +122,9 @@ def test_wrong_component_type_is_rejected():
         register("adamw", object())
 
     with pytest.raises(PluginError, match="OptimizerFactory"):
-        build_plugins(strict=True, entry_points=False, extra=[(_module("w", ft_register_optimizers=wrong), "w")])
+        build_plugins(
+            strict=True, entry_points=False, extra=[(_module("w", ft_register_optimizers=wrong), "w")]
+        )
 
 
 def test_unknown_name_lists_available_did_you_mean_and_install_hint():
@@ -126,7 +134,9 @@ def test_unknown_name_lists_available_did_you_mean_and_install_hint():
     def register_opt(register):
         register("adamw", Opt())
 
-    plugins = build_plugins(entry_points=False, extra=[(_module("o", ft_register_optimizers=register_opt), "opt-dist")])
+    plugins = build_plugins(
+        entry_points=False, extra=[(_module("o", ft_register_optimizers=register_opt), "opt-dist")]
+    )
     with pytest.raises(ComponentNotFoundError) as error:
         plugins.get("optimizer", "adamv")
     message = str(error.value)
@@ -154,7 +164,9 @@ def test_trace_prints_hook_calls(capsys):
         register("traced", ChatTemplate(jinja="x"))
 
     build_plugins(
-        trace=True, entry_points=False, extra=[(_module("t", ft_register_chat_templates=register_one), "t-dist")]
+        trace=True,
+        entry_points=False,
+        extra=[(_module("t", ft_register_chat_templates=register_one), "t-dist")],
     )
     err = capsys.readouterr().err
     assert "t-dist:t -> ft_register_chat_templates()" in err

@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import ft_core_llama
 import ft_core_qwen
 import ft_core_templates_generic
 import ft_template_zephyr
-import pytest
 from ft_core.data.conversation import Message
 from ft_core.templates import render
 from ft_core.testing.tiny import tiny_tokenizer

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from ft_core.data.conversation import Conversation, Message
 from ft_core.errors import DataError, TemplateMismatchError
 from ft_core.templates import (

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 import ft_core_llama
 import ft_core_qwen
 import ft_core_templates_generic
-import pytest
 from ft_core.config.schema import TemplateSection
 from ft_core.errors import ComponentNotFoundError, FtCoreError, TemplateMismatchError
 from ft_core.templates import (

@@ -85,7 +85,9 @@ def test_resume_after_a_kill_reaches_the_same_result(make_config, tmp_path):
     straight = _train(make_config("a.yaml", training={**common, "output_dir": str(tmp_path / "straight")}))
 
     plugins = build_plugins(strict=True, extra=[(_crash_plugin(at_step=3), "crash-test")])
-    crashing = make_config("b.yaml", training={**common, "output_dir": str(tmp_path / "resumed")}, loggers=["crash"])
+    crashing = make_config(
+        "b.yaml", training={**common, "output_dir": str(tmp_path / "resumed")}, loggers=["crash"]
+    )
     with pytest.raises(KeyboardInterrupt):
         _train(crashing, plugins=plugins)
     manifest = json.loads((tmp_path / "resumed" / "manifest.json").read_text())

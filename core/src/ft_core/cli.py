@@ -13,7 +13,7 @@ from ft_core import __version__
 from ft_core.errors import FtCoreError
 
 
-def build_parser(plugins) -> argparse.ArgumentParser:  # noqa: ANN001 - Plugins, imported lazily
+def build_parser(plugins) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ft-core",
         description="Fine-tune large language models. Run `ft-core plugins` to see what is installed.",

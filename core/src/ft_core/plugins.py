@@ -124,7 +124,9 @@ class Plugins:
             if function is None or kind.hook not in record.hooks:
                 continue
             if self.trace:
-                print(f"[ft-core trace] {record.distribution}:{record.name} -> {kind.hook}()", file=sys.stderr)
+                print(
+                    f"[ft-core trace] {record.distribution}:{record.name} -> {kind.hook}()", file=sys.stderr
+                )
             try:
                 function(register=self._collector(kind, record, staged))
             except Exception as exc:
@@ -137,7 +139,9 @@ class Plugins:
     def _collector(self, kind: Kind, record: PluginRecord, staged: list[Registration]):
         def register(name: str, component: Any) -> None:
             if not isinstance(name, str) or not _NAME_RE.match(name):
-                raise PluginError(f"invalid {kind.key} name {name!r}: use lower-case letters, digits, '_', '.', '-'")
+                raise PluginError(
+                    f"invalid {kind.key} name {name!r}: use lower-case letters, digits, '_', '.', '-'"
+                )
             if not isinstance(component, kind.base):
                 raise PluginError(
                     f"{kind.key} {name!r} must be an instance of ft_core.components.{kind.base.__name__}, "
@@ -198,8 +202,12 @@ class Plugins:
         """Explain an unknown name: what is available, from where, did-you-mean, what to install."""
         title = KINDS_BY_KEY[kind].title
         registry = self.registries[kind]
-        available = ", ".join(f"{n} ({registry[n].distribution})" for n in sorted(registry)) or "none installed"
-        message = f"unknown {title[:-1] if title.endswith('s') else title} {name!r}.{did_you_mean(name, registry)}"
+        available = (
+            ", ".join(f"{n} ({registry[n].distribution})" for n in sorted(registry)) or "none installed"
+        )
+        message = (
+            f"unknown {title[:-1] if title.endswith('s') else title} {name!r}.{did_you_mean(name, registry)}"
+        )
         message += f" Available: {available}."
         install = KNOWN_DISTRIBUTIONS.get(kind, {}).get(name)
         failed = [r for r in self.records if r.status == "failed"]
@@ -254,7 +262,9 @@ def build_plugins(
     if builtins:
         from ft_core import builtin
 
-        plugins.add_module(builtin, PluginRecord("builtin", CORE_DISTRIBUTION, _core_version(), builtin.__name__))
+        plugins.add_module(
+            builtin, PluginRecord("builtin", CORE_DISTRIBUTION, _core_version(), builtin.__name__)
+        )
     if entry_points:
         for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
             distribution, version = _distribution_of(entry_point)

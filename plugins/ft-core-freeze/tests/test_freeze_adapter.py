@@ -1,6 +1,7 @@
-import ft_core_freeze
 import pytest
 import torch
+
+import ft_core_freeze
 from ft_core.components import ModelFamily
 from ft_core.errors import FtCoreError
 from ft_core.testing.conformance_adapters import check_adapter

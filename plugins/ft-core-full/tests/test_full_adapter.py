@@ -1,5 +1,6 @@
-import ft_core_full
 import torch
+
+import ft_core_full
 from ft_core.testing.conformance_adapters import check_adapter
 
 

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import ft_core_llama
 import pytest
+
+import ft_core_llama
 from ft_core.components import ChatTemplate, ModelFamily
 from ft_core.testing.conformance import check_chat_template
 

@@ -6,7 +6,6 @@ Import-light: torch and peft are imported when the adapter is used, not at regis
 from __future__ import annotations
 
 from ft_core.hookspecs import Register, hookimpl
-
 from ft_core_lora.adapter import LoraAdapter, LoraOptions
 
 __all__ = ["LoraAdapter", "LoraOptions"]

@@ -1,9 +1,10 @@
 import subprocess
 import sys
 
-import ft_core_lora
 import pytest
 import torch
+
+import ft_core_lora
 from ft_core.components import ModelFamily
 from ft_core.config.typecheck import build
 from ft_core.errors import FtCoreError

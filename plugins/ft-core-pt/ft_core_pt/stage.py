@@ -37,7 +37,9 @@ class PtStage(TrainingStage):
         eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
         documents = [ids + eos for ids in tokenizer(samples, add_special_tokens=True)["input_ids"]]
         blocks = pack(documents, cutoff) if options.packing else [d[:cutoff] for d in documents]
-        return [{"input_ids": b, "labels": list(b), "attention_mask": [1] * len(b)} for b in blocks if len(b) > 1]
+        return [
+            {"input_ids": b, "labels": list(b), "attention_mask": [1] * len(b)} for b in blocks if len(b) > 1
+        ]
 
     def build_trainer(self, ctx: RunContext, train_dataset: Any, eval_dataset: Any, callbacks: list) -> Any:
         from transformers import DataCollatorForSeq2Seq

@@ -5,7 +5,6 @@ Import-light: registering imports neither torch nor transformers.
 
 from ft_core.components import ChatTemplate, ModelFamily
 from ft_core.hookspecs import Register, hookimpl
-
 from ft_core_qwen.templates import QWEN
 
 __version__ = "0.1.0"

@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import ft_core_qwen
 import pytest
+
+import ft_core_qwen
 from ft_core.components import ModelFamily
 from ft_core.data.conversation import Conversation, Message
 from ft_core.testing.conformance import check_chat_template

@@ -5,6 +5,8 @@ from __future__ import annotations
 from ft_core.hookspecs import Register, hookimpl
 from ft_core_sft.stage import SftStage
 
+__all__ = ["SftStage"]
+
 
 @hookimpl
 def ft_register_stages(register: Register) -> None:

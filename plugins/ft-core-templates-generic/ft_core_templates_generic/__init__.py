@@ -7,7 +7,6 @@
 
 from ft_core.components import ChatTemplate
 from ft_core.hookspecs import Register, hookimpl
-
 from ft_core_templates_generic.templates import ALPACA, CHATML, DEFAULT, EMPTY, VICUNA
 
 __version__ = "0.1.0"

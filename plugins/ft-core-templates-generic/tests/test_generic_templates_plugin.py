@@ -7,8 +7,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import ft_core_templates_generic
 import pytest
+
+import ft_core_templates_generic
 from ft_core.testing.conformance import check_chat_template
 
 GENERIC = ("default", "alpaca", "vicuna", "empty")

@@ -14,8 +14,12 @@ class ChatCommand(CliCommand):
     help: ClassVar[str] = "chat with a trained run folder (or a model) in the terminal"
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("target", help="a run folder written by `ft-core run`, a model folder, or a model alias")
-        parser.add_argument("-m", "--message", action="append", help="send this message and exit (repeatable)")
+        parser.add_argument(
+            "target", help="a run folder written by `ft-core run`, a model folder, or a model alias"
+        )
+        parser.add_argument(
+            "-m", "--message", action="append", help="send this message and exit (repeatable)"
+        )
         parser.add_argument("--system", help="system prompt")
         parser.add_argument("--engine", default="hf", help="inference engine (default: hf)")
         parser.add_argument("--max-new-tokens", type=int, default=256)
@@ -55,7 +59,9 @@ class ChatCommand(CliCommand):
                 self._turn(model, history, text, args, prefix="Assistant: ")
 
     @staticmethod
-    def _turn(model: Any, history: list[dict[str, Any]], text: str, args: argparse.Namespace, prefix: str) -> None:
+    def _turn(
+        model: Any, history: list[dict[str, Any]], text: str, args: argparse.Namespace, prefix: str
+    ) -> None:
         history.append({"role": "user", "content": text})
         print(prefix, end="", flush=True)
         pieces = []

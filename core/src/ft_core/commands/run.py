@@ -10,11 +10,15 @@ from ft_core.components import CliCommand
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="the YAML config file")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. training.max_steps=5")
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. training.max_steps=5"
+    )
 
 
 class RunCommand(CliCommand):
-    help: ClassVar[str] = "validate a config, then train (resumes from the newest checkpoint when there is one)"
+    help: ClassVar[str] = (
+        "validate a config, then train (resumes from the newest checkpoint when there is one)"
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _config_arguments(parser)
@@ -38,7 +42,9 @@ class ValidateCommand(CliCommand):
 
         config, _ = load_and_validate(args.config, args.overrides, args.plugins)
         chosen = ", ".join(
-            f"{s.section}={s.name} ({s.distribution})" for selections in config.selections.values() for s in selections
+            f"{s.section}={s.name} ({s.distribution})"
+            for selections in config.selections.values()
+            for s in selections
         )
         print(f"{args.config}: OK ({chosen})")
         return 0

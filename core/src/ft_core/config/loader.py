@@ -12,7 +12,13 @@ from omegaconf.errors import OmegaConfBaseException
 from ft_core.errors import ConfigError
 
 #: Shorthand ``section: name`` expands to ``section: {<selector>: name}``.
-_SELECTORS = {"stage": "name", "adapter": "method", "optimizer": "name", "quantization": "method", "template": "name"}
+_SELECTORS = {
+    "stage": "name",
+    "adapter": "method",
+    "optimizer": "name",
+    "quantization": "method",
+    "template": "name",
+}
 _LIST_SELECTORS = {"loggers": "name", "patches": "name"}
 
 
@@ -68,7 +74,11 @@ def _merge(merged: Any, data: dict[str, Any]) -> Any:
     """Merge one layer; a layer that selects a different component replaces that section's options."""
     for section, selector in _SELECTORS.items():
         new, old = data.get(section), merged.get(section) if section in merged else None
-        if isinstance(new, dict) and old is not None and new.get(selector, old.get(selector)) != old.get(selector):
+        if (
+            isinstance(new, dict)
+            and old is not None
+            and new.get(selector, old.get(selector)) != old.get(selector)
+        ):
             merged[section] = None
     return OmegaConf.merge(merged, OmegaConf.create(data))
 
@@ -89,7 +99,9 @@ def _collect(path: Path, chain: tuple[Path, ...], layers: list[tuple[Path, dict[
     layers.append((path, normalize(data)))
 
 
-def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+def load_config(
+    path: str | Path, overrides: list[str] | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
     """Return the merged config as plain data, and for each dotted key the file (or ``command line``) that set it.
 
     Included files merge first, in order; the including file overrides them; ``overrides`` come last.
@@ -105,7 +117,9 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> tuple[d
         if overrides:
             bad = [o for o in overrides if "=" not in o]
             if bad:
-                raise ConfigError([f"override {o!r} is not of the form key=value" for o in bad], "command line")
+                raise ConfigError(
+                    [f"override {o!r} is not of the form key=value" for o in bad], "command line"
+                )
             dotlist = OmegaConf.from_dotlist(list(overrides))
             override_data = normalize(OmegaConf.to_container(dotlist))  # type: ignore[arg-type]
             merged = _merge(merged, override_data)

@@ -63,13 +63,17 @@ def _select(plugins: Plugins, section: str, entry: Any, path: str, problems: lis
         return None
     component = registration.component
     options = build(component.options_schema, entry, path, problems, ignore=(spec.selector,))
-    return Selection(section, spec.kind, name, component, options, registration.distribution, registration.version)
+    return Selection(
+        section, spec.kind, name, component, options, registration.distribution, registration.version
+    )
 
 
 def _check_combinations(config: RunConfig, problems: list[str]) -> None:
     model, data, training = config.model, config.data, config.training
     if not model.name_or_path:
-        problems.append("model.name_or_path: required (a local model folder, a .gguf file or smollm2-135m-instruct)")
+        problems.append(
+            "model.name_or_path: required (a local model folder, a .gguf file or smollm2-135m-instruct)"
+        )
     else:
         from ft_core.models.embedded import check_model_reference
 
@@ -100,7 +104,9 @@ def _check_combinations(config: RunConfig, problems: list[str]) -> None:
     if training.precision == "fp16" and training.use_cpu:
         problems.append("training.precision: fp16 needs a GPU; use fp32 or bf16 with use_cpu: true")
     if training.resume not in ("auto", "false", "true", "no") and not Path(training.resume).is_dir():
-        problems.append(f"training.resume: checkpoint folder {training.resume!r} does not exist (or use auto / false)")
+        problems.append(
+            f"training.resume: checkpoint folder {training.resume!r} does not exist (or use auto / false)"
+        )
     adapter = config.one("adapter")
     if config.one("quantization") is not None and adapter is not None and adapter.component.saves_full_model:
         problems.append(
@@ -133,7 +139,9 @@ def validate(raw: dict[str, Any], plugins: Plugins, sources: dict[str, str] | No
     known = [*CORE_SECTIONS, *COMPONENT_SECTIONS, *META_KEYS]
     for key in raw:
         if key not in known:
-            problems.append(f"{key}: unknown section.{did_you_mean(key, known)} Known sections: {', '.join(known)}.")
+            problems.append(
+                f"{key}: unknown section.{did_you_mean(key, known)} Known sections: {', '.join(known)}."
+            )
     sections = {name: build(schema, raw.get(name), name, problems) for name, schema in CORE_SECTIONS.items()}
     selections: dict[str, list[Selection]] = {}
     for section, spec in COMPONENT_SECTIONS.items():

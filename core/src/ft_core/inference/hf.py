@@ -29,7 +29,9 @@ class HfChatModel:
         device = options.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        dtype = torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        dtype = (
+            torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        )
         self.tokenizer = AutoTokenizer.from_pretrained(target.tokenizer_path)
         self.model = target.load_model(dtype).to(device).eval()
         self.device = device
@@ -40,7 +42,9 @@ class HfChatModel:
                 stop_ids.add(ids)
         self.stop_ids = sorted(i for i in stop_ids if i is not None)
 
-    def chat(self, messages: list[dict[str, Any]], max_new_tokens: int = 256, temperature: float = 0.0) -> Iterator[str]:
+    def chat(
+        self, messages: list[dict[str, Any]], max_new_tokens: int = 256, temperature: float = 0.0
+    ) -> Iterator[str]:
         """Stream the assistant's reply to ``messages`` piece by piece."""
         from transformers import TextIteratorStreamer
 
@@ -48,7 +52,9 @@ class HfChatModel:
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         ).to(self.device)
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        sampling = {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        sampling = (
+            {"do_sample": True, "temperature": temperature} if temperature > 0 else {"do_sample": False}
+        )
         kwargs = dict(
             **inputs,
             max_new_tokens=max_new_tokens,

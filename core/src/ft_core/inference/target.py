@@ -53,7 +53,9 @@ def resolve_chat_target(path: str, plugins: Plugins) -> ChatTarget:
         return ChatTarget(
             description=f"{folder} ({adapter_name} on {manifest['base_model']['name_or_path']})",
             tokenizer_path=str(artefact),
-            load_model=lambda dtype: adapter.load_for_inference(str(artefact), lambda: _load_pretrained(base, dtype)),
+            load_model=lambda dtype: adapter.load_for_inference(
+                str(artefact), lambda: _load_pretrained(base, dtype)
+            ),
             stop_words=stop_words,
         )
     resolved = resolve_model_path(path, None)

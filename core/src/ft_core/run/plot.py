@@ -20,7 +20,9 @@ def plot_loss(records: list[dict[str, Any]], path: Path, title: str) -> bool:
     figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
     if train:
         steps = sorted(train)
-        axes.plot(steps, [train[s] for s in steps], label="train loss", marker="." if len(steps) < 50 else None)
+        axes.plot(
+            steps, [train[s] for s in steps], label="train loss", marker="." if len(steps) < 50 else None
+        )
     if evals:
         steps = sorted(evals)
         axes.plot(steps, [evals[s] for s in steps], label="eval loss", marker="o")

@@ -26,7 +26,9 @@ def say(message: str) -> None:
     print(f"[ft-core] {message}", file=sys.stderr, flush=True)
 
 
-def load_and_validate(path: str, overrides: list[str], plugins: Plugins | None = None) -> tuple[RunConfig, Plugins]:
+def load_and_validate(
+    path: str, overrides: list[str], plugins: Plugins | None = None
+) -> tuple[RunConfig, Plugins]:
     """Load, merge and validate a config (the whole of ``ft-core validate``)."""
     plugins = plugins or build_plugins()
     raw, sources = load_config(path, overrides)
@@ -161,12 +163,17 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
     ctx.tokenizer = load_tokenizer(config.model)
     from transformers import AutoConfig
 
-    ctx.family = resolve_family(plugins, AutoConfig.from_pretrained(base_path, trust_remote_code=config.model.trust_remote_code))
+    ctx.family = resolve_family(
+        plugins, AutoConfig.from_pretrained(base_path, trust_remote_code=config.model.trust_remote_code)
+    )
     if stage.component.data_kind == "conversation":
         _prepare_template(ctx)
         facts["template"] = {"name": ctx.template.name, "distribution": ctx.template.distribution}
     train_dataset, eval_dataset = _prepare_data(ctx)
-    say(f"training rows: {len(train_dataset)}" + (f", evaluation rows: {len(eval_dataset)}" if eval_dataset else ""))
+    say(
+        f"training rows: {len(train_dataset)}"
+        + (f", evaluation rows: {len(eval_dataset)}" if eval_dataset else "")
+    )
     _load_model(ctx)
 
     callbacks = [console_callback(), jsonl_callback(run_dir)]
@@ -181,7 +188,9 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
         output.write_manifest(run_dir, output.build_manifest(config, "interrupted", error=repr(exc), **facts))
         raise
     metrics = _finish(ctx, trainer, result, started)
-    facts.update(artefact=output.ARTEFACT_DIR, metrics=metrics, resumed_from=str(checkpoint) if checkpoint else None)
+    facts.update(
+        artefact=output.ARTEFACT_DIR, metrics=metrics, resumed_from=str(checkpoint) if checkpoint else None
+    )
     output.write_manifest(run_dir, output.build_manifest(config, "completed", **facts))
     say(f"done in {time.time() - started:.0f} s; results in {run_dir}")
     say(f"chat with it: ft-core chat {run_dir}")

@@ -36,7 +36,7 @@ _CORPUS = (
     "system user assistant tool You are a helpful AI assistant. What is the capital of France? Paris.",
     "Below is an instruction that describes a task. Write a response that appropriately completes the request.",
     "### Instruction:\n### Input:\n### Response:\nUSER: ASSISTANT: Human: Assistant: 0123456789",
-    "Translate, summarize, explain, list, write a poem, hello world, thanks, goodbye, {\"name\": \"get_weather\"}",
+    'Translate, summarize, explain, list, write a poem, hello world, thanks, goodbye, {"name": "get_weather"}',
 )
 
 
@@ -73,7 +73,9 @@ def tiny_tokenizer(
         eos_token=eos_token,
         pad_token=pad_token,
         unk_token="<unk>",
-        additional_special_tokens=[t for t in specials if t not in {"<unk>", bos_token, eos_token, pad_token}],
+        additional_special_tokens=[
+            t for t in specials if t not in {"<unk>", bos_token, eos_token, pad_token}
+        ],
     )
     if chat_template is not None:
         fast.chat_template = chat_template

