@@ -12,8 +12,8 @@ import torch
 
 from ft_core.errors import FtCoreError
 from ft_core.models import gguf as gguf_module
-from ft_core.models.cache import atomic_folder, file_sha256
 from ft_core.models.gguf import convert_gguf
+from ft_core.storage import atomic_folder, file_sha256
 from ft_core.testing.tiny import tiny_model, tiny_tokenizer
 
 

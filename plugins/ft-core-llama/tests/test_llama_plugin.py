@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 import ft_core_llama
 from ft_core.components import ChatTemplate, ModelFamily
 from ft_core.testing.conformance import check_chat_template
+from ft_core.testing.import_light import check_import_light
 
 
 @pytest.fixture
@@ -44,10 +43,4 @@ def test_llama3_stops_on_end_of_turn(plugins: Any, tiny_tokenizer: Any) -> None:
 
 
 def test_registration_is_import_light() -> None:
-    """Loading the entry-point module and registering imports neither torch nor transformers."""
-    code = (
-        "import sys, ft_core_llama; from ft_core.plugins import build_plugins; "
-        "build_plugins(strict=True, entry_points=False, extra=[(ft_core_llama, 'x')]); "
-        "sys.exit(sorted({'torch', 'transformers'} & set(sys.modules)) or 0)"
-    )
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+    check_import_light("ft_core_llama")

@@ -1,6 +1,3 @@
-import subprocess
-import sys
-
 import pytest
 import torch
 
@@ -9,6 +6,7 @@ from ft_core.components import ModelFamily
 from ft_core.config.typecheck import build
 from ft_core.errors import FtCoreError
 from ft_core.testing.conformance_adapters import check_adapter
+from ft_core.testing.import_light import check_import_light
 from ft_core_lora.adapter import LoraAdapter, LoraOptions
 
 
@@ -78,5 +76,4 @@ def test_lora_options_are_validated_by_the_config_builder():
 
 
 def test_lora_registration_is_import_light():
-    code = "import sys, ft_core_lora; assert not {'torch', 'transformers', 'peft'} & set(sys.modules)"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    check_import_light("ft_core_lora")

@@ -1,6 +1,7 @@
 """The tensorboard logger writes real event files with the logged scalars."""
 
 import ft_core_tensorboard
+from ft_core.testing.import_light import check_import_light
 
 
 def test_registers_tensorboard(make_plugins):
@@ -24,3 +25,7 @@ def test_callback_writes_scalars_to_event_files(tmp_path):
     events.Reload()
     assert [e.value for e in events.Scalars("train/loss")] == [1.5]
     assert [e.step for e in events.Scalars("train/loss")] == [3]
+
+
+def test_registration_is_import_light():
+    check_import_light("ft_core_tensorboard")

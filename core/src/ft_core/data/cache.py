@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ft_core.storage import atomic_folder, cache_root
+
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import datasets
 
-DEFAULT_CACHE_DIR = Path("~/.cache/ft-core/datasets")
 KEY_FILE = "ft_core_key.json"
 
 
@@ -31,29 +30,19 @@ def cached(
 ) -> datasets.Dataset:
     """Return the dataset cached under ``key_parts``, building and storing it with ``build()`` on a miss.
 
-    Entries live in ``<cache_dir or ~/.cache/ft-core/datasets>/<key>``; each is written to a temporary folder
+    Entries live in ``<cache_dir or $FT_CORE_CACHE/datasets (default ~/.cache/ft-core/datasets)>/<key>``; each is written to a temporary folder
     and renamed into place, so a crashed or concurrent run never leaves a half-written entry. ``overwrite``
     rebuilds even on a hit. The key parts are stored next to the data (``ft_core_key.json``) for inspection.
     """
     import datasets
 
-    root = Path(cache_dir).expanduser() if cache_dir else DEFAULT_CACHE_DIR.expanduser()
+    root = Path(cache_dir).expanduser() if cache_dir else cache_root() / "datasets"
     target = root / cache_key(key_parts)
     if target.is_dir() and not overwrite:
         return datasets.load_from_disk(str(target))
-    root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{target.name}.tmp-", dir=root))
-    try:
+    if overwrite and target.is_dir():
+        shutil.rmtree(target)
+    with atomic_folder(target) as staging:
         datasets.Dataset.from_list(build()).save_to_disk(str(staging))
         (staging / KEY_FILE).write_text(json.dumps(key_parts, sort_keys=True, indent=2), encoding="utf-8")
-        if overwrite and target.is_dir():
-            shutil.rmtree(target)
-        try:
-            os.rename(staging, target)
-        except OSError:
-            if not target.is_dir():
-                raise
-            # Another process stored the same entry first; its content is equivalent.
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return datasets.load_from_disk(str(target))

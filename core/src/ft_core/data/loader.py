@@ -23,6 +23,7 @@ from ft_core.data.conversation import Conversation
 from ft_core.data.readers import data_files, read_rows
 from ft_core.data.spec import DatasetSpec, resolve_datasets
 from ft_core.errors import ComponentNotFoundError, DataError, PluginError
+from ft_core.storage import file_sha256
 
 MAX_REPORTED_ROWS = 20
 PROGRESS_MIN_ROWS = 10_000
@@ -156,18 +157,14 @@ def split_validation(samples: Sequence[Any], val_size: float, seed: int) -> tupl
     return train, [s for i, s in enumerate(samples) if i in chosen]
 
 
-def dataset_fingerprint(specs: Sequence[DatasetSpec], dataset_dir: str | Path | None = None) -> str:
+def dataset_fingerprint(specs: Sequence[DatasetSpec]) -> str:
     """SHA-256 over each spec (location-independent) and the bytes of its data files, for cache keys.
 
-    The hash depends on content only, so moving ``dataset_dir`` keeps the cache valid; each spec already
-    knows its folder and the argument is accepted for callers that pass it.
+    The hash depends on content only, so moving ``dataset_dir`` keeps the cache valid.
     """
     digest = hashlib.sha256()
     for spec in specs:
         digest.update(json.dumps(spec.to_json(), sort_keys=True).encode())
         for file in data_files(spec.path):
-            digest.update(file.name.encode() + b"\0")
-            with file.open("rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
+            digest.update(file.name.encode() + b"\0" + file_sha256(file).encode())
     return digest.hexdigest()

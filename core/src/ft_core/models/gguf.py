@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from ft_core.errors import FtCoreError
-from ft_core.models.cache import atomic_folder, cache_root, file_sha256
+from ft_core.storage import atomic_folder, cache_root, file_sha256
 
 #: Files whose presence marks a complete converted folder.
 _COMPLETE_MARKERS = ("config.json", "model.safetensors")

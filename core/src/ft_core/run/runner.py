@@ -79,7 +79,7 @@ def _prepare_data(ctx: RunContext) -> tuple[Any, Any]:
         specs = resolve_datasets(names, data.dataset_dir)
         key = {
             **key_common,
-            "data": dataset_fingerprint(specs, data.dataset_dir),
+            "data": dataset_fingerprint(specs),
             "split": [split, data.val_size, config.training.seed],
         }
         return cached(key, build, data.cache_dir, data.overwrite_cache)
