@@ -153,3 +153,23 @@ def test_missing_required_keys(plugins, write):
     assert "model.name_or_path: required" in message
     assert "training.output_dir: required" in message
     assert "data.dataset: required" in message
+
+
+def test_overrides_apply_in_order_so_shorthand_and_dotted_keys_combine(plugins, write, base_text):
+    config = _validate(write("c.yaml", base_text), plugins, ["stage=pt", "stage.packing=false", "training.resume=false"])
+    assert config.stage.name == "pt" and config.stage.options.packing is False
+    assert config.training.resume is False
+
+
+def test_options_of_a_default_component_need_no_name(plugins, write, base_text):
+    config = _validate(write("c.yaml", base_text + "optimizer:\n  betas: [0.9, 0.95]\n"), plugins)
+    assert config.one("optimizer").name == "adamw"
+    assert config.one("optimizer").options.betas == [0.9, 0.95]
+
+
+def test_malformed_override_and_fractional_val_size_are_config_errors(plugins, write, base_text):
+    path = write("c.yaml", base_text)
+    with pytest.raises(ConfigError):
+        _validate(path, plugins, ["loggers.0.log_dir=x"])
+    with pytest.raises(ConfigError, match=r"data\.val_size: a fraction in \(0, 1\) or a whole row count, got 1\.5"):
+        _validate(path, plugins, ["data.val_size=1.5"])

@@ -98,23 +98,25 @@ def test_a_hook_that_raises_disables_only_that_plugin():
     )
 
 
-def test_duplicate_names_across_distributions_name_both():
+def test_duplicate_names_across_distributions_name_both_and_neither_wins(capsys):
     def one(register):
         register("chatml", ChatTemplate(jinja="a"))
 
     def two(register):
         register("chatml", ChatTemplate(jinja="b"))
 
-    with pytest.raises(
-        PluginError, match=r"'chatml' is registered twice: by first-dist .* and by second-dist"
-    ):
-        build_plugins(
-            entry_points=False,
-            extra=[
-                (_module("p1", ft_register_chat_templates=one), "first-dist"),
-                (_module("p2", ft_register_chat_templates=two), "second-dist"),
-            ],
-        )
+    extra = [
+        (_module("p1", ft_register_chat_templates=one), "first-dist"),
+        (_module("p2", ft_register_chat_templates=two), "second-dist"),
+    ]
+    expected = r"chat template 'chatml' is registered twice: by first-dist test and by second-dist test"
+    with pytest.raises(PluginError, match=expected):
+        build_plugins(strict=True, entry_points=False, extra=extra)
+    plugins = build_plugins(strict=False, entry_points=False, extra=extra)
+    assert "registered twice" in capsys.readouterr().err
+    assert "chatml" not in plugins.names("chat_template"), "never last-one-wins (nor first-one-wins)"
+    with pytest.raises(PluginError, match=expected):
+        plugins.get("chat_template", "chatml")
 
 
 def test_wrong_component_type_is_rejected():

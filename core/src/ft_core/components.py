@@ -10,7 +10,7 @@ runs, and the component later receives an instance of that dataclass.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -57,7 +57,7 @@ class ModelFamily:
     """What ft-core needs to know about one architecture family.
 
     ``model_types``: the ``config.model_type`` values this family covers.
-    ``default_template``: template used when the config names none and the tokenizer carries no template.
+    ``default_template``: the template suggested when ``template: auto`` finds no template in the tokenizer.
     ``decoder_layers``: dotted attribute path of the decoder-layer ``ModuleList`` (freeze tuning uses it).
     ``lora_targets``: module names that ``targets: all`` expands to; ``None`` means every ``nn.Linear``
     except the output head.
@@ -186,20 +186,26 @@ class Kind:
     hook: str
     base: type
     title: str
-    examples: tuple[str, ...] = field(default_factory=tuple)
+    singular: str
 
 
 KINDS: tuple[Kind, ...] = (
-    Kind("model_family", "ft_register_model_families", ModelFamily, "model families"),
-    Kind("chat_template", "ft_register_chat_templates", ChatTemplate, "chat templates"),
-    Kind("quantizer", "ft_register_quantizers", Quantizer, "quantizers"),
-    Kind("adapter", "ft_register_adapters", AdapterMethod, "adapter methods"),
-    Kind("optimizer", "ft_register_optimizers", OptimizerFactory, "optimizers"),
-    Kind("stage", "ft_register_stages", TrainingStage, "training stages"),
-    Kind("logger", "ft_register_loggers", TrainingLogger, "loggers"),
-    Kind("dataset_format", "ft_register_dataset_formats", DatasetFormat, "dataset formats"),
-    Kind("model_patch", "ft_register_model_patches", ModelPatch, "model patches / kernels"),
-    Kind("inference_engine", "ft_register_inference_engines", InferenceEngine, "inference engines"),
-    Kind("cli_command", "ft_register_cli_commands", CliCommand, "CLI commands"),
+    Kind("model_family", "ft_register_model_families", ModelFamily, "model families", "model family"),
+    Kind("chat_template", "ft_register_chat_templates", ChatTemplate, "chat templates", "chat template"),
+    Kind("quantizer", "ft_register_quantizers", Quantizer, "quantizers", "quantizer"),
+    Kind("adapter", "ft_register_adapters", AdapterMethod, "adapter methods", "adapter method"),
+    Kind("optimizer", "ft_register_optimizers", OptimizerFactory, "optimizers", "optimizer"),
+    Kind("stage", "ft_register_stages", TrainingStage, "training stages", "training stage"),
+    Kind("logger", "ft_register_loggers", TrainingLogger, "loggers", "logger"),
+    Kind("dataset_format", "ft_register_dataset_formats", DatasetFormat, "dataset formats", "dataset format"),
+    Kind("model_patch", "ft_register_model_patches", ModelPatch, "model patches / kernels", "model patch"),
+    Kind(
+        "inference_engine",
+        "ft_register_inference_engines",
+        InferenceEngine,
+        "inference engines",
+        "inference engine",
+    ),
+    Kind("cli_command", "ft_register_cli_commands", CliCommand, "CLI commands", "CLI command"),
 )
 KINDS_BY_KEY: dict[str, Kind] = {k.key: k for k in KINDS}

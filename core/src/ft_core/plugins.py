@@ -105,6 +105,8 @@ class Plugins:
         self.manager.add_hookspecs(hookspecs)
         self.records: list[PluginRecord] = []
         self.registries: dict[str, dict[str, Registration]] = {kind.key: {} for kind in KINDS}
+        #: Names registered by more than one distribution: usable by neither until one is removed.
+        self.conflicts: dict[tuple[str, str], list[Registration]] = {}
 
     # ------------------------------------------------------------------ loading
     def add_module(self, module: ModuleType, record: PluginRecord) -> None:
@@ -155,16 +157,27 @@ class Plugins:
 
     def _commit(self, registration: Registration, record: PluginRecord) -> None:
         registry = self.registries[registration.kind]
-        existing = registry.get(registration.name)
-        if existing is not None:
-            message = (
-                f"{registration.kind} {registration.name!r} is registered twice: by {existing.distribution} "
-                f"{existing.version} and by {registration.distribution} {registration.version}. "
-                f"Uninstall one of them, or block one with FT_CORE_PLUGINS_BLOCK."
-            )
-            raise PluginError(message)
-        registry[registration.name] = registration
+        key = (registration.kind, registration.name)
         record.registered.setdefault(registration.kind, []).append(registration.name)
+        existing = registry.pop(registration.name, None)
+        if existing is None and key not in self.conflicts:
+            registry[registration.name] = registration
+            return
+        claimants = self.conflicts.setdefault(key, [existing] if existing else [])
+        claimants.append(registration)
+        message = self.conflict_message(key)
+        if self.strict:
+            raise PluginError(message)
+        print(f"ft-core: warning: {message}", file=sys.stderr)
+
+    def conflict_message(self, key: tuple[str, str]) -> str:
+        """Explain a name that several distributions registered (neither is used)."""
+        kind, name = key
+        owners = " and by ".join(f"{r.distribution} {r.version}" for r in self.conflicts[key])
+        return (
+            f"{KINDS_BY_KEY[kind].singular} {name!r} is registered twice: by {owners}. Neither is used: uninstall "
+            "one of them, or block one with FT_CORE_PLUGINS_BLOCK=<distribution>."
+        )
 
     def _fail(self, record: PluginRecord, error: str) -> None:
         record.status = "failed"
@@ -192,6 +205,8 @@ class Plugins:
         registry = self.registries[kind]
         if name in registry:
             return registry[name]
+        if (kind, name) in self.conflicts:
+            raise PluginError(self.conflict_message((kind, name)))
         raise ComponentNotFoundError(self.unknown_message(kind, name))
 
     def get(self, kind: str, name: str) -> Any:
@@ -200,14 +215,12 @@ class Plugins:
 
     def unknown_message(self, kind: str, name: str) -> str:
         """Explain an unknown name: what is available, from where, did-you-mean, what to install."""
-        title = KINDS_BY_KEY[kind].title
+        singular = KINDS_BY_KEY[kind].singular
         registry = self.registries[kind]
         available = (
             ", ".join(f"{n} ({registry[n].distribution})" for n in sorted(registry)) or "none installed"
         )
-        message = (
-            f"unknown {title[:-1] if title.endswith('s') else title} {name!r}.{did_you_mean(name, registry)}"
-        )
+        message = f"unknown {singular} {name!r}.{did_you_mean(name, registry)}"
         message += f" Available: {available}."
         install = KNOWN_DISTRIBUTIONS.get(kind, {}).get(name)
         failed = [r for r in self.records if r.status == "failed"]

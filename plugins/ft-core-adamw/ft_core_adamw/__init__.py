@@ -15,8 +15,12 @@ class AdamWOptions:
 
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-8
-    #: Use the fused CUDA kernel (``null`` = when every parameter is on a GPU).
+    #: Use the fused CUDA kernel; ``null`` leaves the choice to torch.
     fused: bool | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas}")
 
 
 class AdamW(OptimizerFactory):
@@ -28,10 +32,6 @@ class AdamW(OptimizerFactory):
     def cls_and_kwargs(self, options: AdamWOptions, learning_rate: float) -> tuple[type, dict[str, Any]]:
         import torch
 
-        if len(options.betas) != 2 or not all(0.0 <= b < 1.0 for b in options.betas):
-            from ft_core.errors import ConfigError
-
-            raise ConfigError([f"optimizer.betas: expected two numbers in [0, 1), got {options.betas}"])
         kwargs: dict[str, Any] = {"lr": learning_rate, "betas": tuple(options.betas), "eps": options.eps}
         if options.fused is not None:
             kwargs["fused"] = options.fused

@@ -36,6 +36,8 @@ class PluginsCommand(CliCommand):
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for row in rows:
             print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
+        for key in plugins.conflicts:
+            print(f"\nconflict: {plugins.conflict_message(key)}")
         for record in plugins.records:
             if record.error:
                 print(f"\n{record.name} ({record.distribution} {record.version}) failed: {record.error}")

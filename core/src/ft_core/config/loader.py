@@ -120,12 +120,12 @@ def load_config(
                 raise ConfigError(
                     [f"override {o!r} is not of the form key=value" for o in bad], "command line"
                 )
-            dotlist = OmegaConf.from_dotlist(list(overrides))
-            override_data = normalize(OmegaConf.to_container(dotlist))  # type: ignore[arg-type]
-            merged = _merge(merged, override_data)
-            sources.update(dict.fromkeys(_flatten(override_data), "command line"))
+            for override in overrides:  # one layer each: `stage=pt stage.packing=false` keeps pt
+                layer = normalize(OmegaConf.to_container(OmegaConf.from_dotlist([override])))  # type: ignore[arg-type]
+                merged = _merge(merged, layer)
+                sources.update(dict.fromkeys(_flatten(layer), "command line"))
         container = OmegaConf.to_container(merged, resolve=True)
-    except OmegaConfBaseException as exc:
+    except (OmegaConfBaseException, TypeError, ValueError) as exc:
         raise ConfigError([f"cannot merge or resolve the config: {exc}"], str(path)) from None
     return normalize(container), sources  # type: ignore[arg-type]
 

@@ -76,7 +76,7 @@ class TrainingSection:
     overwrite_output_dir: bool = False
     #: ``auto``: continue from the newest checkpoint in output_dir if there is one; ``false``: never;
     #: or a checkpoint folder.
-    resume: str = "auto"
+    resume: bool | str = "auto"
     num_train_epochs: float = 3.0
     max_steps: int = -1
     per_device_train_batch_size: int = 1

@@ -52,7 +52,7 @@ def _select(plugins: Plugins, section: str, entry: Any, path: str, problems: lis
     if not isinstance(entry, dict):
         problems.append(f"{path}: expected a name or a mapping with '{spec.selector}', got {entry!r}")
         return None
-    name = entry.get(spec.selector)
+    name = entry.get(spec.selector, spec.default)
     if not isinstance(name, str) or not name:
         problems.append(f"{path}.{spec.selector}: required (the name of a registered component)")
         return None
@@ -86,8 +86,8 @@ def _check_combinations(config: RunConfig, problems: list[str]) -> None:
         problems.append("data.dataset: required (one or more dataset names)")
     if data.cutoff_len < 8:
         problems.append(f"data.cutoff_len: must be at least 8, got {data.cutoff_len}")
-    if data.val_size < 0:
-        problems.append(f"data.val_size: must be >= 0, got {data.val_size}")
+    if data.val_size < 0 or (data.val_size >= 1 and not float(data.val_size).is_integer()):
+        problems.append(f"data.val_size: a fraction in (0, 1) or a whole row count, got {data.val_size}")
     if data.max_samples is not None and data.max_samples < 1:
         problems.append(f"data.max_samples: must be >= 1, got {data.max_samples}")
     for key in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
@@ -103,7 +103,10 @@ def _check_combinations(config: RunConfig, problems: list[str]) -> None:
         problems.append("training.eval_steps: needs evaluation data: set data.val_size or data.eval_dataset")
     if training.precision == "fp16" and training.use_cpu:
         problems.append("training.precision: fp16 needs a GPU; use fp32 or bf16 with use_cpu: true")
-    if training.resume not in ("auto", "false", "true", "no") and not Path(training.resume).is_dir():
+    if (
+        str(training.resume).lower() not in ("auto", "false", "true", "no")
+        and not Path(training.resume).is_dir()
+    ):
         problems.append(
             f"training.resume: checkpoint folder {training.resume!r} does not exist (or use auto / false)"
         )

@@ -44,7 +44,7 @@ def prepare_run_dir(config: RunConfig) -> tuple[Path, Path | None]:
     run_dir = Path(training.output_dir).expanduser()
     if run_dir.exists() and not run_dir.is_dir():
         raise FtCoreError(f"training.output_dir: {run_dir} exists and is not a folder")
-    resume = str(training.resume).lower()
+    resume = str(training.resume).lower()  # YAML true/false arrive as booleans
     checkpoint = latest_checkpoint(run_dir)
     manifest = read_manifest(run_dir) if (run_dir / MANIFEST).is_file() else {}
     if resume not in ("auto", "true", "false", "no"):

@@ -92,11 +92,9 @@ def _prepare_data(ctx: RunContext) -> tuple[Any, Any]:
 
 
 def _prepare_template(ctx: RunContext) -> None:
-    from ft_core.templates.resolve import apply_template_to_tokenizer, check_template, resolve_template
+    from ft_core.templates.resolve import apply_template_to_tokenizer, resolve_template
 
-    section = ctx.config.template
-    ctx.template = resolve_template(ctx.plugins, section, ctx.tokenizer, ctx.family)
-    check_template(ctx.tokenizer, ctx.template, section.check)
+    ctx.template = resolve_template(ctx.plugins, ctx.config.template, ctx.tokenizer, ctx.family)
     apply_template_to_tokenizer(ctx.tokenizer, ctx.template)
     say(f"chat template: {ctx.template.name} ({ctx.template.distribution})")
 
