@@ -156,7 +156,9 @@ def test_missing_required_keys(plugins, write):
 
 
 def test_overrides_apply_in_order_so_shorthand_and_dotted_keys_combine(plugins, write, base_text):
-    config = _validate(write("c.yaml", base_text), plugins, ["stage=pt", "stage.packing=false", "training.resume=false"])
+    config = _validate(
+        write("c.yaml", base_text), plugins, ["stage=pt", "stage.packing=false", "training.resume=false"]
+    )
     assert config.stage.name == "pt" and config.stage.options.packing is False
     assert config.training.resume is False
 
@@ -171,5 +173,7 @@ def test_malformed_override_and_fractional_val_size_are_config_errors(plugins, w
     path = write("c.yaml", base_text)
     with pytest.raises(ConfigError):
         _validate(path, plugins, ["loggers.0.log_dir=x"])
-    with pytest.raises(ConfigError, match=r"data\.val_size: a fraction in \(0, 1\) or a whole row count, got 1\.5"):
+    with pytest.raises(
+        ConfigError, match=r"data\.val_size: a fraction in \(0, 1\) or a whole row count, got 1\.5"
+    ):
         _validate(path, plugins, ["data.val_size=1.5"])

@@ -107,3 +107,31 @@ def test_a_finished_run_is_never_overwritten_silently(make_config):
     _train(path)
     with pytest.raises(FtCoreError, match="already holds a finished run"):
         _train(path)
+
+
+@pytest.mark.parametrize(
+    "adapter", [{"method": "lora", "rank": 4}, {"method": "freeze", "trainable_layers": 1}]
+)
+def test_chat_loads_a_trained_run_with_its_template_and_system_prompt(make_config, capsys, adapter):
+    from ft_core.cli import main
+
+    run = _train(make_config(adapter=adapter, template={"system": "You are Nova."}))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["template"]["system"] == "You are Nova."
+    from ft_core.inference.target import resolve_chat_target
+
+    assert resolve_chat_target(str(run), build_plugins()).system == "You are Nova."
+    capsys.readouterr()
+    assert main(["chat", str(run), "--message", "Who are you?", "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("User: Who are you?\nAssistant: ")
+
+
+def test_chat_refuses_an_unfinished_run(make_config, tmp_path, capsys):
+    from ft_core.cli import main
+
+    run = tmp_path / "unfinished"
+    run.mkdir()
+    (run / "manifest.json").write_text(json.dumps({"status": "interrupted"}))
+    assert main(["chat", str(run), "--message", "hi"]) == 2
+    assert "has not finished" in capsys.readouterr().err

@@ -20,7 +20,7 @@ class ChatCommand(CliCommand):
         parser.add_argument(
             "-m", "--message", action="append", help="send this message and exit (repeatable)"
         )
-        parser.add_argument("--system", help="system prompt")
+        parser.add_argument("--system", help="system prompt (default: the run's template.system, if any)")
         parser.add_argument("--engine", default="hf", help="inference engine (default: hf)")
         parser.add_argument("--max-new-tokens", type=int, default=256)
         parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding")
@@ -38,7 +38,8 @@ class ChatCommand(CliCommand):
         target = resolve_chat_target(args.target, plugins)
         print(f"loading {target.description} ...", file=sys.stderr, flush=True)
         model = engine.load(target, options)
-        history: list[dict[str, Any]] = [{"role": "system", "content": args.system}] if args.system else []
+        system = args.system or target.system
+        history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         if args.message:
             for message in args.message:
                 self._turn(model, history, message, args, prefix=f"User: {message}\nAssistant: ")
@@ -53,7 +54,7 @@ class ChatCommand(CliCommand):
             if text.lower() in ("exit", "quit"):
                 return 0
             if text.lower() == "clear":
-                history = history[:1] if args.system else []
+                history = history[:1] if system else []
                 continue
             if text:
                 self._turn(model, history, text, args, prefix="Assistant: ")

@@ -20,6 +20,8 @@ class ChatTarget:
     tokenizer_path: str
     load_model: Callable[[Any], Any]  # dtype -> model
     stop_words: list[str] = field(default_factory=list)
+    #: The system prompt the run was trained with (``template.system``), used when chat is given none.
+    system: str | None = None
 
 
 def _load_pretrained(path: str, dtype: Any) -> Any:
@@ -46,17 +48,15 @@ def resolve_chat_target(path: str, plugins: Plugins) -> ChatTarget:
         if adapter_name is None:
             raise FtCoreError(f"{folder / output.MANIFEST}: names no adapter method")
         adapter = plugins.get("adapter", adapter_name)
-        template = manifest.get("template", {}).get("name")
-        stop_words = []
-        if template and template in plugins.registries["chat_template"]:
-            stop_words = list(plugins.get("chat_template", template).stop_words)
+        template = manifest.get("template", {})
         return ChatTarget(
             description=f"{folder} ({adapter_name} on {manifest['base_model']['name_or_path']})",
             tokenizer_path=str(artefact),
             load_model=lambda dtype: adapter.load_for_inference(
                 str(artefact), lambda: _load_pretrained(base, dtype)
             ),
-            stop_words=stop_words,
+            stop_words=list(template.get("stop_words", [])),
+            system=template.get("system"),
         )
     resolved = resolve_model_path(path, None)
     return ChatTarget(

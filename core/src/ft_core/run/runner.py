@@ -166,7 +166,7 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
     )
     if stage.component.data_kind == "conversation":
         _prepare_template(ctx)
-        facts["template"] = {"name": ctx.template.name, "distribution": ctx.template.distribution}
+        facts["template"] = {**ctx.template.manifest(), "system": config.template.system}
     train_dataset, eval_dataset = _prepare_data(ctx)
     say(
         f"training rows: {len(train_dataset)}"
