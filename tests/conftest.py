@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+# CI runs in strict mode: a plugin of this repo that fails to load fails the tests.
+os.environ.setdefault("FT_CORE_STRICT", "1")
 
 
 @pytest.fixture

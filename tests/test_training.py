@@ -33,6 +33,8 @@ def test_lora_sft_writes_every_artefact(make_config):
     names = {(c["section"], c["name"], c["distribution"]) for c in manifest["components"]}
     assert {("adapter", "lora", "ft-core-lora"), ("stage", "sft", "ft-core-sft")} <= names
     assert manifest["template"]["name"] == "auto"
+    assert manifest["model_family"]["name"] == "llama"
+    assert manifest["model_family"]["distribution"] == "ft-core-llama"
     assert (run / "config.yaml").is_file()
     assert (run / "model" / "adapter_config.json").is_file()
     assert (run / "model" / "tokenizer_config.json").is_file()

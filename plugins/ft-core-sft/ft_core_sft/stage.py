@@ -17,11 +17,13 @@ class SftStage(TrainingStage):
     description: ClassVar[str] = "supervised fine-tuning on conversations (loss on assistant turns)"
 
     def tokenize(self, ctx: RunContext, samples: list[Conversation]) -> list[dict[str, list[int]]]:
+        from tqdm.auto import tqdm
+
         from ft_core.templates.render import encode_conversation
 
         data, system = ctx.config.data, ctx.config.template.system
         rows, skipped = [], 0
-        for conversation in samples:
+        for conversation in tqdm(samples, desc="tokenizing", unit="rows", disable=len(samples) < 5000):
             encoded = encode_conversation(
                 ctx.tokenizer,
                 ctx.template.jinja,

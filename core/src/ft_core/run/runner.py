@@ -41,6 +41,20 @@ def _tokenizer_digest(tokenizer: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _family_record(plugins: Plugins, family: Any, model_type: str) -> dict[str, Any]:
+    """(name, distribution, version) of the model family plugin that covers ``model_type``, for the manifest."""
+    for registration in plugins.registries["model_family"].values():
+        if registration.component is family:
+            return {
+                "name": registration.name,
+                "distribution": registration.distribution,
+                "version": registration.version,
+                "model_type": model_type,
+            }
+    say(f"no model family plugin covers model_type {model_type!r}; using generic defaults")
+    return {"name": None, "model_type": model_type}
+
+
 def _prepare_data(ctx: RunContext) -> tuple[Any, Any]:
     """Read, convert, split and tokenize the datasets (cached by content hash)."""
     from ft_core.data.cache import cached
@@ -161,9 +175,9 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
     ctx.tokenizer = load_tokenizer(config.model)
     from transformers import AutoConfig
 
-    ctx.family = resolve_family(
-        plugins, AutoConfig.from_pretrained(base_path, trust_remote_code=config.model.trust_remote_code)
-    )
+    model_config = AutoConfig.from_pretrained(base_path, trust_remote_code=config.model.trust_remote_code)
+    ctx.family = resolve_family(plugins, model_config)
+    facts["model_family"] = _family_record(plugins, ctx.family, model_config.model_type)
     if stage.component.data_kind == "conversation":
         _prepare_template(ctx)
         facts["template"] = {**ctx.template.manifest(), "system": config.template.system}
