@@ -137,3 +137,8 @@ def test_chat_refuses_an_unfinished_run(make_config, tmp_path, capsys):
     (run / "manifest.json").write_text(json.dumps({"status": "interrupted"}))
     assert main(["chat", str(run), "--message", "hi"]) == 2
     assert "has not finished" in capsys.readouterr().err
+
+
+def test_loss_plot_exists_even_for_a_run_shorter_than_logging_steps(make_config):
+    run = _train(make_config(training={"logging_steps": 50}))
+    assert (run / "loss.png").stat().st_size > 1000

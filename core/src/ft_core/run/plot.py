@@ -9,6 +9,8 @@ from typing import Any
 def plot_loss(records: list[dict[str, Any]], path: Path, title: str) -> bool:
     """Plot training (and eval) loss per step to ``path``; returns False when there is nothing to plot."""
     train = {r["step"]: r["loss"] for r in records if "loss" in r}
+    if not train:  # a run shorter than logging_steps: the final average loss is the one point there is
+        train = {r["step"]: r["train_loss"] for r in records if "train_loss" in r}
     evals = {r["step"]: r["eval_loss"] for r in records if "eval_loss" in r}
     if not train and not evals:
         return False
