@@ -142,3 +142,14 @@ def test_chat_refuses_an_unfinished_run(make_config, tmp_path, capsys):
 def test_loss_plot_exists_even_for_a_run_shorter_than_logging_steps(make_config):
     run = _train(make_config(training={"logging_steps": 50}))
     assert (run / "loss.png").stat().st_size > 1000
+
+
+def test_effective_tokens_count_every_non_padding_token_once(make_config, tmp_path):
+    import datasets
+
+    run = _train(make_config(training={"max_steps": -1, "num_train_epochs": 1, "per_device_train_batch_size": 4}))
+    (cache,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    expected = sum(len(ids) for ids in datasets.load_from_disk(str(cache))["input_ids"])
+    results = json.loads((run / "train_results.json").read_text())
+    assert results["num_input_tokens_seen"] == expected
+    assert results["effective_tokens_per_sec"] == pytest.approx(expected / results["train_runtime"], rel=0.01)

@@ -66,7 +66,7 @@ def training_arguments(training: TrainingSection, run_dir: Path, has_eval: bool,
         remove_unused_columns=False,
         disable_tqdm=True,
         save_only_model=False,
-        include_num_input_tokens_seen="non_padding",
+        include_num_input_tokens_seen="no",  # counted without per-step syncs: run.trainer
     )
     kwargs.update(overrides)
     return TrainingArguments(**kwargs)
