@@ -177,3 +177,16 @@ def test_malformed_override_and_fractional_val_size_are_config_errors(plugins, w
         ConfigError, match=r"data\.val_size: a fraction in \(0, 1\) or a whole row count, got 1\.5"
     ):
         _validate(path, plugins, ["data.val_size=1.5"])
+
+
+def test_llamafactory_style_keys_get_a_migration_hint(plugins, write):
+    path = write("lf.yaml", "model_name_or_path: x\nfinetuning_type: lora\ncutoff_len: 512\nbf16: true\n")
+    with pytest.raises(ConfigError) as error:
+        _validate(path, plugins)
+    message = str(error.value)
+    assert (
+        "`model_name_or_path` is a LLaMA-Factory key: in ft-core write it as model.name_or_path." in message
+    )
+    assert "`finetuning_type` is a LLaMA-Factory key: in ft-core write it as adapter.method." in message
+    assert "`cutoff_len` is a LLaMA-Factory key: in ft-core write it as data.cutoff_len." in message
+    assert "`bf16` is a LLaMA-Factory key: in ft-core write it as training.precision: bf16." in message

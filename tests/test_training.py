@@ -147,7 +147,9 @@ def test_loss_plot_exists_even_for_a_run_shorter_than_logging_steps(make_config)
 def test_effective_tokens_count_every_non_padding_token_once(make_config, tmp_path):
     import datasets
 
-    run = _train(make_config(training={"max_steps": -1, "num_train_epochs": 1, "per_device_train_batch_size": 4}))
+    run = _train(
+        make_config(training={"max_steps": -1, "num_train_epochs": 1, "per_device_train_batch_size": 4})
+    )
     (cache,) = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
     expected = sum(len(ids) for ids in datasets.load_from_disk(str(cache))["input_ids"])
     results = json.loads((run / "train_results.json").read_text())

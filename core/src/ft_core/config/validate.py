@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ft_core.config.llamafactory_keys import migration_hint
 from ft_core.config.schema import (
     COMPONENT_SECTIONS,
     CORE_SECTIONS,
@@ -142,9 +143,8 @@ def validate(raw: dict[str, Any], plugins: Plugins, sources: dict[str, str] | No
     known = [*CORE_SECTIONS, *COMPONENT_SECTIONS, *META_KEYS]
     for key in raw:
         if key not in known:
-            problems.append(
-                f"{key}: unknown section.{did_you_mean(key, known)} Known sections: {', '.join(known)}."
-            )
+            hint = migration_hint(key) or did_you_mean(key, known)
+            problems.append(f"{key}: unknown section.{hint} Known sections: {', '.join(known)}.")
     sections = {name: build(schema, raw.get(name), name, problems) for name, schema in CORE_SECTIONS.items()}
     selections: dict[str, list[Selection]] = {}
     for section, spec in COMPONENT_SECTIONS.items():

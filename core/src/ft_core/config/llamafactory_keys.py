@@ -1,0 +1,65 @@
+"""LLaMA-Factory's flat config keys and where each lives in an ft-core config, for migration hints."""
+
+from __future__ import annotations
+
+LLAMAFACTORY_KEYS: dict[str, str] = {
+    "model_name_or_path": "model.name_or_path",
+    "trust_remote_code": "model.trust_remote_code",
+    "flash_attn": "model.attn_implementation",
+    "template": "template",
+    "default_system": "template.system",
+    "dataset": "data.dataset",
+    "eval_dataset": "data.eval_dataset",
+    "dataset_dir": "data.dataset_dir",
+    "cutoff_len": "data.cutoff_len",
+    "train_on_prompt": "data.train_on_prompt",
+    "mask_history": "data.mask_history",
+    "max_samples": "data.max_samples",
+    "val_size": "data.val_size",
+    "overwrite_cache": "data.overwrite_cache",
+    "cache_dir": "data.cache_dir",
+    "stage": "stage (e.g. `stage: sft`)",
+    "finetuning_type": "adapter.method",
+    "lora_rank": "adapter.rank",
+    "lora_alpha": "adapter.alpha",
+    "lora_dropout": "adapter.dropout",
+    "lora_target": "adapter.targets",
+    "additional_target": "adapter.modules_to_save",
+    "use_rslora": "adapter.use_rslora",
+    "use_dora": "adapter.use_dora",
+    "freeze_trainable_layers": "adapter.trainable_layers",
+    "freeze_trainable_modules": "adapter.trainable_modules",
+    "freeze_extra_modules": "adapter.extra_modules",
+    "packing": "stage.packing (pt)",
+    "report_to": "loggers (e.g. `loggers: [tensorboard]`)",
+    "output_dir": "training.output_dir",
+    "overwrite_output_dir": "training.overwrite_output_dir",
+    "resume_from_checkpoint": "training.resume",
+    "num_train_epochs": "training.num_train_epochs",
+    "max_steps": "training.max_steps",
+    "per_device_train_batch_size": "training.per_device_train_batch_size",
+    "per_device_eval_batch_size": "training.per_device_eval_batch_size",
+    "gradient_accumulation_steps": "training.gradient_accumulation_steps",
+    "learning_rate": "training.learning_rate",
+    "weight_decay": "training.weight_decay",
+    "lr_scheduler_type": "training.lr_scheduler_type",
+    "warmup_ratio": "training.warmup_ratio",
+    "warmup_steps": "training.warmup_steps",
+    "max_grad_norm": "training.max_grad_norm",
+    "logging_steps": "training.logging_steps",
+    "save_steps": "training.save_steps",
+    "save_total_limit": "training.save_total_limit",
+    "eval_steps": "training.eval_steps",
+    "seed": "training.seed",
+    "bf16": "training.precision: bf16",
+    "fp16": "training.precision: fp16",
+    "gradient_checkpointing": "training.gradient_checkpointing",
+    "plot_loss": "training.plot_loss",
+    "dataloader_num_workers": "training.dataloader_num_workers",
+}
+
+
+def migration_hint(key: str) -> str:
+    """`` It is LLaMA-Factory's key: write it as data.cutoff_len.`` or an empty string."""
+    target = LLAMAFACTORY_KEYS.get(key)
+    return f" `{key}` is a LLaMA-Factory key: in ft-core write it as {target}." if target else ""
