@@ -188,11 +188,11 @@ def test_sharegpt_alternation_error() -> None:
             {"from": "human", "value": "d"},
         ]
     )
-    assert str(error) == "message 4: expected a 'gpt' or 'function_call' turn after 'human', got 'human'"
+    assert str(error) == "message 4: expected 'gpt' or 'function_call' after 'human', got 'human'"
 
 
 def test_sharegpt_other_errors() -> None:
-    assert "message 1: expected a 'human' or 'observation' turn first, got 'gpt'" in str(
+    assert "message 1: expected 'human' or 'observation' at the start, got 'gpt'" in str(
         sharegpt_error([{"from": "gpt", "value": "x"}])
     )
     assert "unknown role 'bot'" in str(sharegpt_error([{"from": "bot", "value": "x"}]))

@@ -204,11 +204,11 @@ class ShareGptFormat(DatasetFormat):
         for index, (tag, content) in enumerate(turns):
             position = index + offset
             expected = even if index % 2 else odd
-            after = f"after {previous!r}" if previous else "first"
+            after = f"after {previous!r}" if previous else "at the start"
             if tag not in expected:
                 raise RowError(
                     column,
-                    f"message {position}: expected a {' or '.join(map(repr, expected))} turn {after}, got {tag!r}",
+                    f"message {position}: expected {' or '.join(map(repr, expected))} {after}, got {tag!r}",
                 )
             if tag == tags.observation_tag and previous != tags.function_tag:
                 raise RowError(
@@ -276,7 +276,7 @@ class ShareGptFormat(DatasetFormat):
             raise RowError(column, f"missing column {column!r} (a ranking answer)")
         tag, content = self._turn(column, spec.tags, 1, row[column])
         if tag not in (spec.tags.assistant_tag, spec.tags.function_tag):
-            raise RowError(column, f"expected a {spec.tags.assistant_tag!r} answer, got {tag!r}")
+            raise RowError(column, f"expected an answer tagged {spec.tags.assistant_tag!r}, got {tag!r}")
         return self._message(column, spec.tags, 1, tag, content)
 
 
