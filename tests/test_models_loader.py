@@ -42,6 +42,11 @@ def test_a_folder_without_config_says_what_is_missing(tmp_path):
         resolve_model_path(str(tmp_path))
 
 
+def test_a_missing_local_path_is_not_mistaken_for_a_hub_id(tmp_path):
+    message = check_model_reference(str(tmp_path / "nowhere"))
+    assert message is not None and "does not exist" in message and "hf download" not in message
+
+
 def test_hub_ids_are_refused_with_an_explanation():
     message = check_model_reference("meta-llama/Llama-3.2-1B-Instruct")
     assert message is not None

@@ -76,6 +76,12 @@ def _locate(name_or_path: str, kind: Literal["model", "tokenizer"]) -> tuple[str
         return "folder", path
     if path.exists():
         raise FtCoreError(f"{str(path)!r} is neither a folder nor a .gguf file")
+    looks_like_hub_id = name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/", "~"))
+    if not looks_like_hub_id:
+        raise FtCoreError(
+            f"{kind} folder {str(path)!r} does not exist (relative paths start from {Path.cwd()}); give a local "
+            f"Hugging Face folder, a .gguf file or the embedded model {EMBEDDED_ALIAS}"
+        )
     raise FtCoreError(
         f"{kind} {name_or_path!r} not found. ft-core works offline and accepts a local Hugging Face folder, a "
         f".gguf file or the embedded model {EMBEDDED_ALIAS}; hub ids such as 'org/model' are not downloaded: "
