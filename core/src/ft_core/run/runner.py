@@ -10,6 +10,7 @@ import hashlib
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,8 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
     from ft_core.models.loader import load_tokenizer, resolve_family
 
     started = time.time()
+    # peft still calls a transformers method renamed in 5.x; users cannot act on that warning.
+    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     run_dir, checkpoint = output.prepare_run_dir(config)
     output.write_resolved_config(run_dir, config)
     stage = config.stage

@@ -7,7 +7,8 @@ Fixtures:
 ``make_plugins``     ``make_plugins(module, ...)`` builds a plugin manager holding only the given plugin
                      modules plus core built-ins, with strict mode on.
 
-Conformance checks per kind live in :mod:`ft_core.testing.conformance`.
+Conformance checks: :mod:`ft_core.testing.conformance` (chat templates), :mod:`ft_core.testing.conformance_adapters`
+(adapter methods) and :mod:`ft_core.testing.import_light` (any plugin: registration imports no heavy library).
 """
 
 from __future__ import annotations
