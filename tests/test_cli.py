@@ -97,3 +97,9 @@ def test_a_template_that_differs_from_the_tokenizers_stops_with_a_diff(tmp_path,
     assert "Traceback" not in result.stderr
     assert "llama3" in result.stderr and "template: auto" in result.stderr
     assert "Loading weights" not in result.stderr
+
+
+def test_output_piped_into_head_ends_quietly():
+    result = subprocess.run(f"'{FT_CORE}' plugins | head -1", shell=True, capture_output=True, text=True)
+    assert result.stdout.startswith("distribution")
+    assert "Traceback" not in result.stderr
