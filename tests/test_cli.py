@@ -99,7 +99,7 @@ def test_a_template_that_differs_from_the_tokenizers_stops_with_a_diff(tmp_path,
     assert "Loading weights" not in result.stderr
 
 
-def test_output_piped_into_head_ends_quietly():
-    result = subprocess.run(f"'{FT_CORE}' plugins | head -1", shell=True, capture_output=True, text=True)
-    assert result.stdout.startswith("distribution")
-    assert "Traceback" not in result.stderr
+def test_output_piped_into_a_reader_that_closes_early_ends_quietly():
+    # `true` exits before ft-core writes (start-up takes ~0.15 s), so every write hits a closed pipe.
+    result = subprocess.run(f"'{FT_CORE}' plugins | true", shell=True, capture_output=True, text=True)
+    assert "Traceback" not in result.stderr and "BrokenPipeError" not in result.stderr
