@@ -155,3 +155,19 @@ def test_effective_tokens_count_every_non_padding_token_once(make_config, tmp_pa
     results = json.loads((run / "train_results.json").read_text())
     assert results["num_input_tokens_seen"] == expected
     assert results["effective_tokens_per_sec"] == pytest.approx(expected / results["train_runtime"], rel=0.01)
+
+
+def test_validation_split_is_evaluated_and_plotted(make_config):
+    run = _train(make_config(data={"val_size": 0.2}, training={"eval_steps": 1, "max_steps": 2}))
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval_loss" in r] == [1, 2]
+    assert (run / "loss.png").is_file()
+
+
+@pytest.mark.parametrize(
+    "training", [{"gradient_checkpointing": True}, {"precision": "bf16"}], ids=["checkpointing", "bf16"]
+)
+def test_memory_and_precision_options_train_on_cpu(make_config, training):
+    run = _train(make_config(training=training))
+    results = json.loads((run / "train_results.json").read_text())
+    assert results["train_loss"] > 0
