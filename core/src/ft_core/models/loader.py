@@ -119,7 +119,10 @@ def prepare_for_training(model: Any, gradient_checkpointing: bool) -> Any:
                 f"{type(model).__name__} does not support gradient checkpointing; "
                 "set training.gradient_checkpointing: false"
             )
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if not getattr(model, "_require_grads_hooks", None):
             model.enable_input_require_grads()
     return model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,13 @@ def resolved_precision(training: TrainingSection) -> str:
     import torch
 
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _checkpointing_arguments(arguments_class: Any, enabled: bool) -> dict[str, Any]:
+    """Activation checkpointing under the name this transformers release uses (renamed during 5.x)."""
+    fields = {f.name for f in dataclasses.fields(arguments_class)}
+    name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
+    return {name: enabled, f"{name}_kwargs": {"use_reentrant": False} if enabled else None}
 
 
 def training_arguments(training: TrainingSection, run_dir: Path, has_eval: bool, **overrides: Any) -> Any:
@@ -58,8 +66,7 @@ def training_arguments(training: TrainingSection, run_dir: Path, has_eval: bool,
         data_seed=training.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        activation_checkpointing=training.gradient_checkpointing,
-        activation_checkpointing_kwargs={"use_reentrant": False} if training.gradient_checkpointing else None,
+        **_checkpointing_arguments(TrainingArguments, training.gradient_checkpointing),
         use_cpu=uses_cpu(training),
         dataloader_num_workers=training.dataloader_num_workers,
         report_to="none",
