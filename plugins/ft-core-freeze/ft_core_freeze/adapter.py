@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ft_core.components import AdapterMethod, ModelFamily
+from ft_core.components import ModelFamily
 from ft_core.errors import FtCoreError
 from ft_core.models.tuning import (
+    WholeModelAdapter,
     decoder_layers,
-    load_full_model,
     name_matches,
     report_trainable,
     upcast_trainable_parameters,
@@ -52,14 +52,13 @@ def _check_found(key: str, wanted: list[str], names: list[str], choices: list[st
         )
 
 
-class FreezeAdapter(AdapterMethod):
+class FreezeAdapter(WholeModelAdapter):
     """Freeze tuning (like LLaMA-Factory's ``finetuning_type: freeze``); saves the whole model."""
 
     options_schema: ClassVar[type] = FreezeOptions
     description: ClassVar[str] = (
         "train only the last/first N decoder layers (freeze tuning); saves the whole model"
     )
-    saves_full_model: ClassVar[bool] = True
 
     def apply(self, model: Any, options: FreezeOptions, family: ModelFamily | None) -> Any:
         layers = decoder_layers(model, family)
@@ -87,6 +86,3 @@ class FreezeAdapter(AdapterMethod):
         upcast_trainable_parameters(model)
         report_trainable(model, "freeze")
         return model
-
-    def load_for_inference(self, artefact_dir: str, load_base: Any) -> Any:
-        return load_full_model(artefact_dir)

@@ -4,27 +4,23 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from ft_core.components import AdapterMethod, ModelFamily
+from ft_core.components import ModelFamily
 from ft_core.hookspecs import Register, hookimpl
-from ft_core.models.tuning import load_full_model, report_trainable, upcast_trainable_parameters
+from ft_core.models.tuning import WholeModelAdapter, report_trainable, upcast_trainable_parameters
 
 __all__ = ["FullAdapter"]
 
 
-class FullAdapter(AdapterMethod):
+class FullAdapter(WholeModelAdapter):
     """Full fine-tuning; half-precision weights are kept in fp32 while they train."""
 
     description: ClassVar[str] = "train every parameter (full fine-tuning); saves the whole model"
-    saves_full_model: ClassVar[bool] = True
 
     def apply(self, model: Any, options: Any, family: ModelFamily | None) -> Any:
         model.requires_grad_(True)
         upcast_trainable_parameters(model)
         report_trainable(model, "full")
         return model
-
-    def load_for_inference(self, artefact_dir: str, load_base: Any) -> Any:
-        return load_full_model(artefact_dir)
 
 
 @hookimpl

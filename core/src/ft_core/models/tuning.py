@@ -6,9 +6,9 @@ torch and transformers are imported inside the functions.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, ClassVar
 
-from ft_core.components import ModelFamily
+from ft_core.components import AdapterMethod, ModelFamily
 from ft_core.errors import FtCoreError
 
 
@@ -69,8 +69,13 @@ def decoder_layers(model: Any, family: ModelFamily | None) -> Any:
     return max(candidates, key=len)
 
 
-def load_full_model(artefact_dir: str) -> Any:
-    """Load a whole saved causal LM (full / freeze tuning artefact) for inference, in its saved dtype."""
-    from transformers import AutoModelForCausalLM
+class WholeModelAdapter(AdapterMethod):
+    """Base of adapter methods whose artefact is the whole model (full, freeze): saved and reloaded as is."""
 
-    return AutoModelForCausalLM.from_pretrained(artefact_dir, dtype="auto").eval()
+    saves_full_model: ClassVar[bool] = True
+
+    def load_for_inference(self, artefact_dir: str, load_base: Any) -> Any:
+        """Load the saved causal LM in its saved dtype; the base model is not needed."""
+        from transformers import AutoModelForCausalLM
+
+        return AutoModelForCausalLM.from_pretrained(artefact_dir, dtype="auto").eval()
