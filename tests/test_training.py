@@ -171,3 +171,38 @@ def test_memory_and_precision_options_train_on_cpu(make_config, training):
     run = _train(make_config(training=training))
     results = json.loads((run / "train_results.json").read_text())
     assert results["train_loss"] > 0
+
+
+@pytest.mark.parametrize(
+    ("model_type", "template", "family"), [("qwen2", "qwen", "qwen"), ("llama", "llama3", "llama")]
+)
+def test_named_template_matching_the_models_own_trains_and_records_its_family(
+    make_config, tmp_path, model_type, template, family
+):
+    """A model folder whose tokenizer carries the official template: the named template passes the
+    start-up equality check, the family plugin is found by model_type, and the run trains."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from ft_core.testing.tiny import tiny_tokenizer
+
+    jinja = build_plugins().get("chat_template", template).jinja
+    tokenizer = tiny_tokenizer(chat_template=jinja)
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    folder = tmp_path / f"tiny-{model_type}"
+    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    run = _train(make_config(model={"name_or_path": str(folder)}, template=template))
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["template"]["name"] == template
+    assert manifest["model_family"]["name"] == family
+    assert manifest["model_family"]["model_type"] == model_type
