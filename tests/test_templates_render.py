@@ -229,3 +229,20 @@ def test_stop_token_ids(tiny_tokenizer: Any) -> None:
     eos = tiny_tokenizer.eos_token_id
     eot = tiny_tokenizer.convert_tokens_to_ids("<|eot_id|>")
     assert stop_token_ids(tiny_tokenizer, Template()) == [eos, eot]
+
+
+def test_a_row_the_template_cannot_render_is_named_with_its_roles(tiny_tokenizer) -> None:
+    no_system = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+        "{% endif %}{{ m['role'] + ': ' + m['content'] + '\\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}"
+    )
+    conversation = Conversation(
+        [Message("system", "Be brief."), Message("user", "Hi"), Message("assistant", "Hello")],
+        source="chat.json row 7",
+    )
+    with pytest.raises(DataError) as error:
+        encode_conversation(tiny_tokenizer, no_system, conversation, cutoff_len=64)
+    message = str(error.value)
+    assert "chat.json row 7 (roles: system, user, assistant)" in message
+    assert "System role not supported" in message and "remove the system prompt" in message

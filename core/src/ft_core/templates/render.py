@@ -171,7 +171,15 @@ def render_conversation(
     messages = _as_hf(with_system(conversation.messages, system))
     tools = conversation.tools
     source = conversation.source
-    full = render(tokenizer, jinja, messages, tools=tools, name=name)
+    try:
+        full = render(tokenizer, jinja, messages, tools=tools, name=name)
+    except TemplateRenderError as exc:
+        roles = ", ".join(m["role"] for m in messages)
+        raise TemplateRenderError(
+            f"{source or 'a conversation'} (roles: {roles}): {exc}. Fix or drop such rows, or choose a template "
+            "that supports them (for a template without a system role: remove the system prompt / "
+            "template.system)"
+        ) from exc
     spans: list[AssistantSpan] = []
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
