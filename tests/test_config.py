@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from ft_core.config.loader import load_config
@@ -190,3 +192,15 @@ def test_llamafactory_style_keys_get_a_migration_hint(plugins, write):
     assert "`finetuning_type` is a LLaMA-Factory key: in ft-core write it as adapter.method." in message
     assert "`cutoff_len` is a LLaMA-Factory key: in ft-core write it as data.cutoff_len." in message
     assert "`bf16` is a LLaMA-Factory key: in ft-core write it as training.precision: bf16." in message
+
+
+def test_scheduler_and_attention_choices_are_checked_up_front(plugins, write, base_text):
+    path = write("c.yaml", base_text)
+    with pytest.raises(ConfigError) as error:
+        _validate(
+            path, plugins, ["training.lr_scheduler_type=cosin", "model.attn_implementation=flash_attention_2"]
+        )
+    message = str(error.value)
+    assert "training.lr_scheduler_type: expected one of" in message and "Did you mean 'cosine'?" in message
+    if importlib.util.find_spec("flash_attn") is None:
+        assert "flash_attention_2 needs the flash_attn package" in message

@@ -11,6 +11,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
+#: ``transformers.SchedulerType`` values (kept here so validation needs no transformers import).
+Scheduler = Literal[
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+    "reduce_lr_on_plateau",
+    "cosine_with_min_lr",
+    "cosine_warmup_with_min_lr",
+    "warmup_stable_decay",
+]
 
 
 @dataclass
@@ -84,7 +98,7 @@ class TrainingSection:
     gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-4
     weight_decay: float = 0.0
-    lr_scheduler_type: str = "cosine"
+    lr_scheduler_type: Scheduler = "cosine"
     warmup_ratio: float = 0.0
     warmup_steps: int = 0
     max_grad_norm: float = 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,13 @@ def _check_combinations(config: RunConfig, problems: list[str]) -> None:
         problem = check_model_reference(model.name_or_path)
         if problem:
             problems.append(f"model.name_or_path: {problem}")
+    if model.attn_implementation in ("flash_attention_2", "flash_attention_3"):
+        package = "flash_attn" if model.attn_implementation == "flash_attention_2" else "flash_attn_interface"
+        if importlib.util.find_spec(package) is None:
+            problems.append(
+                f"model.attn_implementation: {model.attn_implementation} needs the {package} package (CUDA GPUs "
+                "only); install it, or use sdpa"
+            )
     if not training.output_dir:
         problems.append("training.output_dir: required (the folder for checkpoints and results)")
     if not data.dataset:
