@@ -97,6 +97,8 @@ def test_resume_after_a_kill_reaches_the_same_result(make_config, tmp_path):
     assert (tmp_path / "resumed" / "checkpoint-2").is_dir()
 
     resumed = _train(crashing, ["loggers=[]"])
+    assert (resumed / "config.1.yaml").is_file(), "the config the checkpoints were trained with is kept"
+    assert "crash" in (resumed / "config.1.yaml").read_text()
     assert json.loads((resumed / "manifest.json").read_text())["resumed_from"].endswith("checkpoint-2")
     a, b = _weights(straight / "model"), _weights(resumed / "model")
     assert a.keys() == b.keys()

@@ -89,9 +89,30 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_resolved_config(run_dir: Path, config: RunConfig) -> None:
-    """The fully merged, validated configuration, re-runnable as is."""
-    (run_dir / RESOLVED_CONFIG).write_text(yaml.safe_dump(config.raw, sort_keys=False), encoding="utf-8")
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        return {k: v for key, value in data.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: data}
+
+
+def write_resolved_config(run_dir: Path, config: RunConfig) -> list[str]:
+    """Write the fully merged, validated configuration (re-runnable as is).
+
+    When the folder already holds a different one (a resumed run whose config changed), the old file is kept
+    as ``config.<n>.yaml``; returns the dotted keys that changed.
+    """
+    path = run_dir / RESOLVED_CONFIG
+    text = yaml.safe_dump(config.raw, sort_keys=False)
+    changed: list[str] = []
+    if path.is_file() and path.read_text(encoding="utf-8") != text:
+        old, new = _flat(yaml.safe_load(path.read_text(encoding="utf-8")) or {}), _flat(config.raw)
+        changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+        number = 1
+        while (run_dir / f"config.{number}.yaml").exists():
+            number += 1
+        os.replace(path, run_dir / f"config.{number}.yaml")
+    path.write_text(text, encoding="utf-8")
+    return changed
 
 
 def build_manifest(config: RunConfig, status: str, **extra: Any) -> dict[str, Any]:

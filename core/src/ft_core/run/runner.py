@@ -168,7 +168,12 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
     # peft still calls a transformers method renamed in 5.x; users cannot act on that warning.
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     run_dir, checkpoint = output.prepare_run_dir(config)
-    output.write_resolved_config(run_dir, config)
+    changed = output.write_resolved_config(run_dir, config)
+    if changed:
+        say(
+            f"the config differs from the one this folder was trained with ({', '.join(changed)}); "
+            "the previous one is kept as config.<n>.yaml"
+        )
     stage = config.stage
     base_path = resolve_model_path(config.model.name_or_path, config.model.cache_dir)
     facts: dict[str, Any] = {"base_model": {"name_or_path": config.model.name_or_path, "path": base_path}}
