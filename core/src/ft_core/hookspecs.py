@@ -7,8 +7,9 @@ core owns the registries; a plugin only calls ``register(name, component)`` once
 ``register(name: str, component) -> None``
     ``name``: lower-case identifier used in configs (``[a-z0-9][a-z0-9_.-]*``).
     ``component``: an instance of the kind's base class from :mod:`ft_core.components`.
-    Registering a name that another distribution already registered for the same kind is an error that
-    names both distributions; registering a wrong type is an error naming the plugin.
+    A name that another distribution also registers for the same kind is a conflict naming both
+    distributions: neither is used (selecting it is an error; strict mode fails at load). Registering a
+    wrong type makes the plugin fail to load, with an error naming it.
 
 Registration must be cheap: do not import torch, transformers or any backend library at module level of
 an entry-point module or inside these hooks; import them inside the component's methods.
