@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ft_core.compat import quiet_upstream_warnings
 from ft_core.components import InferenceEngine
 from ft_core.inference.target import ChatTarget
 
@@ -26,6 +27,7 @@ class HfChatModel:
         import torch
         from transformers import AutoTokenizer
 
+        quiet_upstream_warnings()
         device = options.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"

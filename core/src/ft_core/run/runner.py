@@ -10,10 +10,10 @@ import hashlib
 import json
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
+from ft_core.compat import quiet_upstream_warnings
 from ft_core.config.loader import load_config
 from ft_core.config.validate import RunConfig, validate
 from ft_core.plugins import Plugins, build_plugins
@@ -165,8 +165,7 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
     from ft_core.models.loader import load_tokenizer, resolve_family
 
     started = time.time()
-    # peft still calls a transformers method renamed in 5.x; users cannot act on that warning.
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    quiet_upstream_warnings()
     run_dir, checkpoint = output.prepare_run_dir(config)
     changed = output.write_resolved_config(run_dir, config)
     if changed:
