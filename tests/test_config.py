@@ -204,3 +204,12 @@ def test_scheduler_and_attention_choices_are_checked_up_front(plugins, write, ba
     assert "training.lr_scheduler_type: expected one of" in message and "Did you mean 'cosine'?" in message
     if importlib.util.find_spec("flash_attn") is None:
         assert "flash_attention_2 needs the flash_attn package" in message
+
+
+def test_a_dataset_the_stage_cannot_train_on_is_a_config_problem(plugins, write, base_text):
+    path = write("c.yaml", base_text)
+    with pytest.raises(
+        ConfigError, match=r"data\.dataset: dataset 'sharegpt_demo' has formatting 'sharegpt'"
+    ):
+        _validate(path, plugins, ["stage=pt", "data.dataset=sharegpt_demo"])
+    assert _validate(path, plugins, ["stage=pt", "data.dataset=c4_demo"]).stage.name == "pt"

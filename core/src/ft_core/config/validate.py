@@ -70,7 +70,7 @@ def _select(plugins: Plugins, section: str, entry: Any, path: str, problems: lis
     )
 
 
-def _check_combinations(config: RunConfig, problems: list[str]) -> None:
+def _check_combinations(config: RunConfig, plugins: Plugins, problems: list[str]) -> None:
     model, data, training = config.model, config.data, config.training
     if not model.name_or_path:
         problems.append(
@@ -127,17 +127,20 @@ def _check_combinations(config: RunConfig, problems: list[str]) -> None:
         )
     stage = config.one("stage")
     if stage is not None and data.dataset:
-        _check_datasets(data, problems)
+        _check_datasets(data, plugins, stage.component.data_kind, problems)
 
 
-def _check_datasets(data: DataSection, problems: list[str]) -> None:
+def _check_datasets(data: DataSection, plugins: Plugins, produces: str, problems: list[str]) -> None:
+    """Every named dataset exists and its format gives what the stage trains on (conversations or text)."""
+    from ft_core.data.loader import format_for
     from ft_core.data.spec import resolve_datasets
 
     for key in ("dataset", "eval_dataset"):
         names = getattr(data, key)
         if names:
             try:
-                resolve_datasets(names, data.dataset_dir)
+                for spec in resolve_datasets(names, data.dataset_dir):
+                    format_for(spec, plugins, produces)
             except FtCoreError as exc:
                 problems.append(f"data.{key}: {exc}")
 
@@ -172,7 +175,7 @@ def validate(raw: dict[str, Any], plugins: Plugins, sources: dict[str, str] | No
     config = None
     if all(v is not None for v in sections.values()):
         config = RunConfig(selections=selections, raw=raw, **sections)  # type: ignore[arg-type]
-        _check_combinations(config, problems)
+        _check_combinations(config, plugins, problems)
     if problems:
         raise ConfigError([_with_source(p, sources or {}) for p in problems])
     assert config is not None

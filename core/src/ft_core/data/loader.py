@@ -38,7 +38,8 @@ class FormatLookup(Protocol):
     def get(self, kind: str, name: str) -> Any: ...
 
 
-def _format_for(spec: DatasetSpec, plugins: FormatLookup, produces: str) -> DatasetFormat:
+def format_for(spec: DatasetSpec, plugins: FormatLookup, produces: str) -> DatasetFormat:
+    """The dataset format that converts ``spec`` into ``produces`` samples, or a DataError saying why not."""
     # LLaMA-Factory pretrains on an alpaca dataset's prompt column (c4_demo: columns {"prompt": "text"}).
     name = "text" if produces == "text" and spec.formatting == "alpaca" else spec.formatting
     try:
@@ -112,7 +113,7 @@ def load_samples(
     samples: list[Sample] = []
     problems: list[str] = []
     for spec in resolve_datasets(names, data.dataset_dir):
-        dataset_format = _format_for(spec, plugins, produces)
+        dataset_format = format_for(spec, plugins, produces)
         rows = _rows(spec, data.max_samples, seed)
         progress = tqdm(
             rows, desc=f"Converting {spec.name}", unit="row", disable=len(rows) <= PROGRESS_MIN_ROWS
