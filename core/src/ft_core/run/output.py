@@ -75,7 +75,8 @@ def _mkdir(path: Path) -> Path:
     return path
 
 
-def _version(distribution: str) -> str | None:
+def distribution_version(distribution: str) -> str | None:
+    """The installed version of ``distribution``, or ``None`` when it is not installed."""
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
@@ -131,9 +132,9 @@ def build_manifest(config: RunConfig, status: str, **extra: Any) -> dict[str, An
     return {
         "status": status,
         "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "ft_core_version": _version("ft-core"),
+        "ft_core_version": distribution_version("ft-core"),
         "components": components,
-        "libraries": {name: _version(name) for name in _LIBRARIES},
+        "libraries": {name: distribution_version(name) for name in _LIBRARIES},
         "python": platform.python_version(),
         **extra,
     }

@@ -66,7 +66,7 @@ def _prepare_data(ctx: RunContext) -> tuple[Any, Any]:
     data, stage = config.data, config.stage
     kind = stage.component.data_kind
     key_common = {
-        "ft_core": output._version("ft-core"),
+        "ft_core": output.distribution_version("ft-core"),
         "stage": [stage.name, stage.distribution, stage.version, repr(stage.options)],
         "tokenizer": _tokenizer_digest(ctx.tokenizer),
         "template": ctx.template.jinja if ctx.template is not None else None,
