@@ -183,25 +183,12 @@ def test_named_template_matching_the_models_own_trains_and_records_its_family(
 ):
     """A model folder whose tokenizer carries the official template: the named template passes the
     start-up equality check, the family plugin is found by model_type, and the run trains."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    from ft_core.testing.tiny import tiny_tokenizer
+    from ft_core.testing.tiny import tiny_model, tiny_tokenizer
 
     jinja = build_plugins().get("chat_template", template).jinja
     tokenizer = tiny_tokenizer(chat_template=jinja)
-    config = AutoConfig.for_model(
-        model_type,
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
     folder = tmp_path / f"tiny-{model_type}"
-    AutoModelForCausalLM.from_config(config).save_pretrained(folder)
+    tiny_model(tokenizer, model_type=model_type).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     run = _train(make_config(model={"name_or_path": str(folder)}, template=template))
     manifest = json.loads((run / "manifest.json").read_text())

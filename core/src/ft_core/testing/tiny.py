@@ -82,10 +82,11 @@ def tiny_tokenizer(
     return fast
 
 
-def tiny_model(tokenizer: Any, seed: int = 0, **overrides: Any) -> Any:
-    """A random-init Llama-architecture causal LM with a few thousand parameters matching ``tokenizer``."""
+def tiny_model(tokenizer: Any, seed: int = 0, model_type: str = "llama", **overrides: Any) -> Any:
+    """A random-init causal LM of ``model_type`` (any Llama-like architecture: llama, qwen2, mistral, ...)
+    with a few thousand parameters, matching ``tokenizer``."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     settings: dict[str, Any] = dict(
         vocab_size=len(tokenizer),
@@ -102,7 +103,7 @@ def tiny_model(tokenizer: Any, seed: int = 0, **overrides: Any) -> Any:
     )
     settings.update(overrides)
     torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig(**settings))
+    return AutoModelForCausalLM.from_config(AutoConfig.for_model(model_type, **settings))
 
 
 def save_tiny_model_dir(path: str, chat_template: str | None = CHATML_JINJA, seed: int = 0) -> str:
