@@ -13,7 +13,6 @@ Environment controls:
 
 from __future__ import annotations
 
-import importlib
 import importlib.metadata as metadata
 import os
 import re
@@ -230,12 +229,6 @@ class Plugins:
             message += " Note: failed plugins: " + ", ".join(f"{r.name} ({r.distribution})" for r in failed)
         return message
 
-    def version_of(self, distribution: str) -> str:
-        for record in self.records:
-            if record.distribution == distribution:
-                return record.version
-        return "unknown"
-
 
 def _distribution_of(entry_point: metadata.EntryPoint) -> tuple[str, str]:
     dist = getattr(entry_point, "dist", None)
@@ -301,8 +294,3 @@ def build_plugins(
         name = module.__name__.rsplit(".", 1)[-1]
         plugins.add_module(module, PluginRecord(name, distribution, "test", module.__name__))
     return plugins
-
-
-def load_module(name: str) -> ModuleType:
-    """Import a plugin module by dotted name (a convenience for tests and ``ft_core.testing``)."""
-    return importlib.import_module(name)
