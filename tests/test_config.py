@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 
 import pytest
 
-from ft_core.config.loader import load_config
-from ft_core.config.validate import validate
-from ft_core.errors import ConfigError
-from ft_core.plugins import build_plugins
+from ft_core.api.errors import ConfigError
+from ft_core.bootstrap import load_plugins
+from ft_core.engine.config.loader import load_config
+from ft_core.engine.config.validate import validate
 
 BASE = """
 model:
@@ -28,12 +29,12 @@ training:
 
 @pytest.fixture(scope="module")
 def plugins():
-    return build_plugins(strict=True)
+    return load_plugins(strict=True)
 
 
 def _validate(path, plugins, overrides=()):
     raw, sources = load_config(path, list(overrides))
-    return validate(raw, plugins, sources)
+    return validate(raw, plugins, sources, str(path))
 
 
 @pytest.fixture
@@ -135,12 +136,12 @@ def test_bad_override_form(write, base_text):
 def test_quantized_full_training_is_rejected(plugins, write, base_text):
     import types
 
-    from ft_core.components import Quantizer
-    from ft_core.hookspecs import hookimpl
+    from ft_core.api.components import Quantizer
+    from ft_core.api.hookspecs import hookimpl
 
     module = types.ModuleType("q")
     module.ft_register_quantizers = hookimpl(lambda register: register("fake4", Quantizer()))
-    with_quantizer = build_plugins(strict=True, extra=[(module, "fake-quant")])
+    with_quantizer = load_plugins(strict=True, extra=[(module, "fake-quant")])
     path = write(
         "c.yaml", base_text.replace("method: lora\n  rank: 4", "method: full") + "quantization: fake4\n"
     )
@@ -213,3 +214,95 @@ def test_a_dataset_the_stage_cannot_train_on_is_a_config_problem(plugins, write,
     ):
         _validate(path, plugins, ["stage=pt", "data.dataset=sharegpt_demo"])
     assert _validate(path, plugins, ["stage=pt", "data.dataset=c4_demo"]).stage.name == "pt"
+
+
+# --------------------------------------------------------------------------- core v2 fixes
+def test_unquoted_off_is_the_word_off_not_false(plugins, write, base_text):
+    config = _validate(write("c.yaml", base_text + "template:\n  check: off\n"), plugins)
+    assert config.template.check == "off"
+    assert _validate(write("d.yaml", base_text), plugins, ["template.check=off"]).template.check == "off"
+
+
+def test_an_override_is_labelled_command_line_not_the_yaml_file(plugins, write, base_text):
+    with pytest.raises(ConfigError) as error:
+        _validate(
+            write("c.yaml", base_text), plugins, ["training.max_steps=0", "training.num_train_epochs=0"]
+        )
+    problem = next(p for p in error.value.problems if p.startswith("training: set max_steps"))
+    assert problem.endswith("[command line]")
+
+
+def test_a_missing_required_key_names_the_config_file(plugins, write):
+    path = write("c.yaml", "data:\n  cutoff_len: 16\n")
+    with pytest.raises(ConfigError) as error:
+        _validate(path, plugins)
+    problem = next(p for p in error.value.problems if p.startswith("model.name_or_path"))
+    assert problem.endswith(f"[{path}]")
+
+
+def test_an_unknown_template_name_fails_validation(plugins, write, base_text):
+    with pytest.raises(
+        ConfigError, match=r"template.name: unknown chat template 'lama3'.*Did you mean 'llama3'"
+    ):
+        _validate(write("c.yaml", base_text + "template: lama3\n"), plugins)
+
+
+def test_a_very_long_model_path_is_a_clear_problem(plugins, write, base_text):
+    with pytest.raises(
+        ConfigError, match=r"model.name_or_path: cannot use .*\(5000 characters\).*File name too long"
+    ):
+        _validate(write("c.yaml", base_text), plugins, ["model.name_or_path=" + "x" * 5000])
+
+
+def test_a_missing_dataset_dir_is_named(plugins, write, base_text, tmp_path):
+    with pytest.raises(ConfigError, match=r"data.dataset_dir .*nowhere. does not exist"):
+        _validate(
+            write("c.yaml", base_text),
+            plugins,
+            ["data.dataset=[mine]", f"data.dataset_dir={tmp_path}/nowhere"],
+        )
+
+
+def test_options_errors_and_cross_section_rules_of_components(write, base_text):
+    import types
+
+    from ft_core.api import AdapterMethod, OptionsError, hookimpl
+
+    @dataclasses.dataclass
+    class PickyOptions:
+        level: int = 1
+
+        def __post_init__(self):
+            if self.level > 3:
+                raise OptionsError(f"level must be at most 3, got {self.level}")
+
+    class Picky(AdapterMethod[PickyOptions]):
+        options_schema = PickyOptions
+
+        def validate(self, options, config):
+            if config.data.cutoff_len > 32 and options.level == 3:
+                return ["adapter.level: 3 needs data.cutoff_len <= 32"]
+            return []
+
+    module = types.ModuleType("picky")
+
+    @hookimpl
+    def ft_register_adapters(register):
+        register("picky", Picky())
+
+    module.ft_register_adapters = ft_register_adapters
+    picky_plugins = load_plugins(strict=True, extra=[(module, "picky-dist")])
+    path = write("c.yaml", base_text)
+    with pytest.raises(ConfigError, match="adapter: level must be at most 3, got 9"):
+        _validate(path, picky_plugins, ["adapter=picky", "adapter.level=9"])
+    with pytest.raises(ConfigError, match=r"adapter\.level: 3 needs data\.cutoff_len <= 32"):
+        _validate(path, picky_plugins, ["adapter=picky", "adapter.level=3"])
+    assert _validate(path, picky_plugins, ["adapter=picky", "adapter.level=2"]).adapter.options.level == 2
+
+
+def test_run_without_a_config_says_the_config_is_missing(capsys):
+    from ft_core.cli import main
+
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "give the config file: ft-core run CONFIG" in err and "key=value" not in err.split("CONFIG")[0]

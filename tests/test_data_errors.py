@@ -8,19 +8,19 @@ from typing import Any
 
 import pytest
 
-from ft_core.config.schema import DataSection
-from ft_core.data.formats import AlpacaFormat, RowError, ShareGptFormat, TextFormat
-from ft_core.data.loader import load_samples
-from ft_core.data.readers import read_rows
-from ft_core.data.spec import Columns, DatasetSpec, load_dataset_info, resolve_datasets
-from ft_core.errors import ComponentNotFoundError, DataError
+from ft_core.api.config import DataSection
+from ft_core.api.errors import ComponentNotFoundError, DataError
+from ft_core.engine.data.formats import AlpacaFormat, RowError, ShareGptFormat, TextFormat
+from ft_core.engine.data.loader import load_samples
+from ft_core.engine.data.readers import read_rows
+from ft_core.engine.data.registry import Columns, DatasetSpec, load_dataset_info, resolve_datasets
 
 #: The names ``ft_core.builtin`` registers these formats under.
 BUILTIN_FORMATS = {"alpaca": AlpacaFormat(), "sharegpt": ShareGptFormat(), "text": TextFormat()}
 
 
 class BuiltinFormats:
-    """Stands in for ``ft_core.plugins.Plugins`` in ``load_samples``: ``get(kind, name)`` returns the built-in
+    """Stands in for ``ft_core.engine.plugins.Plugins`` in ``load_samples``: ``get(kind, name)`` returns the built-in
     dataset format (the same classes ``ft_core.builtin`` registers), so these tests need no plugin manager."""
 
     def get(self, kind: str, name: str) -> Any:
@@ -156,7 +156,7 @@ def test_unknown_dataset_lists_available_with_did_you_mean(tmp_path: Path) -> No
         resolve_datasets(["identiy"], tmp_path)
     message = str(caught.value)
     assert "unknown dataset 'identiy'. Did you mean 'identity'?" in message
-    assert "alpaca_en_demo, c4_demo, identity, sharegpt_demo" in message
+    assert "alpaca_en_demo, c4_demo, dpo_en_demo, identity, kto_en_demo, sharegpt_demo" in message
 
 
 def test_missing_data_file(tmp_path: Path) -> None:

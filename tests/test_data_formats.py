@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ft_core.data.conversation import Conversation
-from ft_core.data.formats import AlpacaFormat, ShareGptFormat, TextFormat
-from ft_core.data.readers import read_rows
-from ft_core.data.spec import Columns, DatasetSpec, Tags
+from ft_core.api.conversation import Conversation
+from ft_core.engine.data.formats import AlpacaFormat, ShareGptFormat, TextFormat
+from ft_core.engine.data.readers import read_rows
+from ft_core.engine.data.registry import Columns, DatasetSpec, Tags
 
 ROWS = [{"instruction": "a", "output": "1"}, {"instruction": "b", "output": "2"}]
 
@@ -105,7 +105,7 @@ def test_alpaca_system_and_history() -> None:
         ("user", "q3"),
         ("assistant", "a3"),
     ]
-    assert conversation.assistant_indices == [2, 4, 6]
+    assert [i for i, m in enumerate(conversation.messages) if m.role == "assistant"] == [2, 4, 6]
 
 
 def test_alpaca_custom_columns_and_tools() -> None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +38,12 @@ def test_every_example_config_runs_as_written(config, tmp_path):
     assert first_line == f"# ft-core run configs/{config.name}", (
         "each config opens with the command that runs it"
     )
+    if "GPU ONLY" in config.read_text() and not torch.cuda.is_available():
+        result = subprocess.run([FT_CORE, "validate", str(config)], capture_output=True, text=True, cwd=ROOT)
+        assert result.returncode == 2 and "CUDA GPU" in result.stderr, (
+            "a GPU-only config must say so on a CPU box"
+        )
+        return
     ft_core("validate", str(config))
     run = tmp_path / config.stem
     ft_core("run", str(config), f"training.output_dir={run}", "training.max_steps=1")

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ft_core.errors import FtCoreError
-from ft_core.models import gguf as gguf_module
-from ft_core.models.gguf import convert_gguf
-from ft_core.storage import atomic_folder, file_sha256
+from ft_core.api.errors import FtCoreError
+from ft_core.engine.models import gguf as gguf_module
+from ft_core.engine.models.gguf import convert_gguf
+from ft_core.engine.storage import atomic_folder, file_sha256
 from ft_core.testing.tiny import tiny_model, tiny_tokenizer
 
 
@@ -204,9 +204,9 @@ def test_missing_gguf_file(tmp_path):
 def test_embedded_smollm2_converts_and_knows_paris():
     from transformers import AutoModelForCausalLM
 
-    from ft_core.config.schema import ModelSection
-    from ft_core.models.embedded import resolve_model_path
-    from ft_core.models.loader import load_tokenizer
+    from ft_core.api.config import ModelSection
+    from ft_core.engine.models.embedded import resolve_model_path
+    from ft_core.engine.models.loader import load_tokenizer
 
     pytest.importorskip("gguf")
     try:

@@ -11,21 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from ft_core.components import ModelFamily, ModelPatch, Quantizer
-from ft_core.config.schema import ModelSection, Selection
-from ft_core.errors import FtCoreError, PluginError
-from ft_core.hookspecs import hookimpl
-from ft_core.models import embedded, gguf
-from ft_core.models.embedded import check_model_reference, resolve_model_path
-from ft_core.models.loader import (
-    choose_dtype,
-    linear_module_names,
-    load_model,
-    load_tokenizer,
-    prepare_for_training,
-    resolve_family,
-)
-from ft_core.plugins import build_plugins
+from ft_core.api.components import ModelPatch, Quantizer
+from ft_core.api.config import ModelSection
+from ft_core.api.descriptors import ModelFamily
+from ft_core.api.errors import FtCoreError, PluginError
+from ft_core.api.hookspecs import hookimpl
+from ft_core.api.modeling import linear_module_names
+from ft_core.bootstrap import load_plugins
+from ft_core.engine.models import embedded, gguf
+from ft_core.engine.models.embedded import check_model_reference, resolve_model_path
+from ft_core.engine.models.loader import choose_dtype, load_tokenizer, prepare_for_training, resolve_family
+from ft_core.engine.run.context import EngineRun
+from ft_core.engine.run.runner import load_and_validate
 from ft_core.testing.tiny import tiny_tokenizer
 
 
@@ -96,7 +93,7 @@ def test_embedded_alias_without_its_package_says_how_to_install(monkeypatch):
 
 def test_checking_a_reference_imports_neither_torch_nor_transformers():
     code = (
-        "import sys; from ft_core.models.embedded import check_model_reference as c; "
+        "import sys; from ft_core.engine.models.embedded import check_model_reference as c; "
         "c('smollm2-135m-instruct'); c('org/model'); "
         "assert not {'torch', 'transformers'} & set(sys.modules), sorted(sys.modules)"
     )
@@ -138,7 +135,7 @@ def _family_plugin(name: str, **families: ModelFamily) -> types.ModuleType:
 def test_resolve_family_by_model_type(tiny_model):
     llama = ModelFamily(model_types=("llama", "mistral"))
     module = _family_plugin("families", llama=llama, qwen=ModelFamily(model_types=("qwen2",)))
-    plugins = build_plugins(strict=True, entry_points=False, builtins=False, extra=[(module, "fams")])
+    plugins = load_plugins(strict=True, entry_points=False, extra=[(module, "fams")])
     assert resolve_family(plugins, tiny_model.config) is llama
     assert resolve_family(plugins, types.SimpleNamespace(model_type="gpt2")) is None
 
@@ -146,9 +143,7 @@ def test_resolve_family_by_model_type(tiny_model):
 def test_two_families_claiming_one_model_type_is_an_error(tiny_model):
     first = _family_plugin("first", llama=ModelFamily(model_types=("llama",)))
     second = _family_plugin("second", llama3=ModelFamily(model_types=("llama",)))
-    plugins = build_plugins(
-        strict=True, entry_points=False, builtins=False, extra=[(first, "dist-a"), (second, "dist-b")]
-    )
+    plugins = load_plugins(strict=True, entry_points=False, extra=[(first, "dist-a"), (second, "dist-b")])
     with pytest.raises(PluginError, match=r"llama \(dist-a\), llama3 \(dist-b\)"):
         resolve_family(plugins, tiny_model.config)
 
@@ -206,26 +201,33 @@ class _RecordingQuantizer(Quantizer):
         self.calls.append(f"kwargs:{model_config.rms_norm_eps}")
         return {}
 
-    def after_load(self, model, options):
-        self.calls.append("after_load")
+    def prepare(self, model, options, run):
+        self.calls.append("prepare")
         return model
 
 
-def _selection(kind: str, component, options) -> Selection:
-    return Selection(kind, kind, "test", component, options, "test-dist", "0")
-
-
-def test_load_model_applies_patches_and_quantizer_in_order(tiny_model_dir):
+def test_load_model_applies_patches_and_quantizer_in_order(make_config, tmp_path):
     patch, quantizer = _RecordingPatch(), _RecordingQuantizer()
-    model = load_model(
-        ModelSection(name_or_path=tiny_model_dir, attn_implementation="eager"),
-        dtype=torch.bfloat16,
-        quantizer=_selection("quantizer", quantizer, None),
-        patches=[_selection("model_patch", patch, "opt")],
-        for_training=False,
+    module = types.ModuleType("recording_plugin")
+
+    @hookimpl
+    def ft_register_model_patches(register):
+        register("rec", patch)
+
+    @hookimpl
+    def ft_register_quantizers(register):
+        register("rec", quantizer)
+
+    module.ft_register_model_patches = ft_register_model_patches
+    module.ft_register_quantizers = ft_register_quantizers
+    plugins = load_plugins(strict=True, extra=[(module, "recording")])
+    path = make_config(
+        model={"attn_implementation": "eager", "dtype": "bfloat16"}, quantization="rec", patches=["rec"]
     )
-    assert patch.calls == ["config:opt", "model:opt"]
-    assert quantizer.calls == ["kwargs:0.001", "after_load"]
+    config = load_and_validate(str(path), [], plugins)
+    model = EngineRun(config, plugins, tmp_path).load_model("reference", trainable=False)
+    assert patch.calls == ["config:NoOptions()", "model:NoOptions()"]
+    assert quantizer.calls == ["kwargs:0.001"]  # prepare runs only for a model that trains
     assert model.patched and not model.training
     assert model.dtype == torch.bfloat16
     assert model.config._attn_implementation == "eager"

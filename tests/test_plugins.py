@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ft_core.components import ChatTemplate, OptimizerFactory
-from ft_core.errors import ComponentNotFoundError, PluginError
-from ft_core.hookspecs import hookimpl
-from ft_core.plugins import build_plugins
+from ft_core.api.components import OptimizerFactory
+from ft_core.api.descriptors import ChatTemplate
+from ft_core.api.errors import ComponentNotFoundError, PluginError
+from ft_core.api.hookspecs import hookimpl
+from ft_core.bootstrap import load_plugins
 
 
 def _module(name: str, **hooks) -> types.ModuleType:
@@ -40,8 +41,8 @@ def site(tmp_path, monkeypatch):
 
 
 GOOD = """
-from ft_core.hookspecs import hookimpl
-from ft_core.components import ChatTemplate
+from ft_core.api.hookspecs import hookimpl
+from ft_core.api import ChatTemplate
 
 @hookimpl
 def ft_register_chat_templates(register):
@@ -51,7 +52,7 @@ def ft_register_chat_templates(register):
 
 def test_entry_point_plugin_is_discovered_with_its_distribution(site):
     _fake_distribution(site, "fake-good", "good", "fake_ft_good", GOOD)
-    plugins = build_plugins(strict=False)
+    plugins = load_plugins(strict=False)
     registration = plugins.registration("chat_template", "good-template")
     assert registration.distribution == "fake-good"
     assert registration.version == "1.2.3"
@@ -63,7 +64,7 @@ def test_entry_point_plugin_is_discovered_with_its_distribution(site):
 def test_broken_plugin_is_reported_and_the_rest_still_work(site, capsys):
     _fake_distribution(site, "fake-good", "good", "fake_ft_good", GOOD)
     _fake_distribution(site, "fake-broken", "broken", "fake_ft_broken", "import no_such_library_xyz\n")
-    plugins = build_plugins(strict=False)
+    plugins = load_plugins(strict=False)
     broken = next(r for r in plugins.records if r.name == "broken")
     assert broken.status == "failed"
     assert "no_such_library_xyz" in broken.error
@@ -75,10 +76,10 @@ def test_broken_plugin_is_reported_and_the_rest_still_work(site, capsys):
 def test_strict_mode_turns_a_broken_plugin_into_an_error(site, monkeypatch):
     _fake_distribution(site, "fake-broken", "broken", "fake_ft_broken", "raise RuntimeError('boom')\n")
     with pytest.raises(PluginError, match=r"broken.*fake-broken 1\.2\.3.*boom"):
-        build_plugins(strict=True)
+        load_plugins(strict=True)
     monkeypatch.setenv("FT_CORE_STRICT", "1")
     with pytest.raises(PluginError):
-        build_plugins()
+        load_plugins()
 
 
 def test_a_hook_that_raises_disables_only_that_plugin():
@@ -86,7 +87,7 @@ def test_a_hook_that_raises_disables_only_that_plugin():
         register("half", ChatTemplate(jinja="x"))
         raise ValueError("registration bug")
 
-    plugins = build_plugins(
+    plugins = load_plugins(
         strict=False,
         entry_points=False,
         extra=[(_module("bad", ft_register_chat_templates=explode), "bad-dist")],
@@ -111,8 +112,8 @@ def test_duplicate_names_across_distributions_name_both_and_neither_wins(capsys)
     ]
     expected = r"chat template 'chatml' is registered twice: by first-dist test and by second-dist test"
     with pytest.raises(PluginError, match=expected):
-        build_plugins(strict=True, entry_points=False, extra=extra)
-    plugins = build_plugins(strict=False, entry_points=False, extra=extra)
+        load_plugins(strict=True, entry_points=False, extra=extra)
+    plugins = load_plugins(strict=False, entry_points=False, extra=extra)
     assert "registered twice" in capsys.readouterr().err
     assert "chatml" not in plugins.names("chat_template"), "never last-one-wins (nor first-one-wins)"
     with pytest.raises(PluginError, match=expected):
@@ -124,7 +125,7 @@ def test_wrong_component_type_is_rejected():
         register("adamw", object())
 
     with pytest.raises(PluginError, match="OptimizerFactory"):
-        build_plugins(
+        load_plugins(
             strict=True, entry_points=False, extra=[(_module("w", ft_register_optimizers=wrong), "w")]
         )
 
@@ -136,7 +137,7 @@ def test_unknown_name_lists_available_did_you_mean_and_install_hint():
     def register_opt(register):
         register("adamw", Opt())
 
-    plugins = build_plugins(
+    plugins = load_plugins(
         entry_points=False, extra=[(_module("o", ft_register_optimizers=register_opt), "opt-dist")]
     )
     with pytest.raises(ComponentNotFoundError) as error:
@@ -144,19 +145,20 @@ def test_unknown_name_lists_available_did_you_mean_and_install_hint():
     message = str(error.value)
     assert "Did you mean 'adamw'?" in message
     assert "adamw (opt-dist)" in message
-    with pytest.raises(ComponentNotFoundError, match="pip install ft-core-lora"):
+    with pytest.raises(ComponentNotFoundError, match="install it with pip") as error:
         plugins.get("adapter", "lora")
+    assert "failed" not in str(error.value) and "Available: none installed" in str(error.value)
 
 
 def test_block_and_allow_lists(site, monkeypatch):
     _fake_distribution(site, "fake-good", "good", "fake_ft_good", GOOD)
     monkeypatch.setenv("FT_CORE_PLUGINS_BLOCK", "fake-good")
-    plugins = build_plugins(strict=True)
+    plugins = load_plugins(strict=True)
     assert "good-template" not in plugins.names("chat_template")
     assert next(r for r in plugins.records if r.name == "good").status == "blocked"
     monkeypatch.delenv("FT_CORE_PLUGINS_BLOCK")
     monkeypatch.setenv("FT_CORE_PLUGINS_ALLOW", "good")
-    plugins = build_plugins(strict=True)
+    plugins = load_plugins(strict=True)
     assert plugins.names("chat_template") == ["good-template"]
     assert "run" in plugins.names("cli_command"), "core built-ins always load"
 
@@ -165,11 +167,100 @@ def test_trace_prints_hook_calls(capsys):
     def register_one(register):
         register("traced", ChatTemplate(jinja="x"))
 
-    build_plugins(
+    load_plugins(
         trace=True,
         entry_points=False,
         extra=[(_module("t", ft_register_chat_templates=register_one), "t-dist")],
     )
     err = capsys.readouterr().err
-    assert "t-dist:t -> ft_register_chat_templates()" in err
-    assert "register chat_template 'traced'" in err
+    assert "ft_register_chat_templates [hook]" in err  # pluggy's own hook-call trace
+    assert "t-dist registers chat_template 'traced'" in err
+
+
+# --------------------------------------------------------------------------- pluggy as pluggy (core v2)
+def test_a_misspelled_hook_fails_its_plugin_with_a_did_you_mean():
+    def register(register):
+        register("x", ChatTemplate(jinja="x"))
+
+    module = _module("typo", ft_register_adaptors=register)
+    with pytest.raises(PluginError, match=r"'ft_register_adaptors'\. Did you mean 'ft_register_adapters'"):
+        load_plugins(strict=True, entry_points=False, extra=[(module, "typo-dist")])
+    plugins = load_plugins(strict=False, entry_points=False, extra=[(module, "typo-dist")])
+    assert [r.status for r in plugins.records if r.distribution == "typo-dist"] == ["failed"]
+
+
+def test_hookimpl_options_work_for_registration_hooks():
+    module = types.ModuleType("options_plugin")
+
+    @hookimpl(specname="ft_register_chat_templates")
+    def templates_under_another_name(register):
+        register("renamed", ChatTemplate(jinja="r"))
+
+    @hookimpl(wrapper=True)
+    def ft_register_optimizers(register):
+        seen = []
+
+        def recording(name, component):
+            seen.append(name)
+            register(name, component)
+
+        recording("wrapped-sgd", _Sgd())
+        return (yield)
+
+    module.templates_under_another_name = templates_under_another_name
+    module.ft_register_optimizers = ft_register_optimizers
+    plugins = load_plugins(strict=True, entry_points=False, extra=[(module, "options-dist")])
+    assert plugins.registration("chat_template", "renamed").distribution == "options-dist"
+    assert plugins.registration("optimizer", "wrapped-sgd").distribution == "options-dist"
+
+
+class _Sgd(OptimizerFactory):
+    pass
+
+
+def test_a_pip_installed_plugin_given_again_as_extra_loads_once():
+    import ft_core_lora
+
+    plugins = load_plugins(strict=True, extra=[(ft_core_lora, "ft-core-lora")])
+    assert plugins.registration("adapter", "lora").distribution == "ft-core-lora"
+    assert sum(r.distribution == "ft-core-lora" for r in plugins.records) == 1
+
+
+def test_failed_plugins_are_named_only_for_the_kinds_they_provide():
+    def broken(register):
+        raise RuntimeError("boom")
+
+    module = _module("broken_templates", ft_register_chat_templates=broken)
+    plugins = load_plugins(strict=False, entry_points=False, extra=[(module, "broken-dist")])
+    with pytest.raises(ComponentNotFoundError) as error:
+        plugins.get("chat_template", "mine")
+    assert "broken-dist" in str(error.value)
+    with pytest.raises(ComponentNotFoundError) as error:
+        plugins.get("optimizer", "mine")
+    assert "broken-dist" not in str(error.value)
+
+
+def test_a_blocked_plugin_is_named_instead_of_an_install_hint():
+    plugins = load_plugins(strict=True, block=["ft-core-lora"])
+    with pytest.raises(ComponentNotFoundError) as error:
+        plugins.get("adapter", "lora")
+    message = str(error.value)
+    assert "Installed but not loaded" in message and "lora (ft-core-lora)" in message
+    assert "install it with pip" not in message
+
+
+def test_trace_shows_the_traceback_of_a_plugin_that_fails_to_import(site, capsys):
+    _fake_distribution(site, "fake-broken", "broken", "fake_ft_broken", "import not_a_module_anywhere\n")
+    load_plugins(strict=False, trace=True)
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and "not_a_module_anywhere" in err
+
+
+def test_the_plugins_command_lists_in_strict_mode_then_exits_non_zero(site, capsys, monkeypatch):
+    from ft_core.cli import main
+
+    _fake_distribution(site, "fake-broken", "broken", "fake_ft_broken", "raise ImportError('nope')\n")
+    monkeypatch.setenv("FT_CORE_STRICT", "1")
+    assert main(["plugins"]) == 1
+    out = capsys.readouterr().out
+    assert "fake-broken" in out and "failed" in out and "ft-core-lora" in out

@@ -17,8 +17,8 @@ import ft_core_llama
 import ft_core_qwen
 import ft_core_templates_generic
 import ft_template_zephyr
-from ft_core.data.conversation import Message
-from ft_core.templates import render
+from ft_core.api.conversation import Message
+from ft_core.engine.templates.render import render
 from ft_core.testing.tiny import tiny_tokenizer
 
 CHAT = [
@@ -135,10 +135,10 @@ QWEN_TOOLS = (
 
 @pytest.fixture(scope="module")
 def templates() -> Any:
-    from ft_core.plugins import build_plugins
+    from ft_core.bootstrap import load_plugins
 
     modules = (ft_core_llama, ft_core_qwen, ft_core_templates_generic, ft_template_zephyr)
-    plugins = build_plugins(strict=True, entry_points=False, extra=[(m, m.__name__) for m in modules])
+    plugins = load_plugins(strict=True, entry_points=False, extra=[(m, m.__name__) for m in modules])
     return {name: plugins.get("chat_template", name).jinja for name in plugins.names("chat_template")}
 
 
@@ -197,7 +197,7 @@ def test_qwen_tools_reference(templates: dict[str, str], tokenizer_for: Callable
 def test_generic_templates_refuse_tool_calls(
     name: str, templates: dict[str, str], tiny_tokenizer: Any
 ) -> None:
-    from ft_core.templates import TemplateRenderError
+    from ft_core.engine.templates.render import TemplateRenderError
 
     call = {"type": "function", "function": {"name": "f", "arguments": {}}}
     messages = [Message("user", "Hi"), Message("assistant", "", tool_calls=[call])]

@@ -1,4 +1,4 @@
-"""Rendering conversations and masking labels (ft_core.templates.render)."""
+"""Rendering conversations and masking labels (ft_core.engine.templates.render)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from ft_core.data.conversation import Conversation, Message
-from ft_core.errors import DataError, TemplateMismatchError
-from ft_core.templates import (
-    IGNORE_INDEX,
+from ft_core.api.context import IGNORE_INDEX
+from ft_core.api.conversation import Conversation, Message
+from ft_core.api.errors import DataError, TemplateMismatchError
+from ft_core.engine.templates.render import (
     TemplateRenderError,
     encode_conversation,
     generation_inputs,

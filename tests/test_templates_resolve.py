@@ -1,4 +1,4 @@
-"""Resolving the run's chat template and checking it against the tokenizer's own (ft_core.templates.resolve)."""
+"""Resolving the run's chat template and checking it against the tokenizer's own (ft_core.engine.templates.resolve)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 import ft_core_llama
 import ft_core_qwen
 import ft_core_templates_generic
-from ft_core.config.schema import TemplateSection
-from ft_core.errors import ComponentNotFoundError, FtCoreError, TemplateMismatchError
-from ft_core.templates import (
-    ResolvedTemplate,
+from ft_core.api.config import TemplateSection
+from ft_core.api.context import ResolvedTemplate
+from ft_core.api.errors import ComponentNotFoundError, FtCoreError, TemplateMismatchError
+from ft_core.engine.templates.golden import compare_templates
+from ft_core.engine.templates.resolve import (
     apply_template_to_tokenizer,
     check_template,
-    compare_templates,
     derive_template_from_tokenizer,
     resolve_template,
 )

@@ -10,15 +10,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ft_core.components import TrainingLogger
-from ft_core.errors import FtCoreError
-from ft_core.hookspecs import hookimpl
-from ft_core.plugins import build_plugins
-from ft_core.run.runner import load_and_validate, run_training
+from ft_core.api.components import TrainingLogger
+from ft_core.api.errors import FtCoreError
+from ft_core.api.hookspecs import hookimpl
+from ft_core.bootstrap import load_plugins
+from ft_core.engine.run.runner import load_and_validate, run_training
 
 
 def _train(path: Path, overrides=(), plugins=None) -> Path:
-    config, plugins = load_and_validate(str(path), list(overrides), plugins)
+    plugins = plugins or load_plugins()
+    config = load_and_validate(str(path), list(overrides), plugins)
     return run_training(config, plugins)
 
 
@@ -86,7 +87,7 @@ def test_resume_after_a_kill_reaches_the_same_result(make_config, tmp_path):
     common = {"max_steps": 6, "save_steps": 2, "learning_rate": 5e-3}
     straight = _train(make_config("a.yaml", training={**common, "output_dir": str(tmp_path / "straight")}))
 
-    plugins = build_plugins(strict=True, extra=[(_crash_plugin(at_step=3), "crash-test")])
+    plugins = load_plugins(strict=True, extra=[(_crash_plugin(at_step=3), "crash-test")])
     crashing = make_config(
         "b.yaml", training={**common, "output_dir": str(tmp_path / "resumed")}, loggers=["crash"]
     )
@@ -122,9 +123,9 @@ def test_chat_loads_a_trained_run_with_its_template_and_system_prompt(make_confi
     run = _train(make_config(adapter=adapter, template={"system": "You are Nova."}))
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["template"]["system"] == "You are Nova."
-    from ft_core.inference.target import resolve_chat_target
+    from ft_core.engine.inference.target import resolve_chat_target
 
-    assert resolve_chat_target(str(run), build_plugins()).system == "You are Nova."
+    assert resolve_chat_target(str(run), load_plugins()).system == "You are Nova."
     capsys.readouterr()
     assert main(["chat", str(run), "--message", "Who are you?", "--max-new-tokens", "3"]) == 0
     out = capsys.readouterr().out
@@ -185,7 +186,7 @@ def test_named_template_matching_the_models_own_trains_and_records_its_family(
     start-up equality check, the family plugin is found by model_type, and the run trains."""
     from ft_core.testing.tiny import tiny_model, tiny_tokenizer
 
-    jinja = build_plugins().get("chat_template", template).jinja
+    jinja = load_plugins().get("chat_template", template).jinja
     tokenizer = tiny_tokenizer(chat_template=jinja)
     folder = tmp_path / f"tiny-{model_type}"
     tiny_model(tokenizer, model_type=model_type).save_pretrained(folder)

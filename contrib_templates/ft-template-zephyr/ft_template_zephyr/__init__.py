@@ -1,13 +1,12 @@
 """ft-core plugin: the ``zephyr`` chat template of HuggingFaceH4/zephyr-7b-beta.
 
-A third-party template package: it depends only on ft-core's public API (``ft_core.hookspecs.hookimpl`` and
-``ft_core.components.ChatTemplate``) and is found through its ``ft_core`` entry point.
+A third-party template package: it depends only on ft-core's public API (``hookimpl``, ``Register`` and
+``ChatTemplate`` from ``ft_core.api``) and is found through its ``ft_core`` entry point.
 """
 
-from ft_core.components import ChatTemplate
-from ft_core.hookspecs import Register, hookimpl
+from ft_core.api import ChatTemplate, Register, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: ``<|system|>\n{system}</s>\n<|user|>\n{user}</s>\n<|assistant|>\n{answer}</s>\n``; renders exactly what the
 #: official zephyr-7b-beta template renders.
@@ -23,7 +22,7 @@ ZEPHYR = r"""{%- for message in messages %}
 
 
 @hookimpl
-def ft_register_chat_templates(register: Register) -> None:
+def ft_register_chat_templates(register: Register[ChatTemplate]) -> None:
     """Register ``zephyr``."""
     register(
         "zephyr",

@@ -7,6 +7,7 @@ from typing import Any
 
 import ft_template_zephyr
 from ft_core.testing.conformance import check_chat_template
+from ft_core.testing.import_light import check_import_light
 
 
 def test_registers_zephyr(make_plugins: Callable[..., Any]) -> None:
@@ -30,3 +31,7 @@ def test_rendering(make_plugins: Callable[..., Any], tiny_tokenizer: Any) -> Non
         messages[:1], chat_template=template.jinja, tokenize=False, add_generation_prompt=True
     )
     assert prompt == f"<|user|>\nHi!{eos}\n<|assistant|>\n"
+
+
+def test_registration_is_import_light() -> None:
+    check_import_light("ft_template_zephyr")

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from ft_core import __version__
-from ft_core.errors import FtCoreError
+from ft_core.api.errors import FtCoreError, PluginError
 
 
 def build_parser(plugins) -> argparse.ArgumentParser:
@@ -32,10 +32,16 @@ def build_parser(plugins) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 for user errors, with a message and no traceback)."""
-    from ft_core.plugins import build_plugins
+    from ft_core.bootstrap import load_plugins
 
+    argv_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        plugins = build_plugins()
+        try:
+            plugins = load_plugins()
+        except PluginError:
+            if not argv_list or argv_list[0] != "plugins":
+                raise
+            plugins = load_plugins(strict=False)  # the diagnostic command lists first, then exits non-zero
         parser = build_parser(plugins)
         args = parser.parse_args(argv)
         if getattr(args, "_command", None) is None:

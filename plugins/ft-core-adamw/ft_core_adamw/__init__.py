@@ -1,43 +1,102 @@
-"""ft-core plugin: the ``adamw`` optimizer."""
+"""ft-core plugin: the ``adamw`` optimizer (``torch.optim.AdamW``).
+
+Import-light: torch and transformers are imported when the optimizer is built, not at registration.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ft_core.components import OptimizerFactory
-from ft_core.hookspecs import Register, hookimpl
+from ft_core.api import OptimizerFactory, OptionsError, Register, hookimpl
+
+__all__ = ["AdamW", "AdamWOptions"]
+
+#: Parameter names that never decay (biases and norm weights), as ``transformers.Trainer`` decides it.
+_NO_DECAY_NAMES = [
+    re.compile(p) for p in (r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)")
+]
 
 
 @dataclass(frozen=True)
 class AdamWOptions:
-    """Options of ``adamw`` (learning rate and weight decay come from the ``training`` section)."""
+    """Options of ``adamw`` (the learning rate and schedule come from the ``training`` section)."""
 
+    #: Adam's decay rates of the first and second moment estimates.
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    #: Term added to the denominator for numerical stability.
     eps: float = 1e-8
     #: Use the fused CUDA kernel; ``null`` leaves the choice to torch.
     fused: bool | None = None
+    #: Decoupled weight decay of the weights (never of biases and norms); ``null`` = ``training.weight_decay``.
+    weight_decay: float | None = None
 
     def __post_init__(self) -> None:
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"betas: expected two numbers in [0, 1), got {self.betas}")
+            raise OptionsError(f"betas: expected two numbers in [0, 1), got {self.betas}")
+        if self.eps <= 0:
+            raise OptionsError(f"eps: expected a positive number, got {self.eps}")
+        if self.weight_decay is not None and self.weight_decay < 0:
+            raise OptionsError(f"weight_decay: expected a number >= 0 (or null), got {self.weight_decay}")
 
 
-class AdamW(OptimizerFactory):
-    """``torch.optim.AdamW`` over the trainable parameters."""
+def decaying_parameter_ids(model: Any) -> set[int]:
+    """``id()`` of the parameters that weight decay applies to: everything but biases and norm weights."""
+    from torch import nn
+
+    no_decay: set[int] = set()
+    for module_name, module in model.named_modules():
+        for name, parameter in module.named_parameters(recurse=False):
+            full = f"{module_name}.{name}" if module_name else name
+            if isinstance(module, nn.LayerNorm) or any(p.search(full.lower()) for p in _NO_DECAY_NAMES):
+                no_decay.add(id(parameter))
+    return {id(p) for p in model.parameters() if id(p) not in no_decay}
+
+
+class AdamW(OptimizerFactory[AdamWOptions]):
+    """``torch.optim.AdamW`` over the engine's parameter groups (or its own, when ``weight_decay`` is set)."""
 
     options_schema: ClassVar[type] = AdamWOptions
     description: ClassVar[str] = "torch.optim.AdamW (decoupled weight decay)"
 
-    def cls_and_kwargs(self, options: AdamWOptions, learning_rate: float) -> tuple[type, dict[str, Any]]:
+    def param_groups(
+        self, options: AdamWOptions, model: Any, default_groups: list[dict[str, Any]], args: Any
+    ) -> list[dict[str, Any]] | None:
+        """The default groups, with ``options.weight_decay`` on the decaying parameters when it is set.
+
+        The decay of a group is what the optimizer applies (``torch.optim`` uses a group's own ``weight_decay``
+        over the optimizer's default), so the option has to go into the groups to take effect.
+        """
+        if options.weight_decay is None:
+            return None
+        decaying = decaying_parameter_ids(model)
+        groups: list[dict[str, Any]] = []
+        for group in default_groups:
+            params = list(group["params"])
+            decay = [p for p in params if id(p) in decaying]
+            rest = [p for p in params if id(p) not in decaying]
+            if decay:
+                groups.append({**group, "params": decay, "weight_decay": options.weight_decay})
+            if rest:
+                groups.append({**group, "params": rest})
+        return groups
+
+    def create(self, options: AdamWOptions, param_groups: list[dict[str, Any]], args: Any) -> Any:
         import torch
 
-        kwargs: dict[str, Any] = {"lr": learning_rate, "betas": tuple(options.betas), "eps": options.eps}
+        weight_decay = args.weight_decay if options.weight_decay is None else options.weight_decay
+        kwargs: dict[str, Any] = {
+            "lr": args.learning_rate,
+            "betas": tuple(options.betas),
+            "eps": options.eps,
+            "weight_decay": weight_decay,
+        }
         if options.fused is not None:
             kwargs["fused"] = options.fused
-        return torch.optim.AdamW, kwargs
+        return torch.optim.AdamW(param_groups, **kwargs)
 
 
 @hookimpl
-def ft_register_optimizers(register: Register) -> None:
+def ft_register_optimizers(register: Register[OptimizerFactory[Any]]) -> None:
     register("adamw", AdamW())

@@ -1,27 +1,144 @@
-"""The adamw optimizer: registration, options and what it builds."""
+"""The adamw optimizer: registration, options, the parameter groups and the optimizer it builds."""
 
+import json
+from types import SimpleNamespace
+
+import pytest
 import torch
+import yaml
 
 import ft_core_adamw
+from ft_core.api import OptionsError
+from ft_core.testing.import_light import check_import_light
+from ft_core_adamw import AdamW, AdamWOptions
+
+
+def _default_groups(model, weight_decay):
+    """The engine's default groups: decay on weights, none on biases and norm weights."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    no_decay = [p for n, p in named if "norm" in n or n.endswith("bias")]
+    decay = [p for n, p in named if not ("norm" in n or n.endswith("bias"))]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _args(learning_rate=3e-4, weight_decay=0.0):
+    return SimpleNamespace(learning_rate=learning_rate, weight_decay=weight_decay)
+
+
+def _build(options, model, args):
+    factory = AdamW()
+    defaults = _default_groups(model, args.weight_decay)
+    groups = factory.param_groups(options, model, defaults, args)
+    return factory.create(options, defaults if groups is None else groups, args)
+
+
+def _decay_of(optimizer):
+    """``{id(parameter): weight_decay}`` as the optimizer will apply it."""
+    return {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
 
 
 def test_registers_adamw(make_plugins):
-    assert make_plugins(ft_core_adamw).get("optimizer", "adamw").options_schema is ft_core_adamw.AdamWOptions
+    assert make_plugins(ft_core_adamw).get("optimizer", "adamw").options_schema is AdamWOptions
 
 
-def test_builds_torch_adamw_with_the_options():
-    cls, kwargs = ft_core_adamw.AdamW().cls_and_kwargs(
-        ft_core_adamw.AdamWOptions(betas=[0.9, 0.95], eps=1e-6), 3e-4
-    )
-    optimizer = cls([torch.nn.Parameter(torch.zeros(2))], **kwargs)
+def test_builds_torch_adamw_over_the_default_groups(tiny_model):
+    options = AdamWOptions(betas=[0.9, 0.95], eps=1e-6)
+    args = _args(learning_rate=3e-4, weight_decay=0.05)
+    assert AdamW().param_groups(options, tiny_model, _default_groups(tiny_model, 0.05), args) is None
+    optimizer = _build(options, tiny_model, args)
     assert isinstance(optimizer, torch.optim.AdamW)
-    group = optimizer.param_groups[0]
-    assert group["lr"] == 3e-4 and group["betas"] == (0.9, 0.95) and group["eps"] == 1e-6
+    assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]
+    for group in optimizer.param_groups:
+        assert group["lr"] == 3e-4 and group["betas"] == (0.9, 0.95) and group["eps"] == 1e-6
+    decay = _decay_of(optimizer)
+    named = dict(tiny_model.named_parameters())
+    assert decay[id(named["model.layers.0.mlp.up_proj.weight"])] == 0.05
+    assert decay[id(named["model.norm.weight"])] == 0.0
 
 
-def test_bad_betas_are_a_config_problem():
-    from ft_core.config.typecheck import build
+def test_weight_decay_option_overrides_the_training_section(tiny_model):
+    optimizer = _build(AdamWOptions(weight_decay=0.1), tiny_model, _args(weight_decay=0.0))
+    decay = _decay_of(optimizer)
+    trainable = [(n, p) for n, p in tiny_model.named_parameters() if p.requires_grad]
+    assert len(decay) == len(trainable), "every trainable parameter is optimized exactly once"
+    for name, parameter in trainable:
+        expected = 0.0 if "norm" in name or name.endswith("bias") else 0.1
+        assert decay[id(parameter)] == expected, name
+    assert all(g["lr"] == 3e-4 for g in optimizer.param_groups)
 
-    problems: list[str] = []
-    build(ft_core_adamw.AdamWOptions, {"betas": [0.9]}, "optimizer", problems)
-    assert problems == ["optimizer: betas: expected two numbers in [0, 1), got [0.9]"]
+
+def test_the_weight_decay_really_applies(tiny_model):
+    """With zero gradients, one AdamW step only decays: weights shrink by ``lr * weight_decay``, norms don't."""
+    named = dict(tiny_model.named_parameters())
+    weight, norm = named["model.layers.0.mlp.up_proj.weight"], named["model.norm.weight"]
+    before_weight, before_norm = weight.detach().clone(), norm.detach().clone()
+    optimizer = _build(AdamWOptions(weight_decay=0.5), tiny_model, _args(learning_rate=0.1, weight_decay=0.0))
+    for parameter in tiny_model.parameters():
+        parameter.grad = torch.zeros_like(parameter)
+    optimizer.step()
+    torch.testing.assert_close(weight.detach(), before_weight * (1 - 0.1 * 0.5))
+    torch.testing.assert_close(norm.detach(), before_norm)
+
+
+def test_weight_decay_option_splits_a_mixed_group(tiny_model):
+    """A group holding weights and norms alike gets the option's decay on its weights only."""
+    everything = [p for p in tiny_model.parameters() if p.requires_grad]
+    groups = AdamW().param_groups(
+        AdamWOptions(weight_decay=0.2),
+        tiny_model,
+        [{"params": everything, "weight_decay": 0.0, "lr": 1e-3}],
+        _args(),
+    )
+    assert [g["weight_decay"] for g in groups] == [0.2, 0.0]
+    assert all(g["lr"] == 1e-3 for g in groups)
+    assert sum(len(g["params"]) for g in groups) == len(everything)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"betas": [0.9]}, r"betas: expected two numbers in \[0, 1\), got \[0.9\]"),
+        ({"eps": 0.0}, "eps: expected a positive number"),
+        ({"weight_decay": -0.1}, "weight_decay: expected a number >= 0"),
+    ],
+)
+def test_bad_options_raise_options_error(values, message):
+    with pytest.raises(OptionsError, match=message):
+        AdamWOptions(**values)
+
+
+def _config(tmp_path, model_dir, optimizer):
+    config = {
+        "model": {"name_or_path": model_dir},
+        "data": {"dataset": ["identity"], "cutoff_len": 64, "cache_dir": str(tmp_path / "cache")},
+        "adapter": {"method": "lora", "rank": 4, "alpha": 8},
+        "optimizer": optimizer,
+        "training": {
+            "output_dir": str(tmp_path / "run"),
+            "max_steps": 1,
+            "use_cpu": True,
+            "plot_loss": False,
+        },
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_bad_betas_are_a_config_problem(tmp_path, tiny_model_dir, capsys):
+    from ft_core.cli import main
+
+    assert main(["validate", _config(tmp_path, tiny_model_dir, {"name": "adamw", "betas": [0.9]})]) == 2
+    assert "optimizer: betas: expected two numbers in [0, 1), got [0.9]" in capsys.readouterr().err
+
+
+def test_a_run_trains_with_the_weight_decay_option(tmp_path, tiny_model_dir):
+    from ft_core.cli import main
+
+    optimizer = {"name": "adamw", "weight_decay": 0.1, "betas": [0.9, 0.95]}
+    assert main(["run", _config(tmp_path, tiny_model_dir, optimizer)]) == 0
+    assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "completed"
+
+
+def test_registration_is_import_light():
+    check_import_light("ft_core_adamw")

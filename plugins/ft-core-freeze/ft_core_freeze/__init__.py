@@ -5,12 +5,14 @@ Import-light: torch is imported when the adapter is used, not at registration.
 
 from __future__ import annotations
 
-from ft_core.hookspecs import Register, hookimpl
+from typing import Any
+
+from ft_core.api import AdapterMethod, Register, hookimpl
 from ft_core_freeze.adapter import FreezeAdapter, FreezeOptions
 
 __all__ = ["FreezeAdapter", "FreezeOptions"]
 
 
 @hookimpl
-def ft_register_adapters(register: Register) -> None:
+def ft_register_adapters(register: Register[AdapterMethod[Any]]) -> None:
     register("freeze", FreezeAdapter())

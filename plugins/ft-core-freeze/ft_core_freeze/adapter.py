@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ft_core.components import ModelFamily
-from ft_core.errors import FtCoreError
-from ft_core.models.tuning import (
+from ft_core.api import (
+    FtCoreError,
+    ModelFamily,
+    OptionsError,
     WholeModelAdapter,
     decoder_layers,
     name_matches,
@@ -28,11 +29,10 @@ class FreezeOptions:
     extra_modules: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        # TypeError is what the config validator reports as a problem of this section.
         if self.trainable_layers == 0 and not self.extra_modules:
-            raise TypeError("trainable_layers is 0 and no extra_modules are given: nothing would train")
+            raise OptionsError("trainable_layers is 0 and no extra_modules are given: nothing would train")
         if not self.trainable_modules:
-            raise TypeError("trainable_modules must list sub-module names or be ['all']")
+            raise OptionsError("trainable_modules must list sub-module names or be ['all']")
 
 
 def _layer_indices(count: int, trainable_layers: int) -> range:
@@ -52,7 +52,7 @@ def _check_found(key: str, wanted: list[str], names: list[str], choices: list[st
         )
 
 
-class FreezeAdapter(WholeModelAdapter):
+class FreezeAdapter(WholeModelAdapter[FreezeOptions]):
     """Freeze tuning (like LLaMA-Factory's ``finetuning_type: freeze``); saves the whole model."""
 
     options_schema: ClassVar[type] = FreezeOptions

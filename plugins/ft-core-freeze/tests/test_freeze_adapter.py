@@ -2,9 +2,9 @@ import pytest
 import torch
 
 import ft_core_freeze
-from ft_core.components import ModelFamily
-from ft_core.errors import FtCoreError
+from ft_core.api import FtCoreError, ModelFamily, OptionsError
 from ft_core.testing.conformance_adapters import check_adapter
+from ft_core.testing.import_light import check_import_light
 from ft_core.testing.tiny import tiny_model as make_tiny_model
 from ft_core_freeze.adapter import FreezeAdapter, FreezeOptions
 
@@ -66,3 +66,20 @@ def test_freeze_upcasts_trainable_parameters(four_layer_model):
     model = FreezeAdapter().apply(four_layer_model.to(torch.float16), FreezeOptions(trainable_layers=1), None)
     assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
     assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.float16
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"trainable_layers": 0}, "nothing would train"),
+        ({"trainable_modules": []}, "trainable_modules must list sub-module names"),
+    ],
+)
+def test_freeze_bad_options_raise_options_error(values, message):
+    with pytest.raises(OptionsError, match=message):
+        FreezeOptions(**values)
+    assert FreezeOptions(trainable_layers=0, extra_modules=["norm"]).extra_modules == ["norm"]
+
+
+def test_freeze_registration_is_import_light():
+    check_import_light("ft_core_freeze")

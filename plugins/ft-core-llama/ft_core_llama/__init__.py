@@ -3,11 +3,10 @@
 Import-light: registering imports neither torch nor transformers.
 """
 
-from ft_core.components import ChatTemplate, ModelFamily
-from ft_core.hookspecs import Register, hookimpl
+from ft_core.api import ChatTemplate, ModelFamily, Register, hookimpl
 from ft_core_llama.templates import LLAMA2, LLAMA3
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 LLAMA_FAMILY = ModelFamily(
     model_types=("llama",),
@@ -19,13 +18,13 @@ LLAMA_FAMILY = ModelFamily(
 
 
 @hookimpl
-def ft_register_model_families(register: Register) -> None:
+def ft_register_model_families(register: Register[ModelFamily]) -> None:
     """Register ``llama``."""
     register("llama", LLAMA_FAMILY)
 
 
 @hookimpl
-def ft_register_chat_templates(register: Register) -> None:
+def ft_register_chat_templates(register: Register[ChatTemplate]) -> None:
     """Register ``llama2`` and ``llama3``."""
     register(
         "llama2", ChatTemplate(jinja=LLAMA2, description="Llama-2-chat: [INST] ... [/INST] with <<SYS>>")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import ft_core_llama
-from ft_core.components import ChatTemplate, ModelFamily
+from ft_core.api import ChatTemplate, ModelFamily
 from ft_core.testing.conformance import check_chat_template
 from ft_core.testing.import_light import check_import_light
 
@@ -36,10 +36,16 @@ def test_template_conformance(name: str, plugins: Any, tiny_tokenizer: Any) -> N
 
 
 def test_llama3_stops_on_end_of_turn(plugins: Any, tiny_tokenizer: Any) -> None:
-    from ft_core.templates import stop_token_ids
-
-    ids = stop_token_ids(tiny_tokenizer, plugins.get("chat_template", "llama3"))
-    assert tiny_tokenizer.convert_tokens_to_ids("<|eot_id|>") in ids
+    template = plugins.get("chat_template", "llama3")
+    assert template.stop_words == ("<|eot_id|>",)
+    # A stop word must be one token of the run's tokenizer (checked at start-up).
+    eot = tiny_tokenizer.convert_tokens_to_ids("<|eot_id|>")
+    assert eot != tiny_tokenizer.unk_token_id
+    assert tiny_tokenizer.encode("<|eot_id|>", add_special_tokens=False) == [eot]
+    # Every assistant turn ends with it.
+    messages = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+    text = tiny_tokenizer.apply_chat_template(messages, chat_template=template.jinja, tokenize=False)
+    assert text.endswith("Hello.<|eot_id|>")
 
 
 def test_registration_is_import_light() -> None:

@@ -5,10 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from ft_core.components import AdapterMethod, ModelFamily
-from ft_core.errors import FtCoreError
-from ft_core.models.loader import linear_module_names
-from ft_core.models.tuning import name_matches, report_trainable, upcast_trainable_parameters
+from ft_core.api import (
+    AdapterMethod,
+    FtCoreError,
+    ModelFamily,
+    OptionsError,
+    linear_module_names,
+    name_matches,
+    report_trainable,
+    upcast_trainable_parameters,
+)
 
 
 @dataclass
@@ -35,18 +41,17 @@ class LoraOptions:
     init: Literal["default", "gaussian"] = "default"
 
     def __post_init__(self) -> None:
-        # TypeError is what the config validator reports as a problem of this section.
         if self.rank < 1:
-            raise TypeError(f"rank must be >= 1, got {self.rank}")
+            raise OptionsError(f"rank must be >= 1, got {self.rank}")
         if not 0.0 <= self.dropout < 1.0:
-            raise TypeError(f"dropout must be in [0, 1), got {self.dropout}")
+            raise OptionsError(f"dropout must be in [0, 1), got {self.dropout}")
         if isinstance(self.targets, str) and self.targets != "all":
             self.targets = [t.strip() for t in self.targets.split(",") if t.strip()]
         if not self.targets:
-            raise TypeError("targets must be 'all' or a non-empty list of module names")
+            raise OptionsError("targets must be 'all' or a non-empty list of module names")
 
 
-class LoraAdapter(AdapterMethod):
+class LoraAdapter(AdapterMethod[LoraOptions]):
     """LoRA through PEFT: only the low-rank matrices (and ``modules_to_save``) train."""
 
     options_schema: ClassVar[type] = LoraOptions

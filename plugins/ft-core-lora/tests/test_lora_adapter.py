@@ -1,10 +1,9 @@
 import pytest
 import torch
+import yaml
 
 import ft_core_lora
-from ft_core.components import ModelFamily
-from ft_core.config.typecheck import build
-from ft_core.errors import FtCoreError
+from ft_core.api import FtCoreError, ModelFamily, OptionsError
 from ft_core.testing.conformance_adapters import check_adapter
 from ft_core.testing.import_light import check_import_light
 from ft_core_lora.adapter import LoraAdapter, LoraOptions
@@ -66,13 +65,46 @@ def test_lora_upcasts_trainable_parameters_of_a_half_precision_model(tiny_model)
     assert {p.dtype for p in model.parameters() if not p.requires_grad} == {torch.bfloat16}
 
 
-def test_lora_options_are_validated_by_the_config_builder():
-    problems: list[str] = []
-    build(LoraOptions, {"rank": 0}, "adapter", problems, ignore=("method",))
-    assert problems == ["adapter: rank must be >= 1, got 0"]
-    problems.clear()
-    build(LoraOptions, {"method": "lora", "init": "pissa"}, "adapter", problems, ignore=("method",))
-    assert len(problems) == 1 and "adapter.init" in problems[0]
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"rank": 0}, "rank must be >= 1, got 0"),
+        ({"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
+        ({"targets": " , "}, "targets must be 'all' or a non-empty list"),
+        ({"targets": []}, "targets must be 'all' or a non-empty list"),
+    ],
+)
+def test_lora_bad_options_raise_options_error(values, message):
+    with pytest.raises(OptionsError, match=message):
+        LoraOptions(**values)
+
+
+def test_lora_comma_separated_targets_become_a_list():
+    assert LoraOptions(targets="q_proj, v_proj").targets == ["q_proj", "v_proj"]
+
+
+def _validate(tmp_path, model_dir, adapter, capsys):
+    from ft_core.cli import main
+
+    config = {
+        "model": {"name_or_path": model_dir},
+        "data": {"dataset": ["identity"]},
+        "adapter": adapter,
+        "training": {"output_dir": str(tmp_path / "run")},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    status = main(["validate", str(path)])
+    return status, capsys.readouterr().err
+
+
+def test_lora_options_are_validated_by_the_config_validator(tmp_path, tiny_model_dir, capsys):
+    status, err = _validate(tmp_path, tiny_model_dir, {"method": "lora", "rank": 0}, capsys)
+    assert status == 2 and "adapter: rank must be >= 1, got 0" in err
+    status, err = _validate(tmp_path, tiny_model_dir, {"method": "lora", "init": "pissa"}, capsys)
+    assert status == 2 and "adapter.init" in err
+    status, err = _validate(tmp_path, tiny_model_dir, {"method": "lora", "rank": 4}, capsys)
+    assert status == 0, err
 
 
 def test_lora_registration_is_import_light():

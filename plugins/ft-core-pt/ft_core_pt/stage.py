@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ft_core.components import TrainingStage
-from ft_core.run.context import RunContext
+from ft_core.api import IGNORE_INDEX, DataKind, Encoder, RunContext, TrainingStage
 
 
 @dataclass(frozen=True)
@@ -24,27 +23,33 @@ def pack(documents: list[list[int]], block: int) -> list[list[int]]:
     return [stream[i : i + block] for i in range(0, len(stream), block)]
 
 
-class PtStage(TrainingStage):
-    """Causal language modelling on raw text with the Hugging Face Trainer."""
+class PtStage(TrainingStage[PtOptions]):
+    """Causal language modelling on raw text with the Hugging Face Trainer (the base class's default trainer)."""
 
-    data_kind: ClassVar[str] = "text"
+    data_kind: ClassVar[DataKind] = "text"
     options_schema: ClassVar[type] = PtOptions
     description: ClassVar[str] = "continued pretraining on plain text (packed blocks)"
 
-    def tokenize(self, ctx: RunContext, samples: list[str]) -> list[dict[str, list[int]]]:
-        tokenizer, cutoff = ctx.tokenizer, ctx.config.data.cutoff_len
-        options: PtOptions = ctx.config.stage.options
-        eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-        documents = [ids + eos for ids in tokenizer(samples, add_special_tokens=True)["input_ids"]]
+    def preprocess(
+        self, samples: list[str], encoder: Encoder, options: PtOptions
+    ) -> list[dict[str, list[int]]]:
+        """Rows of ``cutoff_len`` tokens (labels = inputs). Packing works within the chunk of documents a worker
+        gets, so each chunk may end in one shorter block; rows of a single token (nothing to predict) are
+        dropped."""
+        documents = encoder.encode_text(samples)
+        cutoff = encoder.cutoff_len
         blocks = pack(documents, cutoff) if options.packing else [d[:cutoff] for d in documents]
         return [
             {"input_ids": b, "labels": list(b), "attention_mask": [1] * len(b)} for b in blocks if len(b) > 1
         ]
 
-    def build_trainer(self, ctx: RunContext, train_dataset: Any, eval_dataset: Any, callbacks: list) -> Any:
+    def collator(self, run: RunContext) -> Any:
+        """Pads a batch of unpacked rows to its longest (labels with ``IGNORE_INDEX``); to a multiple of 8 on
+        GPUs. Packed rows all have ``cutoff_len`` tokens but the last."""
         from transformers import DataCollatorForSeq2Seq
 
-        from ft_core.run.trainer import build_hf_trainer
-
-        collator = DataCollatorForSeq2Seq(ctx.tokenizer, label_pad_token_id=-100)
-        return build_hf_trainer(ctx, train_dataset, eval_dataset, callbacks, collator)
+        return DataCollatorForSeq2Seq(
+            run.tokenizer,
+            label_pad_token_id=IGNORE_INDEX,
+            pad_to_multiple_of=8 if run.uses_gpu else None,
+        )

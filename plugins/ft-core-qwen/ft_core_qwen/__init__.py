@@ -3,11 +3,10 @@
 Import-light: registering imports neither torch nor transformers.
 """
 
-from ft_core.components import ChatTemplate, ModelFamily
-from ft_core.hookspecs import Register, hookimpl
+from ft_core.api import ChatTemplate, ModelFamily, Register, hookimpl
 from ft_core_qwen.templates import QWEN
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 QWEN_FAMILY = ModelFamily(
     model_types=("qwen2", "qwen2_moe", "qwen3", "qwen3_moe"),
@@ -18,13 +17,13 @@ QWEN_FAMILY = ModelFamily(
 
 
 @hookimpl
-def ft_register_model_families(register: Register) -> None:
+def ft_register_model_families(register: Register[ModelFamily]) -> None:
     """Register ``qwen``."""
     register("qwen", QWEN_FAMILY)
 
 
 @hookimpl
-def ft_register_chat_templates(register: Register) -> None:
+def ft_register_chat_templates(register: Register[ChatTemplate]) -> None:
     """Register ``qwen``."""
     register(
         "qwen",

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 import ft_core_qwen
-from ft_core.components import ModelFamily
-from ft_core.data.conversation import Conversation, Message
+from ft_core.api import IGNORE_INDEX, Conversation, Message, ModelFamily
 from ft_core.testing.conformance import check_chat_template
 from ft_core.testing.import_light import check_import_light
 
@@ -33,7 +32,8 @@ def test_template_conformance(plugins: Any, tiny_tokenizer: Any) -> None:
 
 
 def test_tool_call_turns_are_trained(plugins: Any, tiny_tokenizer: Any) -> None:
-    from ft_core.templates import IGNORE_INDEX, encode_conversation
+    # The run's encoder as the engine builds it around this template (stages see it as ``ft_core.api.Encoder``).
+    from ft_core.engine.templates.encoder import TemplateEncoder
 
     call = {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
     conversation = Conversation(
@@ -45,9 +45,8 @@ def test_tool_call_turns_are_trained(plugins: Any, tiny_tokenizer: Any) -> None:
         ],
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
     )
-    encoded = encode_conversation(
-        tiny_tokenizer, plugins.get("chat_template", "qwen").jinja, conversation, cutoff_len=4096
-    )
+    encoder = TemplateEncoder(tiny_tokenizer, plugins.get("chat_template", "qwen").jinja, cutoff_len=4096)
+    encoded = encoder.encode_conversation(conversation)
     assert encoded is not None
     # The generation prompt `<|im_start|>assistant\n` is a prefix of the tool-call turn, so its newline is prompt.
     trained = tiny_tokenizer.decode([t for t in encoded["labels"] if t != IGNORE_INDEX])

@@ -5,15 +5,14 @@
 ``chatml`` is the standard ChatML template and is checked like any model template.
 """
 
-from ft_core.components import ChatTemplate
-from ft_core.hookspecs import Register, hookimpl
+from ft_core.api import ChatTemplate, Register, hookimpl
 from ft_core_templates_generic.templates import ALPACA, CHATML, DEFAULT, EMPTY, VICUNA
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 @hookimpl
-def ft_register_chat_templates(register: Register) -> None:
+def ft_register_chat_templates(register: Register[ChatTemplate]) -> None:
     """Register ``default``, ``alpaca``, ``vicuna``, ``empty`` and ``chatml``."""
     generic = {"tokenizer_template_may_differ": True}
     register("default", ChatTemplate(jinja=DEFAULT, description="Human: / Assistant: turns", **generic))

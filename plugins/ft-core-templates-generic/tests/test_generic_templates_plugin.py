@@ -31,12 +31,29 @@ def test_template_conformance(name: str, plugins: Any, tiny_tokenizer: Any) -> N
     check_chat_template(plugins.get("chat_template", name), tiny_tokenizer, name)
 
 
-def test_chatml_matches_a_chatml_tokenizer(plugins: Any, tiny_tokenizer: Any) -> None:
-    from ft_core.config.schema import TemplateSection
-    from ft_core.templates import resolve_template
+CONVERSATIONS = [
+    [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}],
+    [
+        {"role": "system", "content": "You are Nova."},
+        {"role": "user", "content": "Who are you?"},
+        {"role": "assistant", "content": "Nova."},
+        {"role": "user", "content": "And?"},
+        {"role": "assistant", "content": "Just Nova."},
+    ],
+]
 
-    resolved = resolve_template(plugins, TemplateSection(name="chatml"), tiny_tokenizer, None)
-    assert resolved.distribution == "ft-core-templates-generic"
+
+@pytest.mark.parametrize("conversation", CONVERSATIONS, ids=["one-turn", "system-multi-turn"])
+def test_chatml_matches_a_chatml_tokenizer(plugins: Any, tiny_tokenizer: Any, conversation: Any) -> None:
+    """``chatml`` renders exactly like a tokenizer carrying the ChatML template (the start-up check passes)."""
+    template = plugins.get("chat_template", "chatml")
+    assert plugins.registration("chat_template", "chatml").distribution == "ft-core-templates-generic"
+    for messages, generation in ((conversation, False), (conversation[:-1], True)):
+        own = tiny_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation)
+        ours = tiny_tokenizer.apply_chat_template(
+            messages, chat_template=template.jinja, tokenize=False, add_generation_prompt=generation
+        )
+        assert ours == own
 
 
 def test_registration_is_import_light() -> None:

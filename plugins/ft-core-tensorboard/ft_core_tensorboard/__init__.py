@@ -1,4 +1,7 @@
-"""ft-core plugin: the ``tensorboard`` logger (event files readable by TensorBoard)."""
+"""ft-core plugin: the ``tensorboard`` logger (event files readable by TensorBoard).
+
+Import-light: torch, transformers and tensorboard are imported when the callback is built, not at registration.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ft_core.components import TrainingLogger
-from ft_core.hookspecs import Register, hookimpl
+from ft_core.api import Register, TrainingLogger, hookimpl
+
+__all__ = ["TensorBoardLogger", "TensorBoardOptions"]
 
 
 @dataclass(frozen=True)
@@ -18,7 +22,7 @@ class TensorBoardOptions:
     log_dir: str | None = None
 
 
-class TensorBoardLogger(TrainingLogger):
+class TensorBoardLogger(TrainingLogger[TensorBoardOptions]):
     """Writes scalars (loss, learning rate, grad norm, eval metrics) as TensorBoard event files."""
 
     options_schema: ClassVar[type] = TensorBoardOptions
@@ -34,5 +38,5 @@ class TensorBoardLogger(TrainingLogger):
 
 
 @hookimpl
-def ft_register_loggers(register: Register) -> None:
+def ft_register_loggers(register: Register[TrainingLogger[Any]]) -> None:
     register("tensorboard", TensorBoardLogger())

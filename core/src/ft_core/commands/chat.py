@@ -1,13 +1,17 @@
-"""``ft-core chat``: talk to a trained run (base + adapter) or a model, with its chat template."""
+"""``ft-core chat``: talk to a trained run (base + adapter) or a model, with its chat template.
+
+Uses only the typed inference API (:mod:`ft_core.api.inference`) of the chosen engine.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from typing import Any, ClassVar
 
-from ft_core.components import CliCommand
-from ft_core.errors import ConfigError
+from ft_core.api.components import CliCommand
+from ft_core.api.errors import ConfigError, FtCoreError
 
 
 class ChatCommand(CliCommand):
@@ -15,19 +19,30 @@ class ChatCommand(CliCommand):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument(
-            "target", help="a run folder written by `ft-core run`, a model folder, or a model alias"
+            "target",
+            help="a run folder written by `ft-core run`, a Hugging Face model folder, a .gguf file or "
+            "smollm2-135m-instruct",
         )
         parser.add_argument(
             "-m", "--message", action="append", help="send this message and exit (repeatable)"
         )
         parser.add_argument("--system", help="system prompt (default: the run's template.system, if any)")
         parser.add_argument("--engine", default="hf", help="inference engine (default: hf)")
-        parser.add_argument("--max-new-tokens", type=int, default=256)
-        parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding")
+        parser.add_argument("--max-new-tokens", type=int, default=256, help="most tokens per reply (256)")
+        parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding (default)")
+        parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0)")
+        parser.add_argument(
+            "--stop", action="append", default=[], metavar="TEXT", help="end the reply at TEXT (repeatable)"
+        )
+        parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
+        parser.add_argument(
+            "-v", "--verbose", action="store_true", help="print token counts and speed after each reply"
+        )
 
     def run(self, args: argparse.Namespace) -> int:
-        from ft_core.config.typecheck import build
-        from ft_core.inference.target import resolve_chat_target
+        from ft_core.api.inference import SamplingOptions
+        from ft_core.engine.config.typecheck import build
+        from ft_core.engine.inference.target import resolve_chat_target
 
         plugins = args.plugins
         engine = plugins.get("inference_engine", args.engine)
@@ -36,13 +51,26 @@ class ChatCommand(CliCommand):
         if problems:
             raise ConfigError(problems)
         target = resolve_chat_target(args.target, plugins)
+        try:
+            # The template's stop words go in as stop strings too: one several tokens long is caught as text.
+            sampling = SamplingOptions(
+                temperature=args.temperature,
+                top_p=args.top_p,
+                max_new_tokens=args.max_new_tokens,
+                stop=tuple(dict.fromkeys([*args.stop, *target.stop_words])),
+                seed=args.seed,
+            )
+        except ValueError as exc:
+            raise FtCoreError(f"chat: {exc}") from None
         print(f"loading {target.description} ...", file=sys.stderr, flush=True)
         model = engine.load(target, options)
         system = args.system or target.system
         history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         if args.message:
             for message in args.message:
-                self._turn(model, history, message, args, prefix=f"User: {message}\nAssistant: ")
+                self._turn(
+                    model, history, message, sampling, args.verbose, prefix=f"User: {message}\nAssistant: "
+                )
             return 0
         print("Type a message; 'clear' starts over, 'exit' quits.", file=sys.stderr)
         while True:
@@ -57,17 +85,31 @@ class ChatCommand(CliCommand):
                 history = history[:1] if system else []
                 continue
             if text:
-                self._turn(model, history, text, args, prefix="Assistant: ")
+                self._turn(model, history, text, sampling, args.verbose, prefix="Assistant: ")
 
     @staticmethod
     def _turn(
-        model: Any, history: list[dict[str, Any]], text: str, args: argparse.Namespace, prefix: str
+        model: Any, history: list[dict[str, Any]], text: str, sampling: Any, verbose: bool, prefix: str
     ) -> None:
+        from ft_core.api.inference import ChatRequest
+
         history.append({"role": "user", "content": text})
         print(prefix, end="", flush=True)
-        pieces = []
-        for piece in model.chat(history, max_new_tokens=args.max_new_tokens, temperature=args.temperature):
-            pieces.append(piece)
-            print(piece, end="", flush=True)
+        pieces: list[str] = []
+        started = time.perf_counter()
+        usage = None
+        for delta in model.stream(ChatRequest(messages=list(history), sampling=sampling)):
+            pieces.append(delta.text)
+            print(delta.text, end="", flush=True)
+            usage = delta.usage or usage
         print()
         history.append({"role": "assistant", "content": "".join(pieces).strip()})
+        if verbose and usage is not None:
+            seconds = time.perf_counter() - started
+            speed = usage.completion_tokens / seconds if seconds > 0 else 0.0
+            print(
+                f"[{usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens, "
+                f"{speed:.1f} tokens/s]",
+                file=sys.stderr,
+                flush=True,
+            )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from ft_core.components import KINDS, CliCommand
+from ft_core.api.components import CliCommand
+from ft_core.api.kinds import KINDS
 
 
 class PluginsCommand(CliCommand):
@@ -28,7 +29,7 @@ class PluginsCommand(CliCommand):
                 },
             }
             print(json.dumps(data, indent=2))
-            return 0
+            return self._status(plugins)
         rows = [("distribution", "version", "plugin", "status", "registered")]
         for record in plugins.records:
             registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in record.registered.items())
@@ -45,4 +46,10 @@ class PluginsCommand(CliCommand):
         for kind in KINDS:
             names = plugins.names(kind.key)
             print(f"{kind.title}: {', '.join(names) if names else '(none installed)'}")
-        return 0
+        return self._status(plugins)
+
+    @staticmethod
+    def _status(plugins: Any) -> int:
+        """1 when a plugin failed or names conflict (so CI notices), after listing; else 0."""
+        broken = any(r.status == "failed" for r in plugins.records) or bool(plugins.conflicts)
+        return 1 if broken else 0

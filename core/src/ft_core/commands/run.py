@@ -1,33 +1,50 @@
-"""``ft-core run`` and ``ft-core validate``."""
+"""``ft-core run``, ``ft-core validate``, ``ft-core prepare`` and ``ft-core cancel``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 from typing import ClassVar
 
-from ft_core.components import CliCommand
+from ft_core.api.components import CliCommand
+from ft_core.api.errors import FtCoreError, RunCancelled
+
+_USAGE = "give the config file: ft-core {command} CONFIG [key=value ...]"
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="the YAML config file")
+    parser.add_argument("config", nargs="?", help="the YAML config file")
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. training.max_steps=5"
     )
 
 
+def _config_path(args: argparse.Namespace, command: str) -> str:
+    if not args.config:
+        raise FtCoreError(_USAGE.format(command=command))
+    return args.config
+
+
 class RunCommand(CliCommand):
     help: ClassVar[str] = (
-        "validate a config, then train (resumes from the newest checkpoint when there is one)"
+        "validate a config, then train (resumes from the newest checkpoint when there is one; Ctrl-C or "
+        "`ft-core cancel` stops cleanly, keeping a checkpoint)"
     )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _config_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from ft_core.run.runner import load_and_validate, run_training
+        from ft_core.engine.run.runner import load_and_validate, run_training
 
-        config, plugins = load_and_validate(args.config, args.overrides, args.plugins)
-        run_training(config, plugins)
+        config = load_and_validate(_config_path(args, "run"), args.overrides, args.plugins)
+        try:
+            run_training(config, args.plugins)
+        except RunCancelled as exc:
+            print(f"ft-core: {exc}", file=sys.stderr)
+            return 130
         return 0
 
 
@@ -38,13 +55,68 @@ class ValidateCommand(CliCommand):
         _config_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from ft_core.run.runner import load_and_validate
+        from ft_core.engine.run.runner import load_and_validate
 
-        config, _ = load_and_validate(args.config, args.overrides, args.plugins)
+        path = _config_path(args, "validate")
+        config = load_and_validate(path, args.overrides, args.plugins)
         chosen = ", ".join(
             f"{s.section}={s.name} ({s.distribution})"
             for selections in config.selections.values()
             for s in selections
         )
-        print(f"{args.config}: OK ({chosen})")
+        print(f"{path}: OK ({chosen})")
+        return 0
+
+
+class PrepareCommand(CliCommand):
+    help: ClassVar[str] = (
+        "prepare and cache a run's data without loading the model (e.g. on a CPU box ahead of a GPU run); "
+        "the run then reuses the cache"
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _config_arguments(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ft_core.engine.data.prepare import prepare_data
+        from ft_core.engine.run.context import EngineRun
+        from ft_core.engine.run.runner import load_and_validate, resolve_inputs, say
+
+        config = load_and_validate(_config_path(args, "prepare"), args.overrides, args.plugins)
+        run = EngineRun(config, args.plugins, Path(config.training.output_dir))
+        started = time.perf_counter()
+        resolve_inputs(run)
+        prepared = prepare_data(config, args.plugins, run.tokenizer, run.template, run.encoder(), say)
+        for note in prepared.notes:
+            say(note)
+        for name, split in (("train", prepared.train), ("eval", prepared.eval)):
+            if split is None:
+                continue
+            source = "cache" if split.cached else f"{split.samples / max(split.seconds, 1e-9):,.0f} samples/s"
+            print(
+                f"{name}: {split.rows:,} rows, {split.tokens:,} tokens "
+                f"({split.tokens / max(split.rows, 1):,.0f} per row) in {split.seconds:.2f} s ({source})"
+            )
+        print(f"prepared in {time.perf_counter() - started:.1f} s; `ft-core run` with this config reuses it")
+        return 0
+
+
+class CancelCommand(CliCommand):
+    help: ClassVar[str] = "ask a running run to stop after its current optimizer step, keeping a checkpoint"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("run_dir", help="the run's output folder")
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ft_core.engine.run.output import MANIFEST, read_manifest
+        from ft_core.engine.training.callbacks import CANCEL_FILE
+
+        folder = Path(args.run_dir)
+        if not (folder / MANIFEST).is_file():
+            raise FtCoreError(f"{folder}: not an ft-core run folder ({MANIFEST} is missing)")
+        status = read_manifest(folder).get("status")
+        if status != "running":
+            raise FtCoreError(f"{folder}: the run is not running (status {status!r}); nothing to cancel")
+        (folder / CANCEL_FILE).write_text("cancel requested\n", encoding="utf-8")
+        print(f"asked {folder} to stop after its current optimizer step (a checkpoint is kept)")
         return 0

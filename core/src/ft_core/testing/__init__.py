@@ -5,7 +5,11 @@ Fixtures:
 ``tiny_model``       a random-init Llama-architecture model matching ``tiny_tokenizer`` (a few k params).
 ``tiny_model_dir``   both saved as a Hugging Face folder in a temporary directory (a path string).
 ``make_plugins``     ``make_plugins(module, ...)`` builds a plugin manager holding only the given plugin
-                     modules plus core built-ins, with strict mode on.
+                     modules plus core built-ins, with strict mode on (also when the plugin is pip-installed).
+
+Helpers: :func:`run_config` (a whole ``ft-core run`` in-process with the plugin under test loaded),
+:func:`make_encoder` (the run's :class:`~ft_core.api.Encoder` for a tokenizer and template, to test a
+stage's ``preprocess``), :func:`tiny_tokenizer`, :func:`tiny_model`, :func:`save_tiny_model_dir`.
 
 Conformance checks: :mod:`ft_core.testing.conformance` (chat templates), :mod:`ft_core.testing.conformance_adapters`
 (adapter methods) and :mod:`ft_core.testing.import_light` (any plugin: registration imports no heavy library).
@@ -13,15 +17,55 @@ Conformance checks: :mod:`ft_core.testing.conformance` (chat templates), :mod:`f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
 
+from ft_core.api.context import Encoder
 from ft_core.testing.tiny import save_tiny_model_dir, tiny_model, tiny_tokenizer
 
-__all__ = ["save_tiny_model_dir", "tiny_model", "tiny_tokenizer"]
+__all__ = ["make_encoder", "run_config", "save_tiny_model_dir", "tiny_model", "tiny_tokenizer"]
+
+
+def run_config(
+    config: str | Path,
+    *modules: ModuleType,
+    overrides: Sequence[str] = (),
+    distribution: str = "plugin-under-test",
+) -> Path:
+    """Run ``ft-core run CONFIG [overrides]`` in this process with the plugin ``modules`` loaded (also when they are
+    not pip-installed) and return the run folder: an end-to-end test of a plugin without the CLI."""
+    from ft_core.bootstrap import load_plugins
+    from ft_core.engine.run.runner import load_and_validate, run_training
+
+    plugins = load_plugins(strict=True, extra=[(m, distribution) for m in modules])
+    return run_training(load_and_validate(str(config), list(overrides), plugins), plugins)
+
+
+def make_encoder(
+    tokenizer: Any,
+    jinja: str | None = None,
+    *,
+    cutoff_len: int = 1024,
+    train_on_prompt: bool = False,
+    mask_history: bool = False,
+    system: str | None = None,
+) -> Encoder:
+    """The :class:`~ft_core.api.Encoder` a run would give a stage: ``tokenizer`` with the chat template ``jinja``
+    (default: the tokenizer's own) and the given ``data`` options."""
+    from ft_core.engine.templates.encoder import TemplateEncoder
+
+    return TemplateEncoder(
+        tokenizer=tokenizer,
+        jinja=jinja if jinja is not None else tokenizer.chat_template,
+        cutoff_len=cutoff_len,
+        train_on_prompt=train_on_prompt,
+        mask_history=mask_history,
+        system=system,
+    )
 
 
 @pytest.fixture(name="tiny_tokenizer")
@@ -41,10 +85,10 @@ def _tiny_model_dir_fixture(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(name="make_plugins")
 def _make_plugins_fixture() -> Callable[..., Any]:
-    from ft_core.plugins import build_plugins
+    from ft_core.bootstrap import load_plugins
 
     def make(*modules: ModuleType | str, distribution: str = "plugin-under-test") -> Any:
         loaded = [m if isinstance(m, ModuleType) else __import__(m, fromlist=["_"]) for m in modules]
-        return build_plugins(strict=True, entry_points=False, extra=[(m, distribution) for m in loaded])
+        return load_plugins(strict=True, entry_points=False, extra=[(m, distribution) for m in loaded])
 
     return make

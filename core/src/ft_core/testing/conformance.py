@@ -14,11 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ft_core.components import ChatTemplate
-from ft_core.data.conversation import Conversation
-from ft_core.errors import FtCoreError
-from ft_core.templates.golden import TOOLS_SOURCE, golden_conversations
-from ft_core.templates.render import (
+from ft_core.api.conversation import Conversation
+from ft_core.api.descriptors import ChatTemplate
+from ft_core.api.errors import FtCoreError
+from ft_core.engine.templates.golden import TOOLS_SOURCE, golden_conversations
+from ft_core.engine.templates.render import (
     IGNORE_INDEX,
     RenderedConversation,
     TemplateRenderError,
@@ -110,7 +110,7 @@ def check_chat_template(template: ChatTemplate, tokenizer: Any, name: str | None
     """Check a chat template on the golden conversations with ``tokenizer`` (e.g. ``tiny_tokenizer``).
 
     1. It renders every golden conversation (the tool conversation may raise if tools are unsupported) and is
-       prefix-stable, so :func:`~ft_core.templates.encode_conversation` can locate the assistant turns.
+       prefix-stable, so :func:`~ft_core.engine.templates.encode_conversation` can locate the assistant turns.
     2. The generation prompt before each assistant turn is a prefix of the rendering with that turn.
     3. Every token of every assistant content is trained; no token of system, user or tool text is.
     4. Each stop word is a single token of ``tokenizer`` (otherwise generation could not stop on it).

@@ -14,7 +14,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from ft_core.components import AdapterMethod, ModelFamily
+from ft_core.api.components import AdapterMethod
+from ft_core.api.descriptors import ModelFamily
 
 
 def _snapshot(model: Any) -> dict[str, Any]:

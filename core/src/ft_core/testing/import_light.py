@@ -24,8 +24,8 @@ def check_import_light(module: str, forbidden: Iterable[str] = HEAVY) -> None:
     ``forbidden`` got imported (``ft-core --help`` and ``ft-core plugins`` must stay fast)."""
     names = sorted(set(forbidden))
     code = (
-        f"import sys, {module} as plugin; from ft_core.plugins import build_plugins; "
-        "build_plugins(strict=True, entry_points=False, extra=[(plugin, 'under-test')]); "
+        f"import sys, {module} as plugin; from ft_core.bootstrap import load_plugins; "
+        "load_plugins(strict=True, entry_points=False, extra=[(plugin, 'under-test')]); "
         f"print(','.join(sorted(set({names!r}) & set(sys.modules))))"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)

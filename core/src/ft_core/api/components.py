@@ -1,0 +1,203 @@
+"""Base classes of every component kind a plugin can register.
+
+Import-light on purpose (no torch, no transformers): plugins subclass these in their entry-point modules, and
+heavy libraries are imported inside the methods that need them.
+
+A component is registered as an *instance*: ``register("lora", LoraAdapter())``. Behaviour components are generic
+over their options dataclass (``class LoraAdapter(AdapterMethod[LoraOptions])`` with
+``options_schema = LoraOptions``): the config validator checks the component's config section against that schema
+before anything heavy runs, and every method later receives an instance of it. Raise
+:class:`~ft_core.api.errors.OptionsError` from the dataclass's ``__post_init__`` for a bad value, and override
+:meth:`Component.validate` for rules that span sections.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from ft_core.api.datasets import DataKind
+from ft_core.api.descriptors import ModelFamily
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import argparse
+
+    from ft_core.api.config import RunConfig
+    from ft_core.api.context import Encoder, RunContext
+    from ft_core.api.conversation import Conversation
+    from ft_core.api.datasets import DatasetSpec
+    from ft_core.api.inference import ChatModel, ChatTarget
+
+OptionsT = TypeVar("OptionsT")
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Options schema of a component that takes no options."""
+
+
+class Component(Generic[OptionsT]):
+    """Base of every behaviour component: a description, an options schema and cross-section validation."""
+
+    options_schema: ClassVar[type] = NoOptions
+    description: ClassVar[str] = ""
+
+    def validate(self, options: OptionsT, config: RunConfig) -> list[str]:
+        """Problems with this component in ``config`` (rules spanning sections), as ``"section.key: what"``
+        strings; runs in ``ft-core validate`` and before anything loads. Must stay cheap (no model loading)."""
+        return []
+
+
+# --------------------------------------------------------------------------- behaviour components
+class Quantizer(Component[OptionsT]):
+    """Quantizes weights at load time (bitsandbytes, HQQ, EETQ, ...).
+
+    On GPUs the engine places a quantized model on the process's own device (``device_map={"": local_rank}``).
+    """
+
+    #: Quantized weights train only through an adapter (LoRA = QLoRA): full and freeze tuning are refused.
+    trains_with_adapters_only: ClassVar[bool] = True
+
+    def load_kwargs(self, options: OptionsT, model_config: Any) -> dict[str, Any]:
+        """Extra keyword arguments for ``from_pretrained`` (e.g. ``quantization_config``)."""
+        raise NotImplementedError
+
+    def prepare(self, model: Any, options: OptionsT, run: RunContext) -> Any:
+        """Post-process the loaded model for training (e.g. k-bit training preparation). Returns the model."""
+        return model
+
+
+class AdapterMethod(Component[OptionsT]):
+    """Decides which parameters train: LoRA, freeze, full, DoRA, ..."""
+
+    #: True when the saved artefact is a whole model (full/freeze); False for adapters (LoRA).
+    saves_full_model: ClassVar[bool] = False
+
+    def apply(self, model: Any, options: OptionsT, family: ModelFamily | None) -> Any:
+        """Prepare ``model`` for training and return the model to train."""
+        raise NotImplementedError
+
+    def save(self, model: Any, output_dir: str) -> None:
+        """Write the trained artefact (adapter or whole model) into ``output_dir``."""
+        model.save_pretrained(output_dir)
+
+    def load_for_inference(self, artefact_dir: str, load_base: Any) -> Any:
+        """Return a ready model from a saved artefact; ``load_base()`` loads the base model when needed."""
+        raise NotImplementedError
+
+
+class OptimizerFactory(Component[OptionsT]):
+    """Builds the optimizer from parameter groups.
+
+    The engine makes the default groups (weight decay ``training.weight_decay`` on weights, none on biases and
+    norms), asks :meth:`param_groups` for the factory's own (LoRA+, GaLore, layer-wise learning rates), lets
+    plugins adjust them (``ft_adjust_parameter_groups``), then calls :meth:`create`.
+    """
+
+    def param_groups(
+        self, options: OptionsT, model: Any, default_groups: list[dict[str, Any]], args: Any
+    ) -> list[dict[str, Any]] | None:
+        """The parameter groups to optimize, or ``None`` for ``default_groups``. ``model`` is the model being
+        trained (adapter applied) and ``args`` the resolved training arguments."""
+        return None
+
+    def create(self, options: OptionsT, param_groups: list[dict[str, Any]], args: Any) -> Any:
+        """Return the ``torch.optim.Optimizer`` over ``param_groups`` (``args.learning_rate`` is the base lr)."""
+        raise NotImplementedError
+
+    def callbacks(self, options: OptionsT) -> list[Any]:
+        """Trainer callbacks the optimizer needs (e.g. block switching of BAdam)."""
+        return []
+
+
+class TrainingStage(Component[OptionsT]):
+    """A training stage (pt, sft, dpo, ...): it owns its pipeline.
+
+    It declares what it consumes (:attr:`data_kind`) and which models it needs (:attr:`model_roles`), turns
+    samples into model inputs (:meth:`preprocess`, run in worker processes) and builds its trainer from the run's
+    services (:meth:`build_trainer`). The default :meth:`build_trainer` loads the policy model and builds a
+    ``transformers.Trainer`` with :meth:`arguments_class` and :meth:`collator`; SFT and PT need nothing else.
+    """
+
+    data_kind: ClassVar[DataKind] = "conversation"
+    #: Models the stage uses: ``policy`` (trained), ``reference``, ``reward``, ``value``.
+    model_roles: ClassVar[tuple[str, ...]] = ("policy",)
+
+    def preprocess(self, samples: list[Any], encoder: Encoder, options: OptionsT) -> list[dict[str, Any]]:
+        """Turn canonical samples (:class:`Conversation` or ``str`` for ``text``) into model-input rows.
+
+        Runs in worker processes (``data.preprocessing_workers``) over chunks of the data: the stage instance,
+        ``options`` and the rows must be picklable. Drop a sample by leaving it out (the engine reports counts).
+        """
+        raise NotImplementedError
+
+    def arguments_class(self) -> type:
+        """The training-arguments class (``transformers.TrainingArguments`` or a TRL config)."""
+        from transformers import TrainingArguments
+
+        return TrainingArguments
+
+    def collator(self, run: RunContext) -> Any:
+        """The data collator of the default trainer."""
+        raise NotImplementedError
+
+    def build_trainer(self, run: RunContext, train_dataset: Any, eval_dataset: Any) -> Any:
+        """Return a trainer (``transformers.Trainer`` or a TRL trainer) ready to ``train()``."""
+        return run.build_trainer(
+            model=run.load_model("policy"),
+            args=run.training_arguments(self.arguments_class()),
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            data_collator=self.collator(run),
+        )
+
+
+class TrainingLogger(Component[OptionsT]):
+    """Reports metrics somewhere (TensorBoard, W&B, MLflow, ...)."""
+
+    def callback(self, options: OptionsT, run_dir: str) -> Any:
+        """Return a ``transformers.TrainerCallback`` (it should log on the main process only)."""
+        raise NotImplementedError
+
+
+class DatasetFormat(Component[OptionsT]):
+    """Converts raw rows of a dataset file into canonical samples."""
+
+    #: ``conversation`` or ``text``: what :meth:`convert` returns.
+    produces: ClassVar[str] = "conversation"
+
+    def convert(self, row: dict[str, Any], spec: DatasetSpec) -> Conversation | str:
+        """Convert one row; raise ``ValueError`` with a specific message when the row is malformed."""
+        raise NotImplementedError
+
+
+class ModelPatch(Component[OptionsT]):
+    """Patches a model or its config (flash-attn, Liger, Unsloth, NEFTune, RoPE scaling, ...)."""
+
+    def patch_config(self, model_config: Any, options: OptionsT) -> None:
+        """Adjust the model config before weights load."""
+
+    def patch_model(self, model: Any, options: OptionsT) -> Any:
+        """Patch the loaded model (before the adapter is applied); return it."""
+        return model
+
+
+class InferenceEngine(Component[OptionsT]):
+    """Generates text from a base model or a trained run (Hugging Face generate, vLLM, ...)."""
+
+    def load(self, target: ChatTarget, options: OptionsT) -> ChatModel:
+        """Load ``target`` and return a :class:`~ft_core.api.inference.ChatModel`."""
+        raise NotImplementedError
+
+
+class CliCommand(Component[OptionsT]):
+    """A ``ft-core`` sub-command."""
+
+    help: ClassVar[str] = ""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare the command's arguments."""
+
+    def run(self, args: argparse.Namespace) -> int:
+        """Run the command; return the exit status. ``args.plugins`` is the loaded plugin manager."""
+        raise NotImplementedError

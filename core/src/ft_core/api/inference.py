@@ -1,0 +1,132 @@
+"""The typed inference API: chat requests with sampling options, streamed deltas, responses with usage counts.
+
+An inference engine plugin returns a :class:`ChatModel`; ``ft-core chat`` (and an OpenAI-style server) use only
+this interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FinishReason = Literal["stop", "length"]
+
+
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How to sample: ``temperature`` 0 is greedy; ``stop`` strings end the reply (not included in it);
+    ``seed`` makes sampling reproducible."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 256
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Messages (OpenAI / Hugging Face dicts: ``role``, ``content``, optional ``tool_calls``), tools offered to
+    the model (JSON-schema functions) and sampling options."""
+
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None = None
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Token counts of one request."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        """Prompt plus completion tokens."""
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True)
+class ChatDelta:
+    """A streamed piece of the reply; the last delta of a stream has ``finish_reason`` and ``usage`` set."""
+
+    text: str
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True)
+class ChatResponse:
+    """A whole reply."""
+
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+
+
+@dataclass
+class ChatTarget:
+    """What to load for chat: where the tokenizer is and how to build the model.
+
+    ``load_model(dtype)`` returns the model; ``stop_words`` and ``system`` come from the run's chat template.
+    """
+
+    description: str
+    tokenizer_path: str
+    load_model: Callable[[Any], Any]
+    stop_words: list[str] = field(default_factory=list)
+    system: str | None = None
+
+
+class ChatModel(ABC):
+    """A loaded model that answers chat requests."""
+
+    @abstractmethod
+    def stream(self, request: ChatRequest) -> Iterator[ChatDelta]:
+        """Stream the reply to ``request``; the last delta carries ``finish_reason`` and ``usage``."""
+
+    def generate(self, requests: list[ChatRequest]) -> list[ChatResponse]:
+        """Answer several requests (engines batch them; this default answers one after another)."""
+        return [self.complete(request) for request in requests]
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        """The whole reply to one request."""
+        pieces: list[str] = []
+        last = ChatDelta("")
+        for delta in self.stream(request):
+            pieces.append(delta.text)
+            last = delta
+        assert last.finish_reason is not None and last.usage is not None, "a stream must end with its usage"
+        return ChatResponse("".join(pieces), last.finish_reason, last.usage)
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[ChatDelta]:
+        """:meth:`stream` for asyncio servers: generation runs in a thread, deltas arrive on the event loop."""
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[ChatDelta | BaseException | None] = asyncio.Queue()
+
+        def produce() -> None:
+            try:
+                for delta in self.stream(request):
+                    loop.call_soon_threadsafe(queue.put_nowait, delta)
+            except BaseException as exc:  # handed to the consumer below
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        threading.Thread(target=produce, daemon=True).start()
+        while (item := await queue.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item

@@ -1,0 +1,1 @@
+"""Model loading: the embedded default model, GGUF conversion, tokenizer and model loading."""

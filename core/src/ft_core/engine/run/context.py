@@ -1,0 +1,177 @@
+"""The engine's :class:`~ft_core.api.context.RunContext`: the services stages and plugins use during a run."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+from ft_core.api.config import RunConfig
+from ft_core.api.context import Encoder, ProcessInfo, ResolvedTemplate, RunContext
+from ft_core.api.descriptors import ModelFamily
+from ft_core.api.events import RunEvent
+from ft_core.engine.plugins import Plugins
+from ft_core.engine.run import distributed
+from ft_core.engine.templates.encoder import TemplateEncoder
+from ft_core.engine.training.callbacks import (
+    CancelRequest,
+    control_callback,
+    event_callback,
+    progress_callback,
+)
+
+
+class EngineRun(RunContext):
+    """One run: config, plugins and the pieces the runner resolves step by step (tokenizer, template, family)."""
+
+    def __init__(self, config: RunConfig, plugins: Plugins, run_dir: Path) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.run_dir = run_dir
+        self.process: ProcessInfo = distributed.process_info()
+        self.tokenizer: Any = None
+        self.template: ResolvedTemplate | None = None
+        self.family: ModelFamily | None = None
+        self.cancel = CancelRequest(run_dir)
+        #: Training seconds spent before the checkpoint this run resumes from.
+        self.prior_runtime = 0.0
+
+    @property
+    def uses_gpu(self) -> bool:
+        from ft_core.engine.training.arguments import uses_cpu
+
+        return not uses_cpu(self.config.training)
+
+    # ------------------------------------------------------------------ models
+    def load_model(self, role: str = "policy", *, trainable: bool = True) -> Any:
+        from transformers import AutoConfig, AutoModelForCausalLM, set_seed
+
+        from ft_core.engine.models.loader import choose_dtype, model_folder, prepare_for_training
+
+        config, hook = self.config, self.plugins.hook
+        model_section, training = config.model, config.training
+        set_seed(training.seed)  # adapter initialisation is random: same seed, same run
+        folder = model_folder(model_section)
+        model_config = AutoConfig.from_pretrained(folder, trust_remote_code=model_section.trust_remote_code)
+        patches = config.many("patches")
+        for patch in patches:
+            patch.component.patch_config(model_config, patch.options)
+        hook.ft_adjust_model_config(model_config=model_config, run=self, role=role)
+        kwargs: dict[str, Any] = {
+            "dtype": choose_dtype(model_section, training.precision, training.use_cpu),
+            "trust_remote_code": model_section.trust_remote_code,
+        }
+        if model_section.attn_implementation:
+            kwargs["attn_implementation"] = model_section.attn_implementation
+        quantizer = config.one("quantization")
+        if quantizer is not None:
+            kwargs.update(quantizer.component.load_kwargs(quantizer.options, model_config))
+            # each process its own GPU; on a CPU run, the CPU even where a GPU exists
+            kwargs["device_map"] = {"": self.process.local_rank if self.uses_gpu else "cpu"}
+        model = hook.ft_load_model(run=self, role=role, model_config=model_config, load_kwargs=kwargs)
+        if model is None:
+            model = AutoModelForCausalLM.from_pretrained(folder, config=model_config, **kwargs)
+        if quantizer is not None and trainable:
+            model = quantizer.component.prepare(model, quantizer.options, self)
+        for patch in patches:
+            model = patch.component.patch_model(model, patch.options)
+        hook.ft_patch_model(model=model, run=self, role=role)
+        if trainable:
+            prepare_for_training(model, training.gradient_checkpointing)
+            adapter = config.adapter
+            model = adapter.component.apply(model, adapter.options, self.family)
+            model.train()
+        else:
+            model.requires_grad_(False)
+            model.eval()
+        hook.ft_model_ready(model=model, run=self, role=role)
+        return model
+
+    # ------------------------------------------------------------------ training
+    def training_arguments(self, arguments_class: type | None = None, **overrides: Any) -> Any:
+        from transformers import TrainingArguments
+
+        from ft_core.engine.training.arguments import training_arguments_kwargs
+
+        cls = arguments_class or TrainingArguments
+        has_eval = bool(self.config.data.eval_dataset) or self.config.data.val_size > 0
+        kwargs = training_arguments_kwargs(cls, self.config.training, self.run_dir, has_eval)
+        kwargs.update(overrides)
+        self.plugins.hook.ft_adjust_training_arguments(arguments=kwargs, run=self)
+        return cls(**kwargs)
+
+    def callbacks(self) -> list[Any]:
+        """The callbacks of every trainer of this run: events, cancellation, loggers, optimizer, plugins."""
+        callbacks = [
+            event_callback(self.emit, self.run_dir),
+            control_callback(self.cancel),
+            progress_callback(self.prior_runtime),
+        ]
+        if self.process.is_main_process:
+            callbacks += [
+                lg.component.callback(lg.options, str(self.run_dir)) for lg in self.config.many("loggers")
+            ]
+        optimizer = self.config.one("optimizer")
+        assert optimizer is not None
+        callbacks += optimizer.component.callbacks(optimizer.options)
+        for found in self.plugins.hook.ft_trainer_callbacks(run=self):
+            callbacks += found or []
+        return callbacks
+
+    def build_trainer(
+        self,
+        *,
+        model: Any,
+        args: Any,
+        train_dataset: Any,
+        eval_dataset: Any = None,
+        data_collator: Any = None,
+        trainer_class: type | None = None,
+        **trainer_kwargs: Any,
+    ) -> Any:
+        from transformers import Trainer
+
+        from ft_core.engine.training.trainer import build_trainer
+
+        optimizer = self.config.one("optimizer")
+        assert optimizer is not None
+        if data_collator is not None:
+            trainer_kwargs["data_collator"] = data_collator
+        return build_trainer(
+            trainer_class or Trainer,
+            optimizer=optimizer,
+            adjust_groups=lambda groups, model: self.plugins.hook.ft_adjust_parameter_groups(
+                groups=groups, model=model, run=self
+            ),
+            callbacks=self.callbacks(),
+            model=model,
+            args=args,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=self.tokenizer,
+            **trainer_kwargs,
+        )
+
+    # ------------------------------------------------------------------ data and events
+    def encoder(self) -> Encoder:
+        data = self.config.data
+        return TemplateEncoder(
+            tokenizer=self.tokenizer,
+            jinja=self.template.jinja if self.template is not None else None,
+            cutoff_len=data.cutoff_len,
+            train_on_prompt=data.train_on_prompt,
+            mask_history=data.mask_history,
+            system=self.config.template.system,
+            template_name=self.template.name if self.template is not None else None,
+        )
+
+    def emit(self, event: RunEvent) -> None:
+        if self.process.is_main_process:
+            self.plugins.hook.ft_run_event(event=event)
+
+    def phase(self, phase: str, message: str = "") -> None:
+        """Emit a ``phase`` event."""
+        self.emit(RunEvent("phase", str(self.run_dir), phase=phase, message=message))
+
+    def main_process_first(self) -> AbstractContextManager[None]:
+        return distributed.main_process_first()

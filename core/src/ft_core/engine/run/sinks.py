@@ -1,0 +1,65 @@
+"""Core's own consumers of run events (a built-in plugin): console lines and the run's ``metrics.jsonl``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from ft_core.api.events import RunEvent
+from ft_core.api.hookspecs import hookimpl
+
+METRICS_FILE = "metrics.jsonl"
+_HIDDEN = {"epoch", "eta_s", "tokens_per_sec"}
+
+
+def _format(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"
+
+
+def console_line(event: RunEvent) -> str | None:
+    """``step 10/30 | loss 1.23 | learning_rate 1e-4 | 812 tok/s | ETA 0:42`` and the like, or ``None``."""
+    if event.kind in ("step", "eval"):
+        summary = "train_runtime" in event.metrics  # the trainer's closing log: whole-run averages
+        parts = [
+            f"training summary after step {event.step}" if summary else f"step {event.step}/{event.max_steps}"
+        ]
+        parts += [f"{k} {_format(v)}" for k, v in event.metrics.items() if k not in _HIDDEN]
+        if "tokens_per_sec" in event.metrics:
+            parts.append(f"{event.metrics['tokens_per_sec']:.0f} tok/s")
+        if "eta_s" in event.metrics and not summary:
+            parts.append(f"ETA {_duration(event.metrics['eta_s'])}")
+        return " | ".join(parts)
+    if event.kind == "checkpoint":
+        return f"[ft-core] checkpoint saved: {event.message}"
+    if event.kind == "phase":
+        return f"[ft-core] {event.phase}: {event.message}" if event.message else None
+    return f"[ft-core] run {event.kind}" + (f": {event.message}" if event.message else "")
+
+
+@hookimpl
+def ft_run_event(event: RunEvent) -> None:
+    """Print the event and append step / eval records to ``metrics.jsonl``."""
+    line = console_line(event)
+    if line:
+        stream = sys.stdout if event.kind in ("step", "eval") else sys.stderr
+        print(line, file=stream, flush=True)
+    if event.kind in ("step", "eval"):
+        record = {"step": event.step, **{k: v for k, v in event.metrics.items() if k not in ("eta_s",)}}
+        with (Path(event.run_dir) / METRICS_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, default=float) + "\n")
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """Records of ``metrics.jsonl`` in order (records from before a resume come first)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

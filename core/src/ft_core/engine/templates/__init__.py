@@ -1,0 +1,1 @@
+"""Chat templates: render conversations, mark trained tokens, resolve and check the run's template, encode samples."""

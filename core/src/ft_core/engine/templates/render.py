@@ -1,0 +1,350 @@
+"""Render conversations with a chat template and mark which tokens are trained.
+
+Templates are Jinja strings in the Hugging Face ``chat_template`` dialect, rendered by transformers' own
+engine (``tokenizer.apply_chat_template``), so a template can be exactly a model's own.
+
+Which tokens are trained is found by *prefix difference*: for assistant turn ``i`` the prompt is
+``messages[:i]`` rendered with ``add_generation_prompt=True`` and the turn is ``messages[:i + 1]`` rendered
+without it; the assistant span is the text between the two, i.e. the answer plus its end-of-turn marker as the
+template writes it (``Paris.<|im_end|>\\n``). This needs a *prefix-stable* template: adding messages must not
+change how earlier ones render. Templates that rewrite history (e.g. drop earlier reasoning) are rejected
+with :class:`~ft_core.api.errors.TemplateMismatchError`.
+
+The full rendering is tokenized once (``add_special_tokens=False``, exactly as ``apply_chat_template`` does)
+and a token is trained when its start offset lies in a trained span. Where a token straddles a span boundary
+(the prompt's last characters merge with the answer's first), the text is cut at that boundary and the pieces
+are tokenized separately, so the prompt tokens are exactly what inference feeds the model and no prompt
+character is trained. Slow tokenizers (no offsets) are always tokenized piece by piece; caveat: a
+SentencePiece tokenizer may then add a word-start marker at each piece, so ids can differ slightly from
+tokenizing the whole text — prefer fast tokenizers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ft_core.api.context import IGNORE_INDEX
+from ft_core.api.conversation import Conversation, Message
+from ft_core.api.errors import DataError, TemplateMismatchError
+
+MessageLike = Message | Mapping[str, Any]
+
+
+class TemplateRenderError(DataError):
+    """The chat template raised on a conversation (unsupported role, tool call, order, ...)."""
+
+
+@dataclass(frozen=True)
+class AssistantSpan:
+    """Character range ``[start, end)`` of assistant message ``index`` in the full rendering."""
+
+    index: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class RenderedConversation:
+    """A conversation rendered and tokenized: text, assistant spans, token ids and their start offsets."""
+
+    text: str
+    messages: list[dict[str, Any]]
+    spans: list[AssistantSpan]
+    input_ids: list[int]
+    token_starts: list[int]
+
+
+def _as_hf(messages: Sequence[MessageLike]) -> list[dict[str, Any]]:
+    return [m.to_hf() if isinstance(m, Message) else dict(m) for m in messages]
+
+
+def render(
+    tokenizer: Any,
+    jinja: str,
+    messages: Sequence[MessageLike],
+    *,
+    add_generation_prompt: bool = False,
+    tools: list[dict[str, Any]] | None = None,
+    name: str | None = None,
+) -> str:
+    """Render ``messages`` to text with ``jinja`` exactly as ``tokenizer.apply_chat_template`` does (transformers'
+    own Jinja environment, with the tokenizer's special tokens as template variables).
+
+    An empty message list renders to ``""``. A template error becomes :class:`TemplateRenderError`.
+    """
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    hf = _as_hf(messages)
+    if not hf:
+        return ""
+    try:
+        rendered, _ = (
+            render_jinja_template(  # what apply_chat_template(tokenize=False) runs, minus its overhead
+                conversations=[hf],
+                tools=tools,
+                chat_template=jinja,
+                add_generation_prompt=add_generation_prompt,
+                **tokenizer.special_tokens_map,
+            )
+        )
+        return rendered[0]
+    except Exception as exc:  # jinja2 errors, raise_exception(), TypeError on missing content, ...
+        label = f"chat template {name!r}" if name else "the chat template"
+        raise TemplateRenderError(
+            f"{label} cannot render this conversation: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def with_system(messages: Sequence[Message], system: str | None) -> list[Message]:
+    """``messages`` with a system message ``system`` put first when it is given and there is none."""
+    if system is None or any(m.role == "system" for m in messages):
+        return list(messages)
+    return [Message("system", system), *messages]
+
+
+def _divergence(short: str, long: str, width: int = 60) -> str:
+    index = next(
+        (i for i, (a, b) in enumerate(zip(short, long, strict=False)) if a != b), min(len(short), len(long))
+    )
+    lo = max(0, index - width)
+    return (
+        f"they diverge at character {index}:\n"
+        f"  shorter rendering: ...{short[lo : index + width]!r}\n"
+        f"  longer rendering:  ...{long[lo : index + width]!r}"
+    )
+
+
+def _require_prefix(prefix: str, text: str, what: str, name: str | None, source: str) -> None:
+    if text.startswith(prefix):
+        return
+    label = f"chat template {name!r}" if name else "the chat template"
+    where = f" ({source})" if source else ""
+    raise TemplateMismatchError(
+        f"{label} is not prefix-stable{where}: {what}, so the trained tokens cannot be located. A template must "
+        f"render earlier messages identically whatever follows them; {_divergence(prefix, text)}"
+    )
+
+
+def _is_fast(tokenizer: Any) -> bool:
+    """Whether ``tokenizer`` reports character offsets (a Rust-backed "fast" tokenizer)."""
+    return bool(getattr(tokenizer, "is_fast", False))
+
+
+def _encode_offsets(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+    """Ids and character offsets of a fast tokenizer, straight from its Rust backend (what
+    ``tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)`` returns, without its overhead)."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        encoding = backend.encode(text, add_special_tokens=False)
+        return encoding.ids, encoding.offsets
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return list(encoded["input_ids"]), list(encoded["offset_mapping"])
+
+
+def _encode_piece(tokenizer: Any, text: str) -> tuple[list[int], list[int] | None]:
+    if not _is_fast(tokenizer):
+        return list(tokenizer.encode(text, add_special_tokens=False)), None
+    ids, offsets = _encode_offsets(tokenizer, text)
+    return ids, [start for start, _ in offsets]
+
+
+def _straddles(starts: list[int], ends: list[int], cuts: Sequence[int]) -> bool:
+    """Whether a token ``[start, end)`` strictly contains a cut position (``starts`` ascending)."""
+    for cut in cuts:
+        index = bisect.bisect_left(starts, cut) - 1  # the last token starting before the cut
+        if index >= 0 and ends[index] > cut:
+            return True
+    return False
+
+
+def _tokenize(tokenizer: Any, text: str, cuts: Sequence[int]) -> tuple[list[int], list[int]]:
+    """Token ids of ``text`` and each token's start offset, such that no token crosses a position in ``cuts``.
+
+    A fast tokenizer encodes the whole text once; only if a token straddles a cut is the text encoded piece by
+    piece between the cuts. A slow tokenizer is always encoded piece by piece (each token then gets its
+    piece's start as offset, which is exact for labelling because pieces never cross a cut).
+    """
+    if _is_fast(tokenizer):
+        ids, offsets = _encode_offsets(tokenizer, text)
+        starts = [start for start, _ in offsets]
+        if not _straddles(starts, [end for _, end in offsets], [c for c in cuts if 0 < c < len(text)]):
+            return ids, starts
+    bounds = sorted({0, len(text), *(c for c in cuts if 0 < c < len(text))})
+    ids = []
+    starts = []
+    for lo, hi in itertools.pairwise(bounds):
+        piece_ids, piece_starts = _encode_piece(tokenizer, text[lo:hi])
+        ids.extend(piece_ids)
+        starts.extend([lo + s for s in piece_starts] if piece_starts is not None else [lo] * len(piece_ids))
+    return ids, starts
+
+
+def render_conversation(
+    tokenizer: Any,
+    jinja: str,
+    conversation: Conversation,
+    *,
+    system: str | None = None,
+    name: str | None = None,
+) -> RenderedConversation:
+    """Render and tokenize ``conversation``, locating every assistant turn by prefix difference.
+
+    Raises :class:`TemplateMismatchError` when the template is not prefix-stable and
+    :class:`TemplateRenderError` when it cannot render the conversation.
+    """
+    messages = _as_hf(with_system(conversation.messages, system))
+    tools = conversation.tools
+    source = conversation.source
+    try:
+        full = render(tokenizer, jinja, messages, tools=tools, name=name)
+    except TemplateRenderError as exc:
+        roles = ", ".join(m["role"] for m in messages)
+        raise TemplateRenderError(
+            f"{source or 'a conversation'} (roles: {roles}): {exc}. Fix or drop such rows, or choose a template "
+            "that supports them (for a template without a system role: remove the system prompt / "
+            "template.system)"
+        ) from exc
+    spans: list[AssistantSpan] = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        if index == 0:
+            raise DataError(
+                f"conversation {source or '(unnamed)'} starts with an assistant turn; a user (or system) turn "
+                "must come first"
+            )
+        prompt = render(
+            tokenizer, jinja, messages[:index], add_generation_prompt=True, tools=tools, name=name
+        )
+        last = index == len(messages) - 1
+        turn = full if last else render(tokenizer, jinja, messages[: index + 1], tools=tools, name=name)
+        _require_prefix(
+            prompt,
+            turn,
+            f"the generation prompt before message {index} is not a prefix of that turn",
+            name,
+            source,
+        )
+        _require_prefix(
+            turn,
+            full,
+            f"messages up to {index} render differently inside the whole conversation",
+            name,
+            source,
+        )
+        spans.append(AssistantSpan(index, len(prompt), len(turn)))
+    cuts = [edge for span in spans for edge in (span.start, span.end)]
+    input_ids, token_starts = _tokenize(tokenizer, full, cuts)
+    return RenderedConversation(full, messages, spans, input_ids, token_starts)
+
+
+def _labels(rendered: RenderedConversation, *, train_on_prompt: bool, mask_history: bool) -> list[int]:
+    """Token ids where trained, :data:`IGNORE_INDEX` elsewhere: tokens starting inside a trained span (every
+    assistant span; the last only with ``mask_history``); with ``train_on_prompt`` also every token outside the
+    spans that ``mask_history`` masks. One pass over tokens and spans (both are in text order)."""
+    trained_spans = rendered.spans[-1:] if mask_history else rendered.spans
+    masked_spans = rendered.spans[:-1] if mask_history else []
+    starts, ids = rendered.token_starts, rendered.input_ids
+    if train_on_prompt:
+        labels = list(ids)
+        for span in masked_spans:
+            lo, hi = bisect.bisect_left(starts, span.start), bisect.bisect_left(starts, span.end)
+            labels[lo:hi] = [IGNORE_INDEX] * (hi - lo)
+        return labels
+    labels = [IGNORE_INDEX] * len(ids)
+    for span in trained_spans:
+        lo, hi = bisect.bisect_left(starts, span.start), bisect.bisect_left(starts, span.end)
+        labels[lo:hi] = ids[lo:hi]
+    return labels
+
+
+def encode_conversation(
+    tokenizer: Any,
+    jinja: str,
+    conversation: Conversation,
+    *,
+    train_on_prompt: bool = False,
+    mask_history: bool = False,
+    cutoff_len: int,
+    system: str | None = None,
+    name: str | None = None,
+) -> dict[str, list[int]] | None:
+    """Tokenize ``conversation`` for supervised training.
+
+    Returns ``input_ids``, ``labels`` (:data:`IGNORE_INDEX` where not trained) and ``attention_mask``.
+    By default every assistant turn (answer + end-of-turn marker) is trained; ``mask_history`` trains only the
+    last one; ``train_on_prompt`` also trains all other text (earlier turns stay masked under
+    ``mask_history``). ``system`` is put first when the conversation has no system message. Sequences longer
+    than ``cutoff_len`` lose tokens from the end. Returns ``None`` when no trained token remains (the caller
+    skips and counts the sample). ``name`` only labels error messages.
+    """
+    rendered = render_conversation(tokenizer, jinja, conversation, system=system, name=name)
+    labels = _labels(rendered, train_on_prompt=train_on_prompt, mask_history=mask_history)
+    input_ids = rendered.input_ids[:cutoff_len]
+    labels = labels[:cutoff_len]
+    if all(label == IGNORE_INDEX for label in labels):
+        return None
+    return {"input_ids": input_ids, "labels": labels, "attention_mask": [1] * len(input_ids)}
+
+
+def encode_completion(
+    tokenizer: Any,
+    jinja: str,
+    conversation: Conversation,
+    answer: Message | None = None,
+    *,
+    system: str | None = None,
+    name: str | None = None,
+) -> tuple[list[int], list[int]]:
+    """``(prompt_ids, completion_ids)`` of the conversation's last assistant turn (or ``answer`` in its place).
+
+    The prompt is everything before that turn with the generation prompt; the completion is the rest of the
+    rendering up to and including the turn's end marker, cut exactly where inference would start generating (a
+    token straddling that point is split, as in :func:`encode_conversation`).
+    """
+    messages = _as_hf(with_system(conversation.messages, system))
+    if answer is not None:
+        messages = [*messages[:-1], answer.to_hf()]
+    if not messages or messages[-1]["role"] != "assistant":
+        raise DataError(f"{conversation.source or 'a conversation'}: it must end with an assistant turn")
+    source = conversation.source
+    try:
+        prompt = render(
+            tokenizer, jinja, messages[:-1], add_generation_prompt=True, tools=conversation.tools, name=name
+        )
+        turn = render(tokenizer, jinja, messages, tools=conversation.tools, name=name)
+    except TemplateRenderError as exc:
+        raise TemplateRenderError(f"{source or 'a conversation'}: {exc}") from exc
+    _require_prefix(
+        prompt, turn, "the generation prompt is not a prefix of the answered conversation", name, source
+    )
+    ids, starts = _tokenize(tokenizer, turn, [len(prompt)])
+    split = next((i for i, start in enumerate(starts) if start >= len(prompt)), len(ids))
+    return ids[:split], ids[split:]
+
+
+def generation_inputs(
+    tokenizer: Any,
+    jinja: str,
+    messages: Sequence[MessageLike],
+    tools: list[dict[str, Any]] | None = None,
+) -> list[int]:
+    """Token ids that prompt the model for the next assistant turn (``add_generation_prompt=True``)."""
+    text = render(tokenizer, jinja, messages, add_generation_prompt=True, tools=tools)
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def stop_token_ids(tokenizer: Any, template: Any) -> list[int]:
+    """EOS plus every stop word of ``template`` (anything with ``stop_words``) that is a single token."""
+    ids: list[int] = []
+    if tokenizer.eos_token_id is not None:
+        ids.append(tokenizer.eos_token_id)
+    for word in getattr(template, "stop_words", ()):
+        encoded = tokenizer(word, add_special_tokens=False)["input_ids"]
+        if len(encoded) == 1 and encoded[0] not in ids:
+            ids.append(encoded[0])
+    return ids

@@ -1,0 +1,1 @@
+"""Training: arguments, the trainer wiring (optimizer, token counting) and the callbacks of every run."""

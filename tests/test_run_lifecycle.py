@@ -1,0 +1,193 @@
+"""A run's life: true manifest statuses, events, cancellation with a kept checkpoint, resume totals, data
+preparation (parallel, cached, `ft-core prepare`)."""
+
+from __future__ import annotations
+
+import json
+import types
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ft_core.api import RunCancelled, RunEvent, TrainingLogger
+from ft_core.api.errors import FtCoreError, TemplateMismatchError
+from ft_core.api.hookspecs import hookimpl
+from ft_core.bootstrap import load_plugins
+from ft_core.cli import main
+from ft_core.engine.run.runner import load_and_validate, run_training
+
+
+def _train(path: Path, overrides=(), plugins=None) -> Path:
+    plugins = plugins or load_plugins()
+    return run_training(load_and_validate(str(path), list(overrides), plugins), plugins)
+
+
+def _manifest(run: Path) -> dict:
+    return json.loads((run / "manifest.json").read_text())
+
+
+def _event_recorder() -> tuple[types.ModuleType, list[RunEvent]]:
+    events: list[RunEvent] = []
+    module = types.ModuleType("event_recorder")
+
+    @hookimpl
+    def ft_run_event(event):
+        events.append(event)
+
+    module.ft_run_event = ft_run_event
+    return module, events
+
+
+def test_a_run_that_fails_before_training_ends_failed_with_its_error(make_config, tmp_path):
+    bad = tmp_path / "data"
+    bad.mkdir()
+    (bad / "dataset_info.json").write_text(json.dumps({"broken": {"file_name": "rows.json"}}))
+    (bad / "rows.json").write_text(json.dumps([{"instruction": "hi", "output": ""}]))
+    path = make_config(data={"dataset": ["broken"], "dataset_dir": str(bad)})
+    with pytest.raises(FtCoreError, match="row 1: output: empty response"):
+        _train(path)
+    manifest = _manifest(tmp_path / "run")
+    assert manifest["status"] == "failed"
+    assert "empty response" in manifest["error"]
+
+
+def test_events_follow_the_run_in_order(make_config):
+    recorder, events = _event_recorder()
+    run = _train(make_config(), plugins=load_plugins(strict=True, extra=[(recorder, "recorder")]))
+    kinds = [e.kind for e in events]
+    phases = [e.phase for e in events if e.kind == "phase"]
+    assert phases == ["config", "data", "model", "train", "save"]
+    assert kinds[-1] == "finished" and "step" in kinds
+    steps = [e for e in events if e.kind == "step" and "loss" in e.metrics]
+    assert [e.step for e in steps] == [1, 2] and all(e.max_steps == 2 for e in steps)
+    assert all(e.run_dir == str(run) for e in events)
+    assert steps[-1].metrics["tokens_per_sec"] > 0 and "eta_s" in steps[-1].metrics
+    assert not list(run.glob("checkpoint-*")), "no checkpoint at the last step unless save_steps asks for one"
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2]
+
+
+def _cancel_at(step: int) -> types.ModuleType:
+    """A logger whose callback asks the run to cancel (as `ft-core cancel` does) when ``step`` begins."""
+    from transformers import TrainerCallback
+
+    class Canceller(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if state.global_step == step - 1:
+                assert main(["cancel", args.output_dir]) == 0
+
+    class CancelLogger(TrainingLogger):
+        def callback(self, options, run_dir):
+            return Canceller()
+
+    module = types.ModuleType("cancel_plugin")
+
+    @hookimpl
+    def ft_register_loggers(register):
+        register("canceller", CancelLogger())
+
+    module.ft_register_loggers = ft_register_loggers
+    return module
+
+
+def test_cancel_keeps_a_checkpoint_and_the_run_resumes_to_the_end(make_config, tmp_path):
+    recorder, events = _event_recorder()
+    plugins = load_plugins(strict=True, extra=[(_cancel_at(2), "cancel-test"), (recorder, "recorder")])
+    path = make_config(training={"max_steps": 4, "save_steps": 100}, loggers=["canceller"])
+    with pytest.raises(RunCancelled, match="cancelled at step 2"):
+        _train(path, plugins=plugins)
+    run = tmp_path / "run"
+    manifest = _manifest(run)
+    assert manifest["status"] == "cancelled" and "cancelled at step 2" in manifest["error"]
+    assert (run / "checkpoint-2" / "trainer_state.json").is_file()
+    assert (run / "checkpoint-2" / "ft_core_progress.json").is_file()
+    assert events[-1].kind == "cancelled"
+    assert not (run / "model").exists()
+
+    resumed = _train(path, ["loggers=[]"])
+    manifest = _manifest(resumed)
+    assert manifest["status"] == "completed" and manifest["resumed_from"].endswith("checkpoint-2")
+    metrics = manifest["metrics"]
+    assert metrics["train_runtime"] > metrics["session_train_runtime"]  # both sessions count
+    logged = [
+        r["loss"] for r in map(json.loads, (run / "metrics.jsonl").read_text().splitlines()) if "loss" in r
+    ]
+    assert len(logged) == 4
+    assert metrics["train_loss"] == pytest.approx(sum(logged) / 4, rel=1e-4)
+
+
+def test_the_run_folder_config_resumes_even_when_started_with_overwrite(make_config, tmp_path):
+    path = make_config(training={"max_steps": 2, "overwrite_output_dir": True})
+    run = _train(path)
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert "overwrite_output_dir" not in saved["training"]
+    with pytest.raises(FtCoreError, match="already holds a finished run"):
+        _train(run / "config.yaml")  # not silently restarted from step 0
+
+
+def test_cancel_refuses_a_folder_that_is_not_running(make_config, capsys):
+    run = _train(make_config())
+    assert main(["cancel", str(run)]) == 2
+    assert "not running (status 'completed')" in capsys.readouterr().err
+
+
+def test_parallel_preprocessing_gives_the_rows_of_one_process(tmp_path, tiny_tokenizer):
+    from ft_core.api import Conversation, Message
+    from ft_core.engine.data.prepare import preprocess
+    from ft_core.testing import make_encoder
+    from ft_core_sft.stage import SftStage
+
+    samples = [
+        Conversation([Message("user", f"question {i} " * (i % 7 + 1)), Message("assistant", f"answer {i}")])
+        for i in range(1200)
+    ]
+    encoder = make_encoder(tiny_tokenizer, cutoff_len=48)
+    single = preprocess(SftStage(), None, encoder, samples, workers=1)
+    parallel = preprocess(SftStage(), None, encoder, samples, workers=2)
+    assert 0 < single.num_rows < 1200, "some rows keep no trained token after the cut and are dropped"
+    assert parallel.num_rows == single.num_rows
+    assert parallel.to_pylist() == single.to_pylist()
+
+
+def test_prepare_command_caches_what_the_run_reuses(make_config, capsys, tmp_path):
+    path = make_config(data={"preprocessing_workers": 1})
+    assert main(["prepare", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "train: 60 rows" in out and "tokens" in out and "samples/s" in out
+    assert not (tmp_path / "run").exists(), "prepare loads no model and writes no run folder"
+    assert main(["prepare", str(path)]) == 0
+    assert "(cache)" in capsys.readouterr().out
+
+
+def test_a_stop_word_the_tokenizer_splits_stops_the_run(make_config, tmp_path):
+    from ft_core.api import ChatTemplate
+    from ft_core.testing.tiny import CHATML_JINJA
+
+    module = types.ModuleType("gemma_like")
+
+    @hookimpl
+    def ft_register_chat_templates(register):
+        register("chatml-eot", ChatTemplate(jinja=CHATML_JINJA, stop_words=("<end_of_turn>",)))
+
+    module.ft_register_chat_templates = ft_register_chat_templates
+    plugins = load_plugins(strict=True, extra=[(module, "gemma-like")])
+    with pytest.raises(TemplateMismatchError, match=r"'<end_of_turn>'.*splits it into \d+ tokens"):
+        _train(make_config(template={"name": "chatml-eot"}), plugins=plugins)
+    assert _manifest(tmp_path / "run")["status"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("use_cpu", "cuda", "expected"), [(True, True, False), (None, False, False), (None, True, True)]
+)
+def test_a_run_uses_the_gpu_when_there_is_one_and_cpu_is_not_asked_for(
+    make_config, tmp_path, monkeypatch, use_cpu, cuda, expected
+):
+    import torch
+
+    from ft_core.engine.run.context import EngineRun
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    plugins = load_plugins()
+    config = load_and_validate(str(make_config(training={"use_cpu": use_cpu})), [], plugins)
+    assert EngineRun(config, plugins, tmp_path).uses_gpu is expected
