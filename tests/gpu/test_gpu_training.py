@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from ft_core.run.runner import load_and_validate, run_training
+from ft_core.engine.run.runner import load_and_validate, run_training
 
 pytestmark = [
     pytest.mark.gpu,
