@@ -191,3 +191,12 @@ def test_a_run_uses_the_gpu_when_there_is_one_and_cpu_is_not_asked_for(
     plugins = load_plugins()
     config = load_and_validate(str(make_config(training={"use_cpu": use_cpu})), [], plugins)
     assert EngineRun(config, plugins, tmp_path).uses_gpu is expected
+
+
+def test_the_test_kit_runs_a_config_in_process_with_the_plugin_under_test(make_config):
+    from ft_core.testing import run_config
+
+    recorder, events = _event_recorder()
+    run = run_config(make_config(), recorder, overrides=["training.max_steps=1"])
+    assert _manifest(run)["status"] == "completed"
+    assert [e.step for e in events if e.kind == "step" and "loss" in e.metrics] == [1]

@@ -5,7 +5,6 @@ import pickle
 from types import SimpleNamespace
 
 import pytest
-import yaml
 
 import ft_core_pt
 from ft_core.api import IGNORE_INDEX, Encoder
@@ -95,25 +94,14 @@ def test_collator_pads_to_a_multiple_of_8_on_gpu_runs_only(tiny_tokenizer, uses_
     assert PtStage().collator(_run(tiny_tokenizer, uses_gpu)).pad_to_multiple_of == multiple
 
 
-def test_a_run_trains_on_text_with_the_default_trainer(tmp_path, tiny_model_dir):
+def test_a_run_trains_on_text_with_the_default_trainer(tmp_path, make_config):
     from ft_core.cli import main
 
-    config = {
-        "model": {"name_or_path": tiny_model_dir},
-        "stage": {"name": "pt", "packing": True},
-        "data": {"dataset": ["c4_demo"], "cutoff_len": 32, "cache_dir": str(tmp_path / "cache")},
-        "adapter": {"method": "lora", "rank": 4, "alpha": 8},
-        "training": {
-            "output_dir": str(tmp_path / "run"),
-            "max_steps": 2,
-            "per_device_train_batch_size": 2,
-            "logging_steps": 1,
-            "use_cpu": True,
-            "plot_loss": False,
-        },
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
+    path = make_config(
+        stage={"name": "pt", "packing": True},
+        data={"dataset": ["c4_demo"], "cutoff_len": 32},
+        training={"learning_rate": 1e-4, "plot_loss": False},
+    )
     assert main(["run", str(path)]) == 0
     run = tmp_path / "run"
     assert json.loads((run / "manifest.json").read_text())["status"] == "completed"

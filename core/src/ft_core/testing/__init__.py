@@ -4,6 +4,9 @@ Fixtures:
 ``tiny_tokenizer``   a byte-level BPE tokenizer with common chat special tokens and a ChatML template.
 ``tiny_model``       a random-init Llama-architecture model matching ``tiny_tokenizer`` (a few k params).
 ``tiny_model_dir``   both saved as a Hugging Face folder in a temporary directory (a path string).
+``make_config``      ``make_config(name="config.yaml", **sections)`` writes a run config for ``tiny_model_dir`` (LoRA SFT on
+                     the ``identity`` demo set, 2 CPU steps, a private data cache) with each keyword merged over
+                     that section, and returns its path: ``make_config(stage="pt", data={"dataset": ["c4_demo"]})``.
 ``make_plugins``     ``make_plugins(module, ...)`` builds a plugin manager holding only the given plugin
                      modules plus core built-ins, with strict mode on (also when the plugin is pip-installed).
 
@@ -81,6 +84,40 @@ def _tiny_model_fixture(tiny_tokenizer: Any) -> Any:
 @pytest.fixture(name="tiny_model_dir")
 def _tiny_model_dir_fixture(tmp_path_factory: pytest.TempPathFactory) -> str:
     return save_tiny_model_dir(str(tmp_path_factory.mktemp("tiny-model")))
+
+
+@pytest.fixture(name="make_config")
+def _make_config_fixture(tmp_path: Path, tiny_model_dir: str) -> Callable[..., Path]:
+    import yaml
+
+    def make(name: str = "config.yaml", **sections: Any) -> Path:
+        config: dict[str, Any] = {
+            "model": {"name_or_path": tiny_model_dir},
+            "data": {"dataset": ["identity"], "cutoff_len": 64, "cache_dir": str(tmp_path / "cache")},
+            "adapter": {"method": "lora", "rank": 4, "alpha": 8},
+            "training": {
+                "output_dir": str(tmp_path / "run"),
+                "max_steps": 2,
+                "per_device_train_batch_size": 2,
+                "learning_rate": 1e-3,
+                "logging_steps": 1,
+                "save_steps": 100,
+                "use_cpu": True,
+            },
+        }
+        for (
+            section,
+            value,
+        ) in sections.items():  # a mapping merges over a default section; anything else replaces it
+            if section != "adapter" and isinstance(value, dict) and isinstance(config.get(section), dict):
+                config[section] = {**config[section], **value}
+            else:
+                config[section] = value
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return make
 
 
 @pytest.fixture(name="make_plugins")
