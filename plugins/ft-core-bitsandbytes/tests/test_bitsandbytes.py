@@ -439,34 +439,15 @@ def test_gradients_still_flow_after_an_evaluation_pass(wide_model_dir, bits):
 
 
 # ------------------------------------------------------------------------------------------- QLoRA run
-def test_qlora_run_on_the_cpu(tmp_path, tiny_model_dir, capfd):
+def test_qlora_run_on_the_cpu(tmp_path, make_config, capfd):
     from ft_core.cli import main
 
-    config = {
-        "model": {"name_or_path": tiny_model_dir},
-        "data": {
-            "dataset": ["identity"],
-            "cutoff_len": 48,
-            "max_samples": 8,
-            "cache_dir": str(tmp_path / "cache"),
-            "preprocessing_workers": 1,
-        },
-        "quantization": {"method": "bitsandbytes", "bits": 4, "quant_type": "nf4", "double_quant": True},
-        "adapter": {"method": "lora", "rank": 4, "alpha": 8},
-        "training": {
-            "output_dir": str(tmp_path / "run"),
-            "max_steps": 2,
-            "per_device_train_batch_size": 2,
-            "learning_rate": 1e-3,
-            "logging_steps": 1,
-            "save_steps": 1000,
-            "use_cpu": True,
-            "plot_loss": False,
-            "gradient_checkpointing": True,
-        },
-    }
-    path = tmp_path / "qlora.yaml"
-    path.write_text(json.dumps(config))
+    path = make_config(
+        "qlora.yaml",
+        data={"cutoff_len": 48, "max_samples": 8, "preprocessing_workers": 1},
+        quantization={"method": "bitsandbytes", "bits": 4, "quant_type": "nf4", "double_quant": True},
+        training={"save_steps": 1000, "plot_loss": False, "gradient_checkpointing": True},
+    )
     assert main(["run", str(path)]) == 0
     err = capfd.readouterr().err
     assert "bitsandbytes: 4-bit (nf4 + double quant, compute float32): 14 Linear4bit layers" in err

@@ -85,33 +85,15 @@ def test_quantized_lora_trains_on_the_gpu(tiny_model_dir, bits):
     ],
     ids=["nf4", "int8"],
 )
-def test_quantized_lora_run_on_the_gpu(tmp_path, tiny_model_dir, capfd, quantization, report):
+def test_quantized_lora_run_on_the_gpu(tmp_path, make_config, capfd, quantization, report):
     from ft_core.cli import main
 
-    config = {
-        "model": {"name_or_path": tiny_model_dir},
-        "data": {
-            "dataset": ["identity"],
-            "cutoff_len": 48,
-            "max_samples": 8,
-            "cache_dir": str(tmp_path / "cache"),
-            "preprocessing_workers": 1,
-        },
-        "quantization": quantization,
-        "adapter": {"method": "lora", "rank": 4, "alpha": 8},
-        "training": {
-            "output_dir": str(tmp_path / "run"),
-            "max_steps": 2,
-            "per_device_train_batch_size": 2,
-            "learning_rate": 1e-3,
-            "logging_steps": 1,
-            "save_steps": 1000,
-            "plot_loss": False,
-            "gradient_checkpointing": True,
-        },
-    }
-    path = tmp_path / "quantized.yaml"
-    path.write_text(json.dumps(config))
+    path = make_config(
+        "quantized.yaml",
+        data={"cutoff_len": 48, "max_samples": 8, "preprocessing_workers": 1},
+        quantization=quantization,
+        training={"save_steps": 1000, "plot_loss": False, "gradient_checkpointing": True, "use_cpu": None},
+    )
     assert main(["run", str(path)]) == 0
     assert report in capfd.readouterr().err
     artefact = Path(tmp_path / "run" / "model")
