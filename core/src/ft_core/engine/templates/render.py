@@ -21,7 +21,6 @@ tokenizing the whole text — prefer fast tokenizers.
 
 from __future__ import annotations
 
-import bisect
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,14 +47,47 @@ class AssistantSpan:
 
 
 @dataclass(frozen=True)
+class Tokenized:
+    """Token ids of a text cut at given character positions, no token crossing a cut.
+
+    ``bounds`` maps each cut (and 0 and the text's length) to the index of the first token at or after it.
+    ``token_starts`` (each token's start offset) is computed only when asked for: training needs the bounds alone.
+    """
+
+    ids: list[int]
+    bounds: dict[int, int]
+    _starts: Any  # a list of starts, or the backend Encoding they come from
+
+    @property
+    def token_starts(self) -> list[int]:
+        """Each token's start offset in the text."""
+        if isinstance(self._starts, list):
+            return self._starts
+        return [start for start, _ in self._starts.offsets]
+
+
+@dataclass(frozen=True)
 class RenderedConversation:
-    """A conversation rendered and tokenized: text, assistant spans, token ids and their start offsets."""
+    """A conversation rendered and tokenized: text, assistant spans, token ids (and, on demand, their offsets)."""
 
     text: str
     messages: list[dict[str, Any]]
     spans: list[AssistantSpan]
-    input_ids: list[int]
-    token_starts: list[int]
+    tokens: Tokenized
+
+    @property
+    def input_ids(self) -> list[int]:
+        """The token ids of :attr:`text`."""
+        return self.tokens.ids
+
+    @property
+    def token_starts(self) -> list[int]:
+        """Each token's start offset in :attr:`text`."""
+        return self.tokens.token_starts
+
+    def token_range(self, span: AssistantSpan) -> tuple[int, int]:
+        """The tokens ``[lo, hi)`` of ``span``."""
+        return self.tokens.bounds[span.start], self.tokens.bounds[span.end]
 
 
 def _as_hf(messages: Sequence[MessageLike]) -> list[dict[str, Any]]:
@@ -134,53 +166,58 @@ def _is_fast(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "is_fast", False))
 
 
-def _encode_offsets(tokenizer: Any, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-    """Ids and character offsets of a fast tokenizer, straight from its Rust backend (what
-    ``tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)`` returns, without its overhead)."""
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is not None:
-        encoding = backend.encode(text, add_special_tokens=False)
-        return encoding.ids, encoding.offsets
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    return list(encoded["input_ids"]), list(encoded["offset_mapping"])
-
-
 def _encode_piece(tokenizer: Any, text: str) -> tuple[list[int], list[int] | None]:
+    """Ids of ``text`` and, for a fast tokenizer, each token's start offset."""
     if not _is_fast(tokenizer):
         return list(tokenizer.encode(text, add_special_tokens=False)), None
-    ids, offsets = _encode_offsets(tokenizer, text)
-    return ids, [start for start, _ in offsets]
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    return list(encoded["input_ids"]), [start for start, _ in encoded["offset_mapping"]]
 
 
-def _straddles(starts: list[int], ends: list[int], cuts: Sequence[int]) -> bool:
-    """Whether a token ``[start, end)`` strictly contains a cut position (``starts`` ascending)."""
+def _whole(tokenizer: Any, text: str, cuts: list[int]) -> Tokenized | None:
+    """Encode ``text`` at once with a fast tokenizer's Rust backend; ``None`` when a token straddles a cut.
+
+    The token at each cut comes from ``char_to_token`` (no offsets list is built): the first token covering a
+    character at or after the cut; it straddles the cut when it starts before it.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    encoding = backend.encode(
+        text, add_special_tokens=False
+    )  # what tokenizer(text, add_special_tokens=False) gives
+    ids = encoding.ids
+    bounds = {0: 0, len(text): len(ids)}
     for cut in cuts:
-        index = bisect.bisect_left(starts, cut) - 1  # the last token starting before the cut
-        if index >= 0 and ends[index] > cut:
-            return True
-    return False
+        token = next(
+            (t for t in map(encoding.char_to_token, range(cut, len(text))) if t is not None), len(ids)
+        )
+        if token < len(ids) and encoding.token_to_chars(token)[0] < cut:
+            return None
+        bounds[cut] = token
+    return Tokenized(ids, bounds, encoding)
 
 
-def _tokenize(tokenizer: Any, text: str, cuts: Sequence[int]) -> tuple[list[int], list[int]]:
-    """Token ids of ``text`` and each token's start offset, such that no token crosses a position in ``cuts``.
+def _tokenize(tokenizer: Any, text: str, cuts: Sequence[int]) -> Tokenized:
+    """Token ids of ``text`` such that no token crosses a position in ``cuts``.
 
     A fast tokenizer encodes the whole text once; only if a token straddles a cut is the text encoded piece by
     piece between the cuts. A slow tokenizer is always encoded piece by piece (each token then gets its
     piece's start as offset, which is exact for labelling because pieces never cross a cut).
     """
-    if _is_fast(tokenizer):
-        ids, offsets = _encode_offsets(tokenizer, text)
-        starts = [start for start, _ in offsets]
-        if not _straddles(starts, [end for _, end in offsets], [c for c in cuts if 0 < c < len(text)]):
-            return ids, starts
-    bounds = sorted({0, len(text), *(c for c in cuts if 0 < c < len(text))})
-    ids = []
-    starts = []
-    for lo, hi in itertools.pairwise(bounds):
+    inner = sorted({c for c in cuts if 0 < c < len(text)})
+    whole = _whole(tokenizer, text, inner) if _is_fast(tokenizer) else None
+    if whole is not None:
+        return whole
+    ids: list[int] = []
+    starts: list[int] = []
+    bounds = {0: 0}
+    for lo, hi in itertools.pairwise([0, *inner, len(text)]):
         piece_ids, piece_starts = _encode_piece(tokenizer, text[lo:hi])
         ids.extend(piece_ids)
         starts.extend([lo + s for s in piece_starts] if piece_starts is not None else [lo] * len(piece_ids))
-    return ids, starts
+        bounds[hi] = len(ids)
+    return Tokenized(ids, bounds, starts)
 
 
 def render_conversation(
@@ -238,26 +275,24 @@ def render_conversation(
         )
         spans.append(AssistantSpan(index, len(prompt), len(turn)))
     cuts = [edge for span in spans for edge in (span.start, span.end)]
-    input_ids, token_starts = _tokenize(tokenizer, full, cuts)
-    return RenderedConversation(full, messages, spans, input_ids, token_starts)
+    return RenderedConversation(full, messages, spans, _tokenize(tokenizer, full, cuts))
 
 
 def _labels(rendered: RenderedConversation, *, train_on_prompt: bool, mask_history: bool) -> list[int]:
-    """Token ids where trained, :data:`IGNORE_INDEX` elsewhere: tokens starting inside a trained span (every
-    assistant span; the last only with ``mask_history``); with ``train_on_prompt`` also every token outside the
-    spans that ``mask_history`` masks. One pass over tokens and spans (both are in text order)."""
+    """Token ids where trained, :data:`IGNORE_INDEX` elsewhere: the tokens of every assistant span (the last only
+    with ``mask_history``); with ``train_on_prompt`` also every token outside the spans ``mask_history`` masks."""
     trained_spans = rendered.spans[-1:] if mask_history else rendered.spans
     masked_spans = rendered.spans[:-1] if mask_history else []
-    starts, ids = rendered.token_starts, rendered.input_ids
+    ids = rendered.input_ids
     if train_on_prompt:
         labels = list(ids)
         for span in masked_spans:
-            lo, hi = bisect.bisect_left(starts, span.start), bisect.bisect_left(starts, span.end)
+            lo, hi = rendered.token_range(span)
             labels[lo:hi] = [IGNORE_INDEX] * (hi - lo)
         return labels
     labels = [IGNORE_INDEX] * len(ids)
     for span in trained_spans:
-        lo, hi = bisect.bisect_left(starts, span.start), bisect.bisect_left(starts, span.end)
+        lo, hi = rendered.token_range(span)
         labels[lo:hi] = ids[lo:hi]
     return labels
 
@@ -322,9 +357,9 @@ def encode_completion(
     _require_prefix(
         prompt, turn, "the generation prompt is not a prefix of the answered conversation", name, source
     )
-    ids, starts = _tokenize(tokenizer, turn, [len(prompt)])
-    split = next((i for i, start in enumerate(starts) if start >= len(prompt)), len(ids))
-    return ids[:split], ids[split:]
+    tokens = _tokenize(tokenizer, turn, [len(prompt)])
+    split = tokens.bounds[len(prompt)]
+    return tokens.ids[:split], tokens.ids[split:]
 
 
 def generation_inputs(
