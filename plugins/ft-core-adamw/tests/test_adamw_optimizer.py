@@ -142,3 +142,13 @@ def test_a_run_trains_with_the_weight_decay_option(tmp_path, tiny_model_dir):
 
 def test_registration_is_import_light():
     check_import_light("ft_core_adamw")
+
+
+def test_optimizer_conformance(tiny_model):
+    from ft_core.testing.conformance_optimizers import check_optimizer
+
+    tiny_model.requires_grad_(False)
+    tiny_model.lm_head.requires_grad_(True)
+    tiny_model.model.norm.requires_grad_(True)
+    optimizer = check_optimizer(AdamW(), AdamWOptions(weight_decay=0.1), tiny_model, weight_decay=0.0)
+    assert sorted(group["weight_decay"] for group in optimizer.param_groups) == [0.0, 0.1]

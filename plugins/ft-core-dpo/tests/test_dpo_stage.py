@@ -222,3 +222,11 @@ def test_batches_mark_the_answers_as_completion(encoder, tiny_tokenizer):
             assert mask[len(row["prompt_ids"]) : length] == [1] * len(answer)
             assert sum(mask) == len(answer)
     assert batch["input_ids"][batch["attention_mask"] == 0].eq(tiny_tokenizer.pad_token_id).all()
+
+
+def test_stage_conformance(encoder):
+    from ft_core.testing.conformance_stages import check_stage
+
+    samples = [pair(f"Question {i}?", f"Good answer {i}.", f"Bad answer {i}, wrong.") for i in range(6)]
+    rows = check_stage(DpoStage(), DpoOptions(), encoder(cutoff_len=64), samples)
+    assert len(rows) == 6

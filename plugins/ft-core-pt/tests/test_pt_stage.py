@@ -111,3 +111,14 @@ def test_a_run_trains_on_text_with_the_default_trainer(tmp_path, make_config):
 
 def test_registration_is_import_light():
     check_import_light("ft_core_pt")
+
+
+@pytest.mark.parametrize("packing", [True, False])
+def test_stage_conformance(tiny_tokenizer, packing):
+    from ft_core.testing import make_encoder
+    from ft_core.testing.conformance_stages import check_stage
+
+    texts = [f"Document {i}: the quick brown fox jumps over the lazy dog." for i in range(6)]
+    encoder = make_encoder(tiny_tokenizer, jinja="", cutoff_len=32)
+    rows = check_stage(PtStage(), PtOptions(packing=packing), encoder, texts, chunk_invariant=not packing)
+    assert all(len(row["input_ids"]) <= 32 for row in rows)

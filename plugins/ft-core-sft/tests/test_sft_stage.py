@@ -116,3 +116,15 @@ def test_a_run_trains_with_the_default_trainer(tmp_path, make_config):
 
 def test_registration_is_import_light():
     check_import_light("ft_core_sft")
+
+
+def test_stage_conformance(tiny_tokenizer):
+    from ft_core.testing import make_encoder
+    from ft_core.testing.conformance_stages import check_stage
+
+    samples = [
+        Conversation([Message("user", f"Question {i}?"), Message("assistant", f"Answer number {i}.")])
+        for i in range(6)
+    ]
+    rows = check_stage(SftStage(), NoOptions(), make_encoder(tiny_tokenizer, cutoff_len=64), samples)
+    assert len(rows) == 6
