@@ -306,3 +306,10 @@ def test_run_without_a_config_says_the_config_is_missing(capsys):
     assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert "give the config file: ft-core run CONFIG" in err and "key=value" not in err.split("CONFIG")[0]
+
+
+def test_a_scalar_section_replaced_by_a_later_layer_is_no_crash(plugins, write, base_text):
+    with pytest.raises(ConfigError, match="optimizer: expected a name or a mapping"):
+        _validate(write("c.yaml", base_text + "optimizer: 5\n"), plugins)
+    config = _validate(write("d.yaml", base_text + "optimizer: 5\n"), plugins, ["optimizer=adamw"])
+    assert config.one("optimizer").name == "adamw"

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from ft_core.api.errors import ConfigError
@@ -74,11 +74,11 @@ def _merge(merged: Any, data: dict[str, Any]) -> Any:
     """Merge one layer; a layer that selects a different component replaces that section's options."""
     for section, selector in _SELECTORS.items():
         new, old = data.get(section), merged.get(section) if section in merged else None
-        if (
-            isinstance(new, dict)
-            and old is not None
-            and new.get(selector, old.get(selector)) != old.get(selector)
-        ):
+        if new is None or old is None:
+            continue
+        if not isinstance(old, DictConfig) or not isinstance(new, dict):
+            merged[section] = None  # a scalar and a mapping do not merge: the later layer replaces the earlier
+        elif new.get(selector, old.get(selector)) != old.get(selector):
             merged[section] = None
     return OmegaConf.merge(merged, OmegaConf.create(data))
 
