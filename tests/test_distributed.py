@@ -67,5 +67,6 @@ def test_two_processes_train_like_one_with_the_same_global_batch(make_config, tm
     assert manifest["status"] == "completed"
     assert len(list((tmp_path / "cache-two").iterdir())) == 1, "the data was prepared once"
     assert double.stderr.count("[ft-core] chat template") == 1, "only rank 0 reports"
+    assert double.stderr.count("lora: trainable params") == 1
     assert double.stdout.count("step 1/4") == 1
     assert "destroy_process_group" not in double.stderr

@@ -342,5 +342,6 @@ class BitsAndBytesQuantizer(Quantizer[BitsAndBytesOptions]):
             if options.bits == 4
             else f"LLM.int8, threshold {options.llm_int8_threshold}"
         )
-        print(f"bitsandbytes: {options.bits}-bit ({detail}): {layers} layers", file=sys.stderr)
+        if run.process.is_main_process:
+            print(f"bitsandbytes: {options.bits}-bit ({detail}): {layers} layers", file=sys.stderr)
         return model

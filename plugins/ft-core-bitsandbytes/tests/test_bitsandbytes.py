@@ -52,8 +52,10 @@ def checkpointing(model) -> bool:
 
 
 def fake_run(**training) -> SimpleNamespace:
-    """What ``prepare`` reads of a run: its config."""
-    return SimpleNamespace(config=run_config(**training))
+    """What ``prepare`` reads of a run: its config and this process's place."""
+    from ft_core.api import ProcessInfo
+
+    return SimpleNamespace(config=run_config(**training), process=ProcessInfo())
 
 
 def load_quantized(model_dir: str, options: BitsAndBytesOptions, dtype=torch.float32):

@@ -28,7 +28,9 @@ def fake_run(**training) -> SimpleNamespace:
         training=TrainingSection(output_dir="unused", **training),
         selections={},
     )
-    return SimpleNamespace(config=config)
+    from ft_core.api import ProcessInfo
+
+    return SimpleNamespace(config=config, process=ProcessInfo())
 
 
 @pytest.mark.parametrize("bits", [4, 8])

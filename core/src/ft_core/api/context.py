@@ -5,6 +5,7 @@ Both are abstract here and implemented by the engine; plugins only use them thro
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
@@ -33,6 +34,16 @@ class ProcessInfo:
     def is_main_process(self) -> bool:
         """True on the process that writes outputs, manifest, caches and plots (rank 0)."""
         return self.rank == 0
+
+    @classmethod
+    def current(cls) -> ProcessInfo:
+        """This process's place, from the launcher's environment (``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``); a
+        single process when they are unset. Plugins print progress lines only where ``is_main_process``."""
+        return cls(
+            rank=int(os.environ.get("RANK", "0")),
+            local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+            world_size=int(os.environ.get("WORLD_SIZE", "1")),
+        )
 
 
 @dataclass(frozen=True)

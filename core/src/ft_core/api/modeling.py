@@ -9,6 +9,7 @@ import sys
 from typing import Any, ClassVar
 
 from ft_core.api.components import AdapterMethod, ModelFamily, OptionsT
+from ft_core.api.context import ProcessInfo
 from ft_core.api.errors import FtCoreError
 
 #: Names of output heads that ``targets: all`` never includes (besides ``get_output_embeddings()``).
@@ -38,13 +39,14 @@ def count_parameters(model: Any) -> tuple[int, int]:
 
 
 def report_trainable(model: Any, method: str) -> str:
-    """Print and return ``"<method>: trainable params: N || all params: M || trainable%: P"``."""
+    """Return ``"<method>: trainable params: N || all params: M || trainable%: P"``, printed on the main process."""
     trainable, total = count_parameters(model)
     line = (
         f"{method}: trainable params: {trainable:,d} || all params: {total:,d} || "
         f"trainable%: {100 * trainable / max(total, 1):.4f}"
     )
-    print(line, file=sys.stderr)
+    if ProcessInfo.current().is_main_process:
+        print(line, file=sys.stderr)
     return line
 
 

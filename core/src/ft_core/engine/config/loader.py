@@ -77,7 +77,9 @@ def _merge(merged: Any, data: dict[str, Any]) -> Any:
         if new is None or old is None:
             continue
         if not isinstance(old, DictConfig) or not isinstance(new, dict):
-            merged[section] = None  # a scalar and a mapping do not merge: the later layer replaces the earlier
+            merged[section] = (
+                None  # a scalar and a mapping do not merge: the later layer replaces the earlier
+            )
         elif new.get(selector, old.get(selector)) != old.get(selector):
             merged[section] = None
     return OmegaConf.merge(merged, OmegaConf.create(data))

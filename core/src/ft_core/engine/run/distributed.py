@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 
 from ft_core.api.context import ProcessInfo
@@ -11,11 +10,7 @@ from ft_core.api.context import ProcessInfo
 
 def process_info() -> ProcessInfo:
     """Rank, local rank and world size from the launcher's environment (a single process when unset)."""
-    return ProcessInfo(
-        rank=int(os.environ.get("RANK", "0")),
-        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
-        world_size=int(os.environ.get("WORLD_SIZE", "1")),
-    )
+    return ProcessInfo.current()
 
 
 def init_process_group(use_cpu: bool) -> None:
