@@ -200,3 +200,20 @@ def test_the_test_kit_runs_a_config_in_process_with_the_plugin_under_test(make_c
     run = run_config(make_config(), recorder, overrides=["training.max_steps=1"])
     assert _manifest(run)["status"] == "completed"
     assert [e.step for e in events if e.kind == "step" and "loss" in e.metrics] == [1]
+
+
+def test_a_signal_before_training_stops_at_once_as_cancelled(make_config, tmp_path):
+    import os
+    import signal
+
+    module = types.ModuleType("interrupt_while_loading")
+
+    @hookimpl
+    def ft_adjust_model_config(model_config, run, role):
+        os.kill(os.getpid(), signal.SIGTERM)  # e.g. `kill` while the model loads
+
+    module.ft_adjust_model_config = ft_adjust_model_config
+    with pytest.raises(RunCancelled, match="before training started"):
+        _train(make_config(), plugins=load_plugins(strict=True, extra=[(module, "interrupter")]))
+    assert _manifest(tmp_path / "run")["status"] == "cancelled"
+    assert not list((tmp_path / "run").glob("checkpoint-*"))

@@ -89,11 +89,15 @@ def prepare_run_data(run: EngineRun) -> PreparedData:
 
 
 @contextmanager
-def _cancel_on_signals(run: EngineRun) -> Iterator[None]:
-    """The first SIGINT / SIGTERM asks for a clean stop (checkpoint kept); a second SIGINT interrupts at once."""
+def _cancel_on_signals(run: EngineRun, training: list[bool]) -> Iterator[None]:
+    """The first SIGINT / SIGTERM asks for a clean stop (checkpoint kept) once training runs, and stops at once
+    before (there is nothing to keep); a second SIGINT interrupts at once. ``training[0]`` says whether training
+    has started."""
     previous: dict[int, Any] = {}
 
     def handle(signum: int, frame: Any) -> None:
+        if not training[0]:
+            raise RunCancelled("run cancelled before training started; nothing to keep")
         if run.cancel.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
         run.cancel.requested = True
@@ -187,7 +191,8 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
             )
     manifest("running")
     try:
-        with _cancel_on_signals(run):
+        training = [False]
+        with _cancel_on_signals(run, training):
             run.phase("config", f"{config.stage.name} with {config.adapter.name} into {run_dir}")
             facts["base_model"]["path"] = resolve_model_path(
                 config.model.name_or_path, config.model.cache_dir
@@ -208,6 +213,7 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
             if checkpoint is not None:
                 say(f"resuming from {checkpoint}")
             run.phase("train", f"{trainer.args.max_steps if trainer.args.max_steps > 0 else 'all'} steps")
+            training[0] = True
             result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
             if run.cancel.is_set():
                 raise RunCancelled(
