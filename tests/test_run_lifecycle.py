@@ -217,3 +217,25 @@ def test_a_signal_before_training_stops_at_once_as_cancelled(make_config, tmp_pa
         _train(make_config(), plugins=load_plugins(strict=True, extra=[(module, "interrupter")]))
     assert _manifest(tmp_path / "run")["status"] == "cancelled"
     assert not list((tmp_path / "run").glob("checkpoint-*"))
+
+
+def test_the_data_cache_follows_the_preprocessing_code(tmp_path):
+    from ft_core.engine.data.prepare import code_digest
+
+    package = tmp_path / "my_stage_pkg"
+    package.mkdir()
+    (package / "stage.py").write_text("class Stage:\n    pass\n")
+    import importlib.util
+    import sys
+
+    def load() -> type:
+        spec = importlib.util.spec_from_file_location("my_stage_pkg.stage", package / "stage.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+        return module.Stage
+
+    before = code_digest(load())
+    assert code_digest(load()) == before
+    (package / "stage.py").write_text("class Stage:\n    drop_half = True\n")
+    assert code_digest(load()) != before, "an edited stage must not reuse rows cached by the old code"

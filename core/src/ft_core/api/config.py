@@ -187,6 +187,13 @@ class RunConfig:
         assert adapter is not None
         return adapter
 
+    @property
+    def optimizer(self) -> Selection:
+        """The optimizer (always selected: ``adamw`` by default)."""
+        optimizer = self.one("optimizer")
+        assert optimizer is not None
+        return optimizer
+
     def section(self, name: str) -> Any:
         """Validated options of a plugin-declared section (its dataclass defaults when the config omits it)."""
         return self.sections[name]

@@ -4,6 +4,7 @@ disk by content hash (``ft-core prepare`` runs exactly this, without loading the
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import multiprocessing
@@ -11,6 +12,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ft_core.api.config import RunConfig
@@ -135,6 +137,23 @@ def _token_count(table: Any) -> int:
     )
 
 
+def code_digest(*classes: type) -> str:
+    """A hash of the Python files of the packages defining ``classes`` (the stage's, the encoder's): editing
+    preprocessing code — an editable install keeps its version — invalidates the cache like a new version does."""
+    digest = hashlib.sha256()
+    for cls in classes:
+        try:
+            path = inspect.getsourcefile(cls)
+        except TypeError:  # defined without a source file
+            path = None
+        files = sorted(Path(path).parent.glob("*.py")) if path else []
+        for file in files:
+            digest.update(file.name.encode() + b"\0" + file.read_bytes())
+        if not files:
+            digest.update(cls.__qualname__.encode())
+    return digest.hexdigest()
+
+
 def tokenizer_digest(tokenizer: Any) -> str:
     """A hash of the tokenizer's vocabulary and rules (part of the cache key)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -161,6 +180,7 @@ def prepare_data(
     key_common = {
         "ft_core": core_version(),
         "stage": [stage.name, stage.distribution, stage.version, repr(stage.options)],
+        "code": code_digest(type(stage.component), type(encoder)),
         "tokenizer": tokenizer_digest(tokenizer),
         "template": template.jinja if template is not None else None,
         "system": config.template.system,

@@ -111,8 +111,7 @@ class EngineRun(RunContext):
             callbacks += [
                 lg.component.callback(lg.options, str(self.run_dir)) for lg in self.config.many("loggers")
             ]
-        optimizer = self.config.one("optimizer")
-        assert optimizer is not None
+        optimizer = self.config.optimizer
         callbacks += optimizer.component.callbacks(optimizer.options)
         for found in self.plugins.hook.ft_trainer_callbacks(run=self):
             callbacks += found or []
@@ -133,8 +132,7 @@ class EngineRun(RunContext):
 
         from ft_core.engine.training.trainer import build_trainer
 
-        optimizer = self.config.one("optimizer")
-        assert optimizer is not None
+        optimizer = self.config.optimizer
         if data_collator is not None:
             trainer_kwargs["data_collator"] = data_collator
         return build_trainer(
