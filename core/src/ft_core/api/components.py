@@ -122,6 +122,14 @@ class TrainingStage(Component[OptionsT]):
     data_kind: ClassVar[DataKind] = "conversation"
     #: Models the stage uses: ``policy`` (trained), ``reference``, ``reward``, ``value``.
     model_roles: ClassVar[tuple[str, ...]] = ("policy",)
+    #: Names of modules :meth:`prepare_model` adds to a model (a value or reward head): they train along with the
+    #: adapter, are saved into every checkpoint and the artefact (``heads.safetensors``) and restored on resume.
+    head_modules: ClassVar[tuple[str, ...]] = ()
+
+    def prepare_model(self, model: Any, run: RunContext, role: str) -> Any:
+        """Change a loaded base model before the adapter is applied (e.g. add a head named in
+        :attr:`head_modules`: ``model.v_head = torch.nn.Linear(...)``); return it. Called for every role."""
+        return model
 
     def preprocess(self, samples: list[Any], encoder: Encoder, options: OptionsT) -> list[dict[str, Any]]:
         """Turn canonical samples (:class:`Conversation` or ``str`` for ``text``) into model-input rows.

@@ -19,6 +19,7 @@ from ft_core.engine.training.callbacks import (
     event_callback,
     progress_callback,
 )
+from ft_core.engine.training.heads import find_heads, heads_callback, train_heads
 
 
 class EngineRun(RunContext):
@@ -35,6 +36,8 @@ class EngineRun(RunContext):
         self.cancel = CancelRequest(run_dir)
         #: Training seconds spent before the checkpoint this run resumes from.
         self.prior_runtime = 0.0
+        #: The stage's head modules of the trained model (``TrainingStage.head_modules``), by name.
+        self.heads: dict[str, Any] = {}
 
     @property
     def uses_gpu(self) -> bool:
@@ -76,10 +79,15 @@ class EngineRun(RunContext):
         for patch in patches:
             model = patch.component.patch_model(model, patch.options)
         hook.ft_patch_model(model=model, run=self, role=role)
+        stage = config.stage.component
+        model = stage.prepare_model(model, self, role)
         if trainable:
             prepare_for_training(model, training.gradient_checkpointing)
             adapter = config.adapter
             model = adapter.component.apply(model, adapter.options, self.family)
+            if stage.head_modules:
+                self.heads = find_heads(model, stage.head_modules)
+                train_heads(self.heads)
             model.train()
         else:
             model.requires_grad_(False)
@@ -111,6 +119,8 @@ class EngineRun(RunContext):
             callbacks += [
                 lg.component.callback(lg.options, str(self.run_dir)) for lg in self.config.many("loggers")
             ]
+        if self.heads:
+            callbacks.append(heads_callback(self.heads))
         optimizer = self.config.optimizer
         callbacks += optimizer.component.callbacks(optimizer.options)
         for found in self.plugins.hook.ft_trainer_callbacks(run=self):

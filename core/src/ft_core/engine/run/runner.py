@@ -29,6 +29,7 @@ from ft_core.engine.run.context import EngineRun
 from ft_core.engine.run.plot import plot_loss
 from ft_core.engine.run.sinks import read_metrics
 from ft_core.engine.training.callbacks import read_progress
+from ft_core.engine.training.heads import HEADS_FILE, load_heads, save_heads
 
 
 def say(message: str) -> None:
@@ -152,6 +153,8 @@ def _finish(run: EngineRun, trainer: Any, result: Any, resumed_step: int) -> dic
         artefact = run_dir / output.ARTEFACT_DIR
         artefact.mkdir(exist_ok=True)
         config.adapter.component.save(trainer.model, str(artefact))
+        if run.heads:
+            save_heads(run.heads, artefact)
         run.tokenizer.save_pretrained(str(artefact))
         losses = [r["loss"] for r in read_metrics(run_dir) if "loss" in r]
         if losses:
@@ -212,6 +215,8 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
             plugins.hook.ft_before_train(trainer=trainer, run=run)
             if checkpoint is not None:
                 say(f"resuming from {checkpoint}")
+                if run.heads and not load_heads(run.heads, checkpoint):
+                    say(f"{checkpoint} holds no {HEADS_FILE}: the stage's heads start afresh")
             run.phase("train", f"{trainer.args.max_steps if trainer.args.max_steps > 0 else 'all'} steps")
             training[0] = True
             result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
