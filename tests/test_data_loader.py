@@ -42,7 +42,7 @@ def write_rows(tmp_path: Path, count: int, entry: dict[str, Any] | None = None) 
 
 # --------------------------------------------------------------------------- demo datasets
 def test_demo_datasets_load_and_are_valid(tmp_path: Path) -> None:
-    sizes = {"identity": 60, "alpaca_en_demo": 80, "sharegpt_demo": 20}
+    sizes = {"identity": 60, "alpaca_en_demo": 80, "sharegpt_demo": 18, "toolcall_demo": 2}
     for name, size in sizes.items():
         samples = load([name], dataset_dir=str(tmp_path))
         assert len(samples) == size
@@ -60,7 +60,8 @@ def test_demo_sets_cover_system_history_and_tools(tmp_path: Path) -> None:
     assert any(sum(m.role == "assistant" for m in s.messages) > 1 for s in alpaca)
     sharegpt = load(["sharegpt_demo"], dataset_dir=str(tmp_path))
     assert any(s.messages[0].role == "system" for s in sharegpt)
-    assert any(s.tools and any(m.role == "tool" for m in s.messages) for s in sharegpt)
+    tools = load(["toolcall_demo"], dataset_dir=str(tmp_path))
+    assert all(s.tools and any(m.role == "tool" for m in s.messages) for s in tools)
 
 
 def test_identity_teaches_nova(tmp_path: Path) -> None:

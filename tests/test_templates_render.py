@@ -246,3 +246,25 @@ def test_a_row_the_template_cannot_render_is_named_with_its_roles(tiny_tokenizer
     message = str(error.value)
     assert "chat.json row 7 (roles: system, user, assistant)" in message
     assert "System role not supported" in message and "remove the system prompt" in message
+
+
+def test_a_template_that_drops_tool_calls_is_a_clear_error(tiny_tokenizer):
+    conversation = Conversation(
+        [
+            Message("user", "Weather in Paris?"),
+            Message(
+                "assistant",
+                "",
+                tool_calls=[
+                    {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+                ],
+            ),
+            Message("tool", '{"temp": 20}'),
+            Message("assistant", "It is 20 degrees."),
+        ],
+        source="tools.json row 1",
+    )
+    with pytest.raises(
+        TemplateRenderError, match=r"tools.json row 1: .*does not render its tool calls.*'get_weather'"
+    ):
+        encode_conversation(tiny_tokenizer, CHATML_JINJA, conversation, cutoff_len=256)

@@ -220,6 +220,32 @@ def _tokenize(tokenizer: Any, text: str, cuts: Sequence[int]) -> Tokenized:
     return Tokenized(ids, bounds, starts)
 
 
+def _require_tools_rendered(
+    text: str,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None,
+    name: str | None,
+    source: str,
+) -> None:
+    """A template that ignores tool calls or tool schemas would train on answers stripped of them (an empty
+    assistant turn where the call was): the name of every called or offered function must appear in the text."""
+    called = [
+        call.get("function", {}).get("name", "")
+        for message in messages
+        for call in message.get("tool_calls") or []
+    ]
+    offered = [tool.get("function", {}).get("name", "") for tool in tools or []]
+    missing = [n for n in [*called, *offered] if n and n not in text]
+    if missing:
+        label = f"chat template {name!r}" if name else "the chat template"
+        raise TemplateRenderError(
+            f"{source or 'a conversation'}: {label} does not render its tool calls or tool schemas (no trace of "
+            f"{', '.join(repr(n) for n in dict.fromkeys(missing))} in the rendering), so the model would learn empty "
+            "answers where the calls were. Use a template with a tool format (e.g. qwen, llama3.1-style), or drop "
+            "such rows (sharegpt function_call / tools columns)."
+        )
+
+
 def render_conversation(
     tokenizer: Any,
     jinja: str,
@@ -245,6 +271,7 @@ def render_conversation(
             "that supports them (for a template without a system role: remove the system prompt / "
             "template.system)"
         ) from exc
+    _require_tools_rendered(full, messages, tools, name, source)
     spans: list[AssistantSpan] = []
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
