@@ -313,3 +313,14 @@ def test_a_scalar_section_replaced_by_a_later_layer_is_no_crash(plugins, write, 
         _validate(write("c.yaml", base_text + "optimizer: 5\n"), plugins)
     config = _validate(write("d.yaml", base_text + "optimizer: 5\n"), plugins, ["optimizer=adamw"])
     assert config.one("optimizer").name == "adamw"
+
+
+def test_llamafactory_keys_inside_a_section_get_the_migration_hint(plugins, write, base_text):
+    with pytest.raises(ConfigError) as error:
+        _validate(write("c.yaml", base_text), plugins, ["training.bf16=true", "training.lora_rank=8"])
+    message = str(error.value)
+    assert (
+        "training.bf16: unknown key. `bf16` is a LLaMA-Factory key: in ft-core write it as training.precision"
+        in message
+    )
+    assert "`lora_rank` is a LLaMA-Factory key: in ft-core write it as adapter.rank" in message

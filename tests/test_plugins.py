@@ -264,3 +264,11 @@ def test_the_plugins_command_lists_in_strict_mode_then_exits_non_zero(site, caps
     assert main(["plugins"]) == 1
     out = capsys.readouterr().out
     assert "fake-broken" in out and "failed" in out and "ft-core-lora" in out
+
+
+def test_a_misspelled_block_list_entry_is_warned_about(capsys):
+    load_plugins(strict=True, block=["ft-core-lorra"])
+    assert (
+        "FT_CORE_PLUGINS_BLOCK names 'ft-core-lorra', which is no installed plugin or distribution. Did you mean 'ft-core-lora'?"
+        in capsys.readouterr().err
+    )

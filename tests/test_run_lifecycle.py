@@ -239,3 +239,64 @@ def test_the_data_cache_follows_the_preprocessing_code(tmp_path):
     assert code_digest(load()) == before
     (package / "stage.py").write_text("class Stage:\n    drop_half = True\n")
     assert code_digest(load()) != before, "an edited stage must not reuse rows cached by the old code"
+
+
+def test_a_cutoff_that_leaves_no_row_is_a_clear_error_and_caches_nothing(make_config, capsys, tmp_path):
+    path = make_config(data={"cutoff_len": 8})
+    assert main(["prepare", str(path)]) == 2
+    assert "none of the 60 samples gave a row" in capsys.readouterr().err
+    cache = tmp_path / "cache"
+    assert not cache.exists() or not [p for p in cache.iterdir() if not p.name.startswith(".")]
+
+
+def test_a_kto_labelled_dataset_is_refused_by_sft(make_config, capsys):
+    assert main(["validate", str(make_config(data={"dataset": ["kto_en_demo"]}))]) == 2
+    assert "has a kto_tag column" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("damage", ["no weights", "bad config", "unknown model_type"])
+def test_a_broken_model_folder_is_a_clear_error_not_a_traceback(
+    make_config, tiny_model_dir, tmp_path, capsys, damage
+):
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    if damage == "no weights":
+        for weights in folder.glob("*.safetensors"):
+            weights.unlink()
+    elif damage == "bad config":
+        (folder / "config.json").write_text("{not json")
+    else:
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "model_type": "llamax"}))
+    assert main(["run", str(make_config(model={"name_or_path": str(folder)}))]) == 2
+    err = capsys.readouterr().err
+    assert (
+        f"cannot load the model weights from '{folder}'" in err
+        or f"cannot load the model from '{folder}'" in err
+    )
+    assert "Traceback" not in err
+    assert _manifest(tmp_path / "run")["status"] == "failed"
+
+
+def test_resuming_into_a_finished_run_or_from_a_non_checkpoint_is_refused(make_config, tmp_path, capsys):
+    run = _train(make_config(training={"save_steps": 1}))
+    assert main(["run", str(run / "config.yaml"), f"training.resume={run / 'checkpoint-1'}"]) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+    assert _manifest(run)["status"] == "completed", "a refused run leaves the finished one untouched"
+    assert main(["validate", str(run / "config.yaml"), f"training.resume={tmp_path}"]) == 2
+    assert "is not a checkpoint folder" in capsys.readouterr().err
+    assert main(["run", str(run / "config.yaml"), "training.output_dir=/proc/nope/run"]) == 2
+    assert "training.output_dir: cannot create /proc/nope/run" in capsys.readouterr().err
+
+
+def test_cancel_says_so_when_the_running_process_is_gone(make_config, tmp_path, capsys):
+    run = _train(make_config())
+    manifest = _manifest(run)
+    manifest["status"] = "running"  # as a run killed with -9 leaves it
+    manifest["process"]["pid"] = 2**22 + 12345  # no such process
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["cancel", str(run)]) == 2
+    assert "is gone (killed?)" in capsys.readouterr().err
+    assert not (run / "CANCEL").exists()

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import ClassVar
 
 from ft_core.api.components import CliCommand
+from ft_core.api.context import ProcessInfo
 from ft_core.api.errors import FtCoreError, RunCancelled
 
 _USAGE = "give the config file: ft-core {command} CONFIG [key=value ...]"
@@ -43,7 +46,8 @@ class RunCommand(CliCommand):
         try:
             run_training(config, args.plugins)
         except RunCancelled as exc:
-            print(f"ft-core: {exc}", file=sys.stderr)
+            if ProcessInfo.current().is_main_process:
+                print(f"ft-core: {exc}", file=sys.stderr)
             return 130
         return 0
 
@@ -101,6 +105,19 @@ class PrepareCommand(CliCommand):
         return 0
 
 
+def _alive(pid: object) -> bool:
+    """Whether a process with this id runs on this machine."""
+    if not isinstance(pid, int):
+        return True  # unknown: assume it runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class CancelCommand(CliCommand):
     help: ClassVar[str] = "ask a running run to stop after its current optimizer step, keeping a checkpoint"
 
@@ -114,9 +131,16 @@ class CancelCommand(CliCommand):
         folder = Path(args.run_dir)
         if not (folder / MANIFEST).is_file():
             raise FtCoreError(f"{folder}: not an ft-core run folder ({MANIFEST} is missing)")
-        status = read_manifest(folder).get("status")
+        manifest = read_manifest(folder)
+        status = manifest.get("status")
         if status != "running":
             raise FtCoreError(f"{folder}: the run is not running (status {status!r}); nothing to cancel")
+        process = manifest.get("process") or {}
+        if process.get("host") == socket.gethostname() and not _alive(process.get("pid")):
+            raise FtCoreError(
+                f"{folder}: its manifest says running, but its process {process.get('pid')} is gone (killed?). "
+                f"Nothing to cancel; resume it with `ft-core run {folder / 'config.yaml'}`"
+            )
         (folder / CANCEL_FILE).write_text("cancel requested\n", encoding="utf-8")
         print(f"asked {folder} to stop after its current optimizer step (a checkpoint is kept)")
         return 0

@@ -292,7 +292,16 @@ def build_plugins(
         name = module.__name__.rsplit(".", 1)[-1]
         plugins.add_module(module, PluginRecord(name, CORE_DISTRIBUTION, core_version(), module.__name__))
     if entry_points:
-        for entry_point in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        found = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name)
+        known = {name for e in found for name in (e.name, _distribution_of(e)[0])}
+        for listed, variable in ((blocked, "FT_CORE_PLUGINS_BLOCK"), (allowed, "FT_CORE_PLUGINS_ALLOW")):
+            for name in sorted(listed - known):
+                print(
+                    f"ft-core: warning: {variable} names {name!r}, which is no installed plugin or distribution."
+                    f"{did_you_mean(name, known)}",
+                    file=sys.stderr,
+                )
+        for entry_point in found:
             distribution, version = _distribution_of(entry_point)
             record = PluginRecord(entry_point.name, distribution, version, entry_point.value)
             if {entry_point.name, distribution} & blocked or (

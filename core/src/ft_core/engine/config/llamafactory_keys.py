@@ -19,6 +19,8 @@ LLAMAFACTORY_KEYS: dict[str, str] = {
     "overwrite_cache": "data.overwrite_cache",
     "cache_dir": "data.cache_dir",
     "stage": "stage (e.g. `stage: sft`)",
+    "do_train": "no key at all: `ft-core run` trains (drop it)",
+    "do_eval": "data.val_size or data.eval_dataset (evaluation runs when there is evaluation data)",
     "finetuning_type": "adapter.method",
     "lora_rank": "adapter.rank",
     "lora_alpha": "adapter.alpha",

@@ -25,7 +25,14 @@ _LIST_SELECTORS = {"loggers": "name", "patches": "name"}
 def _read_yaml(path: Path, chain: tuple[Path, ...]) -> dict[str, Any]:
     if not path.is_file():
         origin = f" (included from {chain[-1]})" if chain else ""
-        raise ConfigError([f"config file not found: {path}{origin}"])
+        hint = ""
+        if path.is_dir():
+            hint = (
+                f"; it is a folder: a run folder's config is {path / 'config.yaml'}"
+                if (path / "config.yaml").is_file()
+                else "; it is a folder, give a YAML file"
+            )
+        raise ConfigError([f"config file not found: {path}{origin}{hint}"])
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:

@@ -8,6 +8,7 @@ import typing
 from typing import Any, Literal, Union
 
 from ft_core.api.errors import did_you_mean
+from ft_core.engine.config.llamafactory_keys import migration_hint
 
 #: Words YAML 1.1 reads as booleans, for options whose allowed values are such words (``template.check: off``).
 _YAML_BOOLEAN_WORDS: dict[bool, set[str]] = {False: {"off", "no", "false"}, True: {"on", "yes", "true"}}
@@ -103,7 +104,11 @@ def build(schema: type, data: Any, path: str, problems: list[str], ignore: tuple
             continue
         if key not in fields:
             known = sorted(fields)
-            hint = did_you_mean(key, known) or f" Known keys: {', '.join(known) or 'none'}."
+            hint = (
+                migration_hint(key)
+                or did_you_mean(key, known)
+                or f" Known keys: {', '.join(known) or 'none'}."
+            )
             problems.append(f"{path}.{key}: unknown key.{hint}")
             continue
         try:

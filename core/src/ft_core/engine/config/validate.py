@@ -127,10 +127,11 @@ def _check_core_rules(config: RunConfig, plugins: Plugins, problems: list[str]) 
         problems.append("training.precision: fp16 needs a GPU; use fp32 or bf16 with use_cpu: true")
     if (
         str(training.resume).lower() not in ("auto", "false", "true", "no")
-        and not Path(training.resume).is_dir()
+        and not (Path(training.resume) / "trainer_state.json").is_file()
     ):
         problems.append(
-            f"training.resume: checkpoint folder {training.resume!r} does not exist (or use auto / false)"
+            f"training.resume: {training.resume!r} is not a checkpoint folder (a checkpoint-<step> folder with "
+            "trainer_state.json); give one, or use auto / false"
         )
     quantizer, adapter = config.one("quantization"), config.one("adapter")
     if (

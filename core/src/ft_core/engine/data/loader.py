@@ -81,6 +81,11 @@ def check_dataset_for(spec: DatasetSpec, plugins: FormatLookup, stage: str, data
             f"{where}: is a preference dataset ('ranking': true), but stage {stage!r} trains on {data_kind} rows; "
             "use a preference stage such as dpo, or a dataset without ranking."
         )
+    if data_kind not in ("kto", "text") and spec.columns.kto_tag is not None:
+        raise DataError(
+            f"{where}: has a kto_tag column ({spec.columns.kto_tag!r}): its rows are labelled good or bad answers, "
+            f"and stage {stage!r} would train on the bad ones too. Use a KTO stage, or a dataset without kto_tag."
+        )
     if data_kind == "kto" and spec.columns.kto_tag is None:
         raise DataError(
             f"{where}: stage {stage!r} needs a boolean label per row: name it in the entry's columns, e.g. "

@@ -17,6 +17,7 @@ from typing import Any
 
 from ft_core.api.config import RunConfig
 from ft_core.api.context import Encoder, ResolvedTemplate
+from ft_core.api.errors import DataError
 from ft_core.engine.data.cache import cached
 from ft_core.engine.data.loader import dataset_fingerprint, load_samples, split_validation
 from ft_core.engine.data.registry import resolve_datasets
@@ -133,7 +134,7 @@ def _token_count(table: Any) -> int:
     return sum(
         int(pc.sum(pc.list_value_length(table.column(name))).as_py() or 0)
         for name in table.column_names
-        if name.endswith("input_ids")
+        if name.endswith("ids")
     )
 
 
@@ -208,11 +209,15 @@ def prepare_data(
             say(f"preprocessing {len(samples)} {role} samples ({used} process{'es' if used > 1 else ''})")
             table = preprocess(stage.component, stage.options, encoder, samples, workers)
             counts["samples"] = len(samples)
-            dropped = len(samples) - table.num_rows
-            if dropped:
+            if table.num_rows == 0:
+                raise DataError(
+                    f"{role} data: none of the {len(samples)} samples gave a row: each kept no trained token after "
+                    f"cutting to data.cutoff_len={data.cutoff_len}. Raise data.cutoff_len (or check the data)."
+                )
+            if stage.component.data_kind != "text" and table.num_rows < len(samples):
                 notes.append(
-                    f"{role}: dropped {dropped} of {len(samples)} samples that kept no trained token after "
-                    f"cutting to data.cutoff_len={data.cutoff_len}"
+                    f"{role}: dropped {len(samples) - table.num_rows} of {len(samples)} samples that kept no "
+                    f"trained token after cutting to data.cutoff_len={data.cutoff_len}"
                 )
             return table
 

@@ -5,6 +5,8 @@ torch and transformers are imported inside the functions, so importing this modu
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from ft_core.api.config import ModelSection
@@ -16,6 +18,23 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
     from ft_core.engine.plugins import Plugins
+
+
+@contextlib.contextmanager
+def loading(what: str, reference: str) -> Iterator[None]:
+    """Turn a library's error while loading ``what`` from ``reference`` (missing weights, a broken config.json, a
+    file that is not GGUF, an unknown architecture) into a :class:`FtCoreError` naming it and what to check."""
+    try:
+        yield
+    except FtCoreError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FtCoreError(
+            f"cannot load the {what} from {reference!r}: {detail}. Check that it is a complete Hugging Face model "
+            "folder (config.json with a model_type this transformers knows, the weights, the tokenizer files) or a "
+            "valid .gguf file"
+        ) from exc
 
 
 def model_folder(model: ModelSection) -> str:

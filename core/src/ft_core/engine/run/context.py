@@ -49,13 +49,16 @@ class EngineRun(RunContext):
     def load_model(self, role: str = "policy", *, trainable: bool = True) -> Any:
         from transformers import AutoConfig, AutoModelForCausalLM, set_seed
 
-        from ft_core.engine.models.loader import choose_dtype, model_folder, prepare_for_training
+        from ft_core.engine.models.loader import choose_dtype, loading, model_folder, prepare_for_training
 
         config, hook = self.config, self.plugins.hook
         model_section, training = config.model, config.training
         set_seed(training.seed)  # adapter initialisation is random: same seed, same run
         folder = model_folder(model_section)
-        model_config = AutoConfig.from_pretrained(folder, trust_remote_code=model_section.trust_remote_code)
+        with loading("model", model_section.name_or_path):
+            model_config = AutoConfig.from_pretrained(
+                folder, trust_remote_code=model_section.trust_remote_code
+            )
         patches = config.many("patches")
         for patch in patches:
             patch.component.patch_config(model_config, patch.options)
@@ -73,7 +76,8 @@ class EngineRun(RunContext):
             kwargs["device_map"] = {"": self.process.local_rank if self.uses_gpu else "cpu"}
         model = hook.ft_load_model(run=self, role=role, model_config=model_config, load_kwargs=kwargs)
         if model is None:
-            model = AutoModelForCausalLM.from_pretrained(folder, config=model_config, **kwargs)
+            with loading("model weights", model_section.name_or_path):
+                model = AutoModelForCausalLM.from_pretrained(folder, config=model_config, **kwargs)
         if quantizer is not None and trainable:
             model = quantizer.component.prepare(model, quantizer.options, self)
         for patch in patches:

@@ -58,12 +58,17 @@ def prepare_run_dir(config: RunConfig) -> tuple[Path, Path | None]:
     resume = str(training.resume).lower()  # YAML true/false arrive as booleans
     checkpoint = latest_checkpoint(run_dir)
     manifest = read_manifest(run_dir) if (run_dir / MANIFEST).is_file() else {}
+    if training.overwrite_output_dir:
+        return _mkdir(run_dir), None if resume in ("auto", "true", "false", "no") else Path(training.resume)
+    if manifest.get("status") == "completed":
+        raise FtCoreError(
+            f"training.output_dir: {run_dir} already holds a finished run. Choose another output_dir, or set "
+            "training.overwrite_output_dir: true to train again into it."
+        )
     if resume not in ("auto", "true", "false", "no"):
         return _mkdir(run_dir), Path(training.resume)
-    if training.overwrite_output_dir:
-        return _mkdir(run_dir), None
     if resume in ("false", "no"):
-        if checkpoint is not None or manifest.get("status") == "completed":
+        if checkpoint is not None:
             raise FtCoreError(
                 f"training.output_dir: {run_dir} already holds a run (checkpoints or results). "
                 "Choose another output_dir, set training.resume: auto to continue it, or set "
@@ -71,18 +76,16 @@ def prepare_run_dir(config: RunConfig) -> tuple[Path, Path | None]:
                 "new ones replace them)."
             )
         return _mkdir(run_dir), None
-    if manifest.get("status") == "completed":
-        raise FtCoreError(
-            f"training.output_dir: {run_dir} already holds a finished run. Choose another output_dir, or set "
-            "training.overwrite_output_dir: true to train again into it."
-        )
     if resume == "true" and checkpoint is None:
         raise FtCoreError(f"training.resume: true, but {run_dir} holds no checkpoint to resume from")
     return _mkdir(run_dir), checkpoint
 
 
 def _mkdir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FtCoreError(f"training.output_dir: cannot create {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -114,15 +117,16 @@ def resumable_config(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "training": training} if "training" in raw else dict(raw)
 
 
-def write_resolved_config(run_dir: Path, config: RunConfig) -> list[str]:
+def write_resolved_config(run_dir: Path, config: RunConfig) -> tuple[list[str], str | None]:
     """Write the fully merged, validated configuration (re-runnable as is).
 
     When the folder already holds a different one (a resumed run whose config changed), the old file is kept
-    as ``config.<n>.yaml``; returns the dotted keys that changed.
+    as ``config.<n>.yaml``; returns the dotted keys that changed and that file's name.
     """
     path = run_dir / RESOLVED_CONFIG
     text = yaml.safe_dump(resumable_config(config.raw), sort_keys=False)
     changed: list[str] = []
+    kept: str | None = None
     if path.is_file() and path.read_text(encoding="utf-8") != text:
         old = _flat(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
         new = _flat(resumable_config(config.raw))
@@ -131,8 +135,9 @@ def write_resolved_config(run_dir: Path, config: RunConfig) -> list[str]:
         while (run_dir / f"config.{number}.yaml").exists():
             number += 1
         os.replace(path, run_dir / f"config.{number}.yaml")
+        kept = f"config.{number}.yaml"
     path.write_text(text, encoding="utf-8")
-    return changed
+    return changed, kept
 
 
 def build_manifest(config: RunConfig, status: str, **extra: Any) -> dict[str, Any]:

@@ -8,7 +8,9 @@ interrupted). In a multi-process run only the main process writes outputs, manif
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -62,14 +64,15 @@ def resolve_inputs(run: EngineRun) -> dict[str, Any]:
     """Tokenizer, model family and (for conversation stages) the checked chat template; returns manifest facts."""
     from transformers import AutoConfig
 
-    from ft_core.engine.models.loader import load_tokenizer, model_folder, resolve_family
+    from ft_core.engine.models.loader import load_tokenizer, loading, model_folder, resolve_family
     from ft_core.engine.templates.resolve import apply_template_to_tokenizer, resolve_template
 
     config, plugins = run.config, run.plugins
-    run.tokenizer = load_tokenizer(config.model)
-    model_config = AutoConfig.from_pretrained(
-        model_folder(config.model), trust_remote_code=config.model.trust_remote_code
-    )
+    with loading("model", config.model.name_or_path):
+        run.tokenizer = load_tokenizer(config.model)
+        model_config = AutoConfig.from_pretrained(
+            model_folder(config.model), trust_remote_code=config.model.trust_remote_code
+        )
     run.family = resolve_family(plugins, model_config)
     facts: dict[str, Any] = {"model_family": _family_record(plugins, run.family, model_config.model_type)}
     if config.stage.component.data_kind != "text":
@@ -170,6 +173,7 @@ def _finish(run: EngineRun, trainer: Any, result: Any, resumed_step: int) -> dic
 def run_training(config: RunConfig, plugins: Plugins) -> Path:
     """Run a validated config; return the run folder. Raises :class:`RunCancelled` when the run was cancelled."""
     from ft_core.engine.models.embedded import resolve_model_path
+    from ft_core.engine.models.loader import loading
     from ft_core.engine.training.arguments import uses_cpu
 
     started = time.time()
@@ -178,7 +182,10 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
     run_dir, checkpoint = output.prepare_run_dir(config)
     run = EngineRun(config, plugins, run_dir)
     main = run.process.is_main_process
-    facts: dict[str, Any] = {"base_model": {"name_or_path": config.model.name_or_path}}
+    facts: dict[str, Any] = {
+        "base_model": {"name_or_path": config.model.name_or_path},
+        "process": {"pid": os.getpid(), "host": socket.gethostname()},  # lets `ft-core cancel` see a dead run
+    }
 
     def manifest(status: str, **extra: Any) -> None:
         if main:
@@ -186,20 +193,21 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
 
     if main:
         run.cancel.file.unlink(missing_ok=True)  # a request left over from an earlier run of this folder
-        changed = output.write_resolved_config(run_dir, config)
+        changed, kept = output.write_resolved_config(run_dir, config)
         if changed:
             say(
                 f"the config differs from the one this folder was trained with ({', '.join(changed)}); "
-                "the previous one is kept as config.<n>.yaml"
+                f"the previous one is kept as {kept}"
             )
     manifest("running")
     try:
         training = [False]
         with _cancel_on_signals(run, training):
             run.phase("config", f"{config.stage.name} with {config.adapter.name} into {run_dir}")
-            facts["base_model"]["path"] = resolve_model_path(
-                config.model.name_or_path, config.model.cache_dir
-            )
+            with loading("model", config.model.name_or_path):
+                facts["base_model"]["path"] = resolve_model_path(
+                    config.model.name_or_path, config.model.cache_dir
+                )
             facts.update(resolve_inputs(run))
             manifest("running")
             run.phase("data", "preparing the datasets")

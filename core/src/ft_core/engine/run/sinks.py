@@ -41,6 +41,8 @@ def console_line(event: RunEvent) -> str | None:
         return f"[ft-core] checkpoint saved: {event.message}"
     if event.kind == "phase":
         return f"[ft-core] {event.phase}: {event.message}" if event.message else None
+    if event.kind in ("failed", "cancelled"):  # the command reports the error itself, once
+        return f"[ft-core] run {event.kind}; the manifest records why"
     return f"[ft-core] run {event.kind}" + (f": {event.message}" if event.message else "")
 
 
