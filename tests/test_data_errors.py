@@ -281,3 +281,24 @@ def test_unknown_formatting(tmp_path: Path) -> None:
 def test_empty_dataset(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="dataset 'd' has no rows"):
         load(write_dataset(tmp_path, []))
+
+
+def test_every_bad_entry_and_unknown_dataset_is_reported_at_once(tmp_path: Path) -> None:
+    (tmp_path / "rows.json").write_text("[]")
+    (tmp_path / "dataset_info.json").write_text(
+        json.dumps(
+            {
+                "a": {"file_name": "rows.json", "colums": {}},
+                "b": {"file_name": "rows.json", "ranking": "yes"},
+                "c": {"hf_hub_url": "org/data"},
+            }
+        )
+    )
+    with pytest.raises(DataError) as error:
+        load_dataset_info(tmp_path)
+    message = str(error.value)
+    assert message.startswith("3 problems:") and "'colums'" in message and "'ranking'" in message
+    assert "hf_hub_url" in message
+    with pytest.raises(DataError) as error:
+        resolve_datasets(["zzz", "identityy"], tmp_path / "elsewhere")
+    assert "unknown dataset 'zzz'" in str(error.value) and "unknown dataset 'identityy'" in str(error.value)

@@ -70,6 +70,11 @@ def check_dataset_for(spec: DatasetSpec, plugins: FormatLookup, stage: str, data
     DataError saying what to change in ``dataset_info.json``."""
     dataset_format = format_for(spec, plugins, produced_by(data_kind))
     where = f"{spec.info_file}: dataset {spec.name!r}"
+    if spec.ranking and (spec.columns.chosen is None or spec.columns.rejected is None):
+        raise DataError(
+            f"{where}: 'ranking': true needs the chosen and rejected columns named in the entry's columns, e.g. "
+            '"columns": {"prompt": "instruction", "chosen": "chosen", "rejected": "rejected"}.'
+        )
     if data_kind == "preference" and not spec.ranking:
         raise DataError(
             f"{where}: stage {stage!r} trains on preference pairs, but the entry has no 'ranking': true. Add "

@@ -116,7 +116,23 @@ def _read_info(dataset_dir: Path) -> dict[str, DatasetSpec]:
         raise DataError(
             f"{info_file}: expected an object mapping dataset names to entries, got {_type_name(raw)}."
         )
-    return {name: _parse_entry(name, entry, info_file, dataset_dir) for name, entry in raw.items()}
+    specs: dict[str, DatasetSpec] = {}
+    problems: list[str] = []
+    for name, entry in raw.items():  # every bad entry reported at once
+        try:
+            specs[name] = _parse_entry(name, entry, info_file, dataset_dir)
+        except DataError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise DataError(_joined(problems))
+    return specs
+
+
+def _joined(problems: list[str]) -> str:
+    """One problem as is; several as a list."""
+    if len(problems) == 1:
+        return problems[0]
+    return "\n".join([f"{len(problems)} problems:", *(f"  - {p}" for p in problems)])
 
 
 def load_dataset_info(dataset_dir: str | Path) -> dict[str, DatasetSpec]:
@@ -131,10 +147,11 @@ def resolve_datasets(names: Sequence[str], dataset_dir: str | Path) -> list[Data
     """Look up ``names`` in the registry and check that their files exist."""
     registry = load_dataset_info(dataset_dir)
     specs = []
+    problems: list[str] = []
+    folder = Path(dataset_dir)
     for name in names:
         spec = registry.get(name)
         if spec is None:
-            folder = Path(dataset_dir)
             hint = (
                 f" Note: data.dataset_dir {str(dataset_dir)!r} does not exist (relative paths start from {Path.cwd()})."
                 if not folder.is_dir()
@@ -142,13 +159,16 @@ def resolve_datasets(names: Sequence[str], dataset_dir: str | Path) -> list[Data
                 if (folder / INFO_FILE).is_file()
                 else f" Note: {folder} holds no {INFO_FILE}."
             )
-            raise DataError(
+            problems.append(
                 f"unknown dataset {name!r}.{did_you_mean(name, registry)} Available in "
                 f"{folder / INFO_FILE} and the built-in demo sets: {', '.join(sorted(registry))}.{hint}"
             )
-        if not spec.path.exists():
-            raise DataError(
+        elif not spec.path.exists():
+            problems.append(
                 f"{spec.info_file}: dataset {name!r}: file_name {spec.file_name!r} not found: {spec.path}."
             )
-        specs.append(spec)
+        else:
+            specs.append(spec)
+    if problems:
+        raise DataError(_joined(problems))
     return specs

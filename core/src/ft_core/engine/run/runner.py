@@ -238,8 +238,9 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
             metrics = _finish(run, trainer, result, resumed_step)
     except BaseException as exc:
         status = {RunCancelled: "cancelled", KeyboardInterrupt: "interrupted"}.get(type(exc), "failed")
-        manifest(status, error=f"{type(exc).__name__}: {exc}")
-        run.emit(RunEvent(status if status != "interrupted" else "failed", str(run_dir), message=str(exc)))  # type: ignore[arg-type]
+        reason = str(exc) or ("interrupted (Ctrl-C twice)" if status == "interrupted" else "no message")
+        manifest(status, error=f"{type(exc).__name__}: {reason}")
+        run.emit(RunEvent(status if status != "interrupted" else "failed", str(run_dir), message=reason))  # type: ignore[arg-type]
         raise
     finally:
         distributed.destroy_process_group()
