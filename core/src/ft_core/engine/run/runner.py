@@ -8,6 +8,7 @@ interrupted). In a multi-process run only the main process writes outputs, manif
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -119,6 +120,11 @@ def _cancel_on_signals(run: EngineRun, training: list[bool]) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a checkpoint was saved at (from its ``trainer_state.json``)."""
+    return int(json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))["global_step"])
 
 
 def _whole_run_loss(
@@ -234,7 +240,7 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
                     f"`ft-core run {run_dir / output.RESOLVED_CONFIG}`"
                 )
             run.phase("save", "saving the artefact")
-            resumed_step = int(checkpoint.name.rsplit("-", 1)[-1]) if checkpoint else 0
+            resumed_step = _checkpoint_step(checkpoint) if checkpoint else 0
             metrics = _finish(run, trainer, result, resumed_step)
     except BaseException as exc:
         status = {RunCancelled: "cancelled", KeyboardInterrupt: "interrupted"}.get(type(exc), "failed")
