@@ -255,6 +255,8 @@ def test_chat_cli_rejects_bad_sampling_options(tiny_model_dir, capsys):
 
     assert main(["chat", tiny_model_dir, "-m", "hi", "--top-p", "0"]) == 2
     assert "top_p must be in (0, 1]" in capsys.readouterr().err
+    assert main(["chat", tiny_model_dir, "-m", "hi", "--stop", ""]) == 2
+    assert "a stop string must not be empty" in capsys.readouterr().err
 
 
 def test_a_missing_folder_is_not_taken_for_a_hub_id(tmp_path, monkeypatch, capsys):

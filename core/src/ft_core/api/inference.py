@@ -34,6 +34,8 @@ class SamplingOptions:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if any(not stop for stop in self.stop):
+            raise ValueError("a stop string must not be empty (it would end every reply at once)")
 
 
 @dataclass(frozen=True)
