@@ -5,18 +5,12 @@ Import-light: torch and transformers are imported when the optimizer is built, n
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from ft_core.api import OptimizerFactory, OptionsError, Register, hookimpl
+from ft_core.api import OptimizerFactory, OptionsError, Register, decaying_parameter_names, hookimpl
 
 __all__ = ["AdamW", "AdamWOptions"]
-
-#: Parameter names that never decay (biases and norm weights), as ``transformers.Trainer`` decides it.
-_NO_DECAY_NAMES = [
-    re.compile(p) for p in (r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)")
-]
 
 
 @dataclass(frozen=True)
@@ -41,19 +35,6 @@ class AdamWOptions:
             raise OptionsError(f"weight_decay: expected a number >= 0 (or null), got {self.weight_decay}")
 
 
-def decaying_parameter_ids(model: Any) -> set[int]:
-    """``id()`` of the parameters that weight decay applies to: everything but biases and norm weights."""
-    from torch import nn
-
-    no_decay: set[int] = set()
-    for module_name, module in model.named_modules():
-        for name, parameter in module.named_parameters(recurse=False):
-            full = f"{module_name}.{name}" if module_name else name
-            if isinstance(module, nn.LayerNorm) or any(p.search(full.lower()) for p in _NO_DECAY_NAMES):
-                no_decay.add(id(parameter))
-    return {id(p) for p in model.parameters() if id(p) not in no_decay}
-
-
 class AdamW(OptimizerFactory[AdamWOptions]):
     """``torch.optim.AdamW`` over the engine's parameter groups (or its own, when ``weight_decay`` is set)."""
 
@@ -70,7 +51,8 @@ class AdamW(OptimizerFactory[AdamWOptions]):
         """
         if options.weight_decay is None:
             return None
-        decaying = decaying_parameter_ids(model)
+        names = decaying_parameter_names(model)
+        decaying = {id(p) for n, p in model.named_parameters() if n in names}
         groups: list[dict[str, Any]] = []
         for group in default_groups:
             params = list(group["params"])

@@ -8,17 +8,9 @@ import torch
 import yaml
 
 import ft_core_adamw
-from ft_core.api import OptionsError
+from ft_core.api import OptionsError, default_param_groups
 from ft_core.testing.import_light import check_import_light
 from ft_core_adamw import AdamW, AdamWOptions
-
-
-def _default_groups(model, weight_decay):
-    """The engine's default groups: decay on weights, none on biases and norm weights."""
-    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    no_decay = [p for n, p in named if "norm" in n or n.endswith("bias")]
-    decay = [p for n, p in named if not ("norm" in n or n.endswith("bias"))]
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def _args(learning_rate=3e-4, weight_decay=0.0):
@@ -27,7 +19,7 @@ def _args(learning_rate=3e-4, weight_decay=0.0):
 
 def _build(options, model, args):
     factory = AdamW()
-    defaults = _default_groups(model, args.weight_decay)
+    defaults = default_param_groups(model, args.weight_decay)
     groups = factory.param_groups(options, model, defaults, args)
     return factory.create(options, defaults if groups is None else groups, args)
 
@@ -41,10 +33,10 @@ def test_registers_adamw(make_plugins):
     assert make_plugins(ft_core_adamw).get("optimizer", "adamw").options_schema is AdamWOptions
 
 
-def test_builds_torch_adamw_over_the_default_groups(tiny_model):
+def test_builds_torch_adamw_over_thedefault_param_groups(tiny_model):
     options = AdamWOptions(betas=[0.9, 0.95], eps=1e-6)
     args = _args(learning_rate=3e-4, weight_decay=0.05)
-    assert AdamW().param_groups(options, tiny_model, _default_groups(tiny_model, 0.05), args) is None
+    assert AdamW().param_groups(options, tiny_model, default_param_groups(tiny_model, 0.05), args) is None
     optimizer = _build(options, tiny_model, args)
     assert isinstance(optimizer, torch.optim.AdamW)
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]

@@ -16,6 +16,29 @@ from ft_core.api.errors import FtCoreError
 OUTPUT_HEAD_NAMES = frozenset({"lm_head", "output_layer", "score"})
 
 
+#: Parameter-name patterns that never get weight decay (biases and norm weights), as ``transformers.Trainer`` has it.
+NO_DECAY_PATTERNS = (r"bias", r"layernorm", r"rmsnorm", r"(?:^|\.)norm(?:$|\.)", r"_norm(?:$|\.)")
+
+
+def decaying_parameter_names(model: Any) -> set[str]:
+    """Names of the parameters weight decay applies to: all but biases, norm weights and ``nn.LayerNorm``s."""
+    from torch import nn
+    from transformers.trainer_pt_utils import get_parameter_names
+
+    return set(get_parameter_names(model, [nn.LayerNorm], list(NO_DECAY_PATTERNS)))
+
+
+def default_param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
+    """The optimizer's default groups over the trainable parameters: ``weight_decay`` on the decaying ones, none on
+    biases and norms (what the engine hands an optimizer factory)."""
+    decay = decaying_parameter_names(model)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [
+        {"params": [p for n, p in trainable if n in decay], "weight_decay": weight_decay},
+        {"params": [p for n, p in trainable if n not in decay], "weight_decay": 0.0},
+    ]
+
+
 def upcast_trainable_parameters(model: Any) -> int:
     """Cast every trainable fp16/bf16 parameter to fp32 (stable optimizer updates); returns how many."""
     import torch

@@ -14,17 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from ft_core.api.components import OptimizerFactory
-
-#: Parameter-name fragments the Trainer keeps out of weight decay (biases and norms).
-_NO_DECAY = ("bias", "norm")
-
-
-def default_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
-    """The engine's default groups: ``weight_decay`` on trainable weights, none on biases and norms."""
-    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    decays = [p for n, p in trainable if not any(part in n.lower() for part in _NO_DECAY)]
-    rest = [p for n, p in trainable if any(part in n.lower() for part in _NO_DECAY)]
-    return [{"params": decays, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+from ft_core.api.modeling import default_param_groups
 
 
 def check_optimizer(
@@ -46,7 +36,7 @@ def check_optimizer(
 
     assert isinstance(factory, OptimizerFactory), f"{type(factory).__name__} must subclass OptimizerFactory"
     args = SimpleNamespace(learning_rate=learning_rate, weight_decay=weight_decay)
-    defaults = default_groups(model, weight_decay)
+    defaults = default_param_groups(model, weight_decay)
     groups = factory.param_groups(options, model, defaults, args) or defaults
     trainable = {id(p) for p in model.parameters() if p.requires_grad}
     grouped = [id(p) for group in groups for p in group["params"]]

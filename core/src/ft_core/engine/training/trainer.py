@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ft_core.api.config import Selection
+from ft_core.api.modeling import default_param_groups
 
 
 class FtCoreTrainerMixin:
@@ -26,13 +27,8 @@ class FtCoreTrainerMixin:
     def create_optimizer(self, model: Any = None) -> Any:
         if self.optimizer is None:  # type: ignore[has-type]
             model = self.model if model is None else model  # type: ignore[attr-defined]
-            decay = set(self.get_decay_parameter_names(model))  # type: ignore[attr-defined]
-            trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
             args = self.args  # type: ignore[attr-defined]
-            defaults = [
-                {"params": [p for n, p in trainable if n in decay], "weight_decay": args.weight_decay},
-                {"params": [p for n, p in trainable if n not in decay], "weight_decay": 0.0},
-            ]
+            defaults = default_param_groups(model, args.weight_decay)
             factory, options = self.ft_optimizer.component, self.ft_optimizer.options
             groups = factory.param_groups(options, model, defaults, args) or defaults
             groups = [g for g in groups if g["params"]]
