@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ft_core.api.errors import FtCoreError
+from ft_core.api.modeling import upcast_trainable_parameters
 
 HEADS_FILE = "heads.safetensors"
 
@@ -26,13 +27,9 @@ def find_heads(model: Any, names: tuple[str, ...]) -> dict[str, Any]:
 
 def train_heads(heads: dict[str, Any]) -> None:
     """Make every head parameter trainable, in fp32 (like adapter weights)."""
-    import torch
-
     for head in heads.values():
-        for parameter in head.parameters():
-            parameter.requires_grad_(True)
-            if parameter.dtype in (torch.float16, torch.bfloat16):
-                parameter.data = parameter.data.float()
+        head.requires_grad_(True)
+        upcast_trainable_parameters(head)
 
 
 def save_heads(heads: dict[str, Any], folder: Path) -> None:
