@@ -13,6 +13,13 @@ from ft_core.api.events import RunEvent
 CANCEL_FILE = "CANCEL"
 
 
+def checkpoint_folder(args: Any, state: Any) -> Path:
+    """The folder the Trainer saves the checkpoint of the current step into."""
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    return Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+
+
 def event_callback(emit: Callable[[RunEvent], None], run_dir: Path) -> Any:
     """A ``TrainerCallback`` that turns the trainer's logs and saves into ``step`` / ``eval`` / ``checkpoint`` events
     (with tokens/s and ETA), on the main process only."""
@@ -49,7 +56,7 @@ def event_callback(emit: Callable[[RunEvent], None], run_dir: Path) -> Any:
 
         def on_save(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
-                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                folder = checkpoint_folder(args, state)
                 emit(
                     RunEvent(
                         "checkpoint",
@@ -139,7 +146,7 @@ def progress_callback(prior_seconds: float) -> Any:
             self.started = time.monotonic()
 
         def on_save(self, args, state, control, **kwargs):
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            folder = checkpoint_folder(args, state)
             if state.is_world_process_zero and folder.is_dir():
                 seconds = prior_seconds + time.monotonic() - self.started
                 (folder / PROGRESS_FILE).write_text(json.dumps({"train_runtime": seconds}), encoding="utf-8")

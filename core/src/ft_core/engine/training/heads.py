@@ -8,6 +8,7 @@ from typing import Any
 
 from ft_core.api.errors import FtCoreError
 from ft_core.api.modeling import upcast_trainable_parameters
+from ft_core.engine.training.callbacks import checkpoint_folder
 
 HEADS_FILE = "heads.safetensors"
 
@@ -64,7 +65,7 @@ def heads_callback(heads: dict[str, Any]) -> Any:
 
     class HeadsCallback(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
-            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            folder = checkpoint_folder(args, state)
             if state.is_world_process_zero and folder.is_dir():
                 save_heads(heads, folder)
 
