@@ -132,8 +132,8 @@ def test_unknown_tag_with_did_you_mean(tmp_path: Path) -> None:
             "columns: key 'prompt' must be a string or null, got int 1",
         ),
         (
-            {"file_name": "d.json", "columns": {"images": "img"}},
-            "columns.images: multimodal datasets are not supported",
+            {"file_name": "d.json", "columns": {"videos": "vid"}},
+            "columns.videos: video and audio datasets are not supported",
         ),
         ({"hf_hub_url": "org/data"}, "'hf_hub_url' datasets are not downloaded by ft-core"),
         ({"formatting": "alpaca"}, "missing key 'file_name'"),

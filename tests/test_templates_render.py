@@ -12,6 +12,7 @@ from ft_core.api.errors import DataError, TemplateMismatchError
 from ft_core.engine.templates.render import (
     TemplateRenderError,
     encode_conversation,
+    encode_supervised,
     generation_inputs,
     render,
     render_conversation,
@@ -268,3 +269,122 @@ def test_a_template_that_drops_tool_calls_is_a_clear_error(tiny_tokenizer):
         TemplateRenderError, match=r"tools.json row 1: .*does not render its tool calls.*'get_weather'"
     ):
         encode_conversation(tiny_tokenizer, CHATML_JINJA, conversation, cutoff_len=256)
+
+
+# A reasoning template in the style of Qwen3 / DeepSeek-R1: reasoning is shown only for turns after the last user
+# message (earlier turns lose it), so adding messages changes how earlier ones render.
+THINKER = (
+    "{%- set ns = namespace(last_user=0) %}{%- for m in messages %}{%- if m.role == 'user' %}"
+    "{%- set ns.last_user = loop.index0 %}{%- endif %}{%- endfor %}"
+    "{%- for m in messages %}{%- if m.role == 'assistant' %}{{ '<|im_start|>assistant\\n' }}"
+    "{%- if loop.index0 > ns.last_user and m.reasoning_content %}{{ '<think>' + m.reasoning_content + '</think>' }}"
+    "{%- endif %}{{ m.content + '<|im_end|>\\n' }}{%- else %}{{ '<|im_start|>' + m.role + '\\n' + m.content + "
+    "'<|im_end|>\\n' }}{%- endif %}{%- endfor %}{%- if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}"
+    "{%- if not thinking %}{{ '<think></think>' }}{%- endif %}{%- endif %}"
+)
+
+
+def reasoning_conversation() -> Conversation:
+    return Conversation(
+        [
+            Message("user", "2+3?"),
+            Message("assistant", "5.", reasoning="two and three"),
+            Message("user", "times 4?"),
+            Message("assistant", "20.", reasoning="five times four"),
+        ],
+        source="reasoning.json row 1",
+    )
+
+
+def test_a_template_that_rewrites_history_is_trained_turn_by_turn(tiny_tokenizer: Any) -> None:
+    conversation = reasoning_conversation()
+    with pytest.raises(TemplateMismatchError):
+        encode_supervised(
+            tiny_tokenizer, THINKER, conversation, cutoff_len=1024, template_kwargs={"thinking": True}
+        )
+    rows = encode_supervised(
+        tiny_tokenizer,
+        THINKER,
+        conversation,
+        prefix_stable=False,
+        cutoff_len=1024,
+        template_kwargs={"thinking": True},
+    )
+    assert len(rows) == 2
+    for row, upto in zip(rows, (2, 4), strict=True):
+        # Each row is the conversation up to that turn exactly as rendered whole (the turn last, with its reasoning),
+        # and its prompt part is exactly what inference feeds the model.
+        text = tiny_tokenizer.decode(row["input_ids"])
+        whole = render(
+            tiny_tokenizer, THINKER, conversation.messages[:upto], template_kwargs={"thinking": True}
+        )
+        prompt = render(
+            tiny_tokenizer,
+            THINKER,
+            conversation.messages[: upto - 1],
+            add_generation_prompt=True,
+            template_kwargs={"thinking": True},
+        )
+        assert text == whole and whole.startswith(prompt)
+        trained = tiny_tokenizer.decode([t for t in row["labels"] if t != IGNORE_INDEX])
+        assert trained == whole[len(prompt) :]
+    first_trained = tiny_tokenizer.decode([t for t in rows[0]["labels"] if t != IGNORE_INDEX])
+    assert (
+        first_trained == "<think>two and three</think>5.<|im_end|>\n"
+    )  # its reasoning is trained in its own row
+    assert "two and three" not in tiny_tokenizer.decode(rows[1]["input_ids"])  # history loses its reasoning
+
+
+def test_mask_history_keeps_only_the_last_turns_row(tiny_tokenizer: Any) -> None:
+    rows = encode_supervised(
+        tiny_tokenizer,
+        THINKER,
+        reasoning_conversation(),
+        prefix_stable=False,
+        mask_history=True,
+        cutoff_len=1024,
+        template_kwargs={"thinking": True},
+    )
+    assert len(rows) == 1 and "five times four" in tiny_tokenizer.decode(rows[0]["input_ids"])
+
+
+def test_template_kwargs_reach_the_template(tiny_tokenizer: Any) -> None:
+    messages = [Message("user", "hi")]
+    assert render(tiny_tokenizer, THINKER, messages, add_generation_prompt=True).endswith("<think></think>")
+    thinking = render(
+        tiny_tokenizer, THINKER, messages, add_generation_prompt=True, template_kwargs={"thinking": True}
+    )
+    assert thinking.endswith("<|im_start|>assistant\n")
+
+
+# GLM / Baichuan style: no end marker after an answer; the model ends its turn by generating the next turn's marker.
+GLM_LIKE = (
+    "{% for m in messages %}{{ '<|' + m.role + '|>\\n' + m.content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+
+
+def test_templates_without_end_marker_train_the_next_turns_marker_and_eos() -> None:
+    from ft_core.testing.tiny import DEFAULT_SPECIAL_TOKENS, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer(
+        special_tokens=[*DEFAULT_SPECIAL_TOKENS, "<|user|>", "<|assistant|>", "<|system|>"]
+    )
+    stops = frozenset(tokenizer.convert_tokens_to_ids(["<|user|>", tokenizer.eos_token]))
+    conversation = Conversation(
+        [
+            Message("user", "Hi"),
+            Message("assistant", "Hello"),
+            Message("user", "Bye"),
+            Message("assistant", "Ciao"),
+        ]
+    )
+    plain = encode_conversation(tokenizer, GLM_LIKE, conversation, cutoff_len=1024)
+    row = encode_conversation(tokenizer, GLM_LIKE, conversation, cutoff_len=1024, next_turn_stops=stops)
+
+    def trained(r: dict) -> list[str]:
+        return [tokenizer.decode([t]) for t in r["labels"] if t != IGNORE_INDEX]
+
+    assert "".join(trained(plain)) == "HelloCiao"  # nothing teaches the model to stop
+    assert "".join(trained(row)) == "Hello<|user|>Ciao" + tokenizer.eos_token
+    assert row["input_ids"] == plain["input_ids"] + [tokenizer.eos_token_id]

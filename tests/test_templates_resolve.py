@@ -98,6 +98,10 @@ def test_auto_uses_the_tokenizers_template(plugins: Any, tiny_tokenizer: Any) ->
         "version": result.version,
         "derived_from_tokenizer": True,
         "tokenizer_template_may_differ": False,
+        "prefix_stable": False,  # an unknown template is encoded turn by turn where it rewrites history
+        "stop_at_next_turn": False,
+        "template_kwargs": {},
+        "supports_tools": False,
     }
 
 
@@ -150,3 +154,28 @@ def test_apply_template_sets_template_and_pad(tmp_path: Any) -> None:
     assert tokenizer.pad_token == tokenizer.eos_token
     tokenizer.save_pretrained(tmp_path)
     assert AutoTokenizer.from_pretrained(tmp_path).chat_template == LLAMA3
+
+
+def test_auto_names_the_registered_template_the_tokenizer_carries(plugins: Any) -> None:
+    llama_like = tiny_tokenizer(
+        chat_template=LLAMA3, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>"
+    )
+    result = resolve_template(plugins, TemplateSection(name="auto"), llama_like, None)
+    assert result.name == "llama3" and result.distribution == "plugin-under-test"
+    assert result.jinja == LLAMA3 and result.derived_from_tokenizer
+    assert result.stop_words == ("<|eot_id|>",) and result.prefix_stable
+
+
+def test_a_wrong_named_template_points_at_the_registered_one_that_matches(plugins: Any) -> None:
+    llama_like = tiny_tokenizer(
+        chat_template=LLAMA3, bos_token="<|begin_of_text|>", eos_token="<|end_of_text|>"
+    )
+    with pytest.raises(TemplateMismatchError, match=r"use `template: llama3` \(the registered template"):
+        resolve_template(plugins, TemplateSection(name="qwen"), llama_like, None)
+
+
+def test_config_kwargs_override_the_templates_defaults(plugins: Any, tiny_tokenizer: Any) -> None:
+    section = TemplateSection(name="qwen", check="off", kwargs={"enable_thinking": False})
+    result = resolve_template(plugins, section, tiny_tokenizer, None)
+    assert result.template_kwargs == {"enable_thinking": False}
+    assert result.manifest()["template_kwargs"] == {"enable_thinking": False}

@@ -1,44 +1,31 @@
-"""Jinja chat templates of Meta's LLaMA chat models (Hugging Face ``chat_template`` dialect).
+"""The official chat templates of Meta's Llama chat models, verbatim (``jinja/*.jinja`` package data).
 
-Each renders exactly what the model's official ``tokenizer_config.json`` template renders.
+Each file is the ``chat_template`` of the model's published ``tokenizer_config.json``, byte for byte; the tests
+compare them with the copies in ``tests/official`` and render golden conversations with both.
 """
 
-#: Llama-2-chat: ``<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer} </s>``; the system
-#: prompt joins the first user turn, user and assistant turns must alternate.
-LLAMA2 = r"""{%- if messages[0]['role'] == 'system' %}
-    {%- set system_message = messages[0]['content'] %}
-    {%- set loop_messages = messages[1:] %}
-{%- else %}
-    {%- set system_message = none %}
-    {%- set loop_messages = messages %}
-{%- endif %}
-{%- for message in loop_messages %}
-    {%- if (message['role'] == 'user') != (loop.index0 is even) %}
-        {{- raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}
-    {%- endif %}
-    {%- set content = message['content'] %}
-    {%- if loop.first and system_message is not none %}
-        {%- set content = '<<SYS>>\n' + system_message + '\n<</SYS>>\n\n' + content %}
-    {%- endif %}
-    {%- if message['role'] == 'user' %}
-        {{- bos_token + '[INST] ' + content | trim + ' [/INST]' }}
-    {%- elif message['role'] == 'assistant' %}
-        {{- ' ' + content | trim + ' ' + eos_token }}
-    {%- endif %}
-{%- endfor %}
-"""
+from __future__ import annotations
 
-#: Llama-3-Instruct: ``<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>`` per message,
-#: BOS first, contents trimmed.
-LLAMA3 = r"""{%- for message in messages %}
-    {%- if loop.first %}
-        {{- bos_token }}
-    {%- endif %}
-    {{- '<|start_header_id|>' + message['role'] + '<|end_header_id|>\n\n' }}
-    {{- message['content'] | trim }}
-    {{- '<|eot_id|>' }}
-{%- endfor %}
-{%- if add_generation_prompt %}
-    {{- '<|start_header_id|>assistant<|end_header_id|>\n\n' }}
-{%- endif %}
-"""
+from importlib.resources import files
+
+
+def _read(name: str) -> str:
+    return files("ft_core_llama").joinpath("jinja", f"{name}.jinja").read_text(encoding="utf-8")
+
+
+#: Llama-2-chat (meta-llama/Llama-2-*-chat-hf): ``<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer}
+#: </s>``; the system prompt joins the first user turn; user and assistant turns must alternate.
+LLAMA2 = _read("llama2")
+
+#: Llama 3 Instruct (meta-llama/Meta-Llama-3-8B/70B-Instruct): ``<|start_header_id|>{role}<|end_header_id|>\n\n
+#: {content}<|eot_id|>`` per message, ``<|begin_of_text|>`` first; no tool format.
+LLAMA3 = _read("llama3")
+
+#: Llama 3.1 / 3.3 Instruct: the Llama 3 turns plus a system header (``Cutting Knowledge Date`` / ``Today Date:
+#: {date_string}``), JSON tool calls ``{"name": ..., "parameters": ...}``, tool results in ``ipython`` turns and
+#: built-in tools (``builtin_tools``, ``<|python_tag|>``, ``<|eom_id|>``).
+LLAMA3_1 = _read("llama3.1")
+
+#: Llama 3.2 1B/3B Instruct: as Llama 3.1 without built-in tools; ``Today Date`` is ``strftime_now`` unless
+#: ``date_string`` is given (ft-core gives it: renders are deterministic).
+LLAMA3_2 = _read("llama3.2")

@@ -29,6 +29,8 @@ class PtStage(TrainingStage[PtOptions]):
     data_kind: ClassVar[DataKind] = "text"
     options_schema: ClassVar[type] = PtOptions
     description: ClassVar[str] = "continued pretraining on plain text (packed blocks)"
+    #: ``data.packing``: the engine may pack these rows padding-free (its collator replaces :meth:`collator`).
+    supports_packing: ClassVar[bool] = True
 
     def preprocess(
         self, samples: list[str], encoder: Encoder, options: PtOptions

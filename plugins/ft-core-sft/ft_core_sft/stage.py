@@ -13,18 +13,16 @@ class SftStage(TrainingStage[NoOptions]):
     data_kind: ClassVar[DataKind] = "conversation"
     options_schema: ClassVar[type] = NoOptions
     description: ClassVar[str] = "supervised fine-tuning on conversations (loss on assistant turns)"
+    #: ``data.packing``: the engine may pack these rows padding-free (its collator replaces :meth:`collator`).
+    supports_packing: ClassVar[bool] = True
 
     def preprocess(
         self, samples: list[Conversation], encoder: Encoder, options: NoOptions
     ) -> list[dict[str, list[int]]]:
-        """One supervised row per conversation; conversations with no trained token left after the cut to
-        ``data.cutoff_len`` are dropped (the engine reports how many)."""
-        rows = []
-        for conversation in samples:
-            row = encoder.encode_conversation(conversation)
-            if row is not None:
-                rows.append(row)
-        return rows
+        """The supervised rows of each conversation (one; one per assistant turn for templates that rewrite earlier
+        turns); rows with no trained token left after the cut to ``data.cutoff_len`` are dropped (the engine
+        reports how many)."""
+        return [row for conversation in samples for row in encoder.encode_supervised(conversation)]
 
     def collator(self, run: RunContext) -> Any:
         """Pads each batch to its longest row (labels with ``IGNORE_INDEX``); to a multiple of 8 on GPUs."""

@@ -29,7 +29,7 @@ from ft_core.api.config import (
 from ft_core.api.context import IGNORE_INDEX, Encoder, ProcessInfo, ResolvedTemplate, RunContext
 from ft_core.api.conversation import Conversation, Message
 from ft_core.api.datasets import DATA_KINDS, Columns, DataKind, DatasetSpec, Tags
-from ft_core.api.descriptors import ChatTemplate, ConfigSection, ModelFamily
+from ft_core.api.descriptors import ChatTemplate, ConfigSection, ModelFamily, VisionSpec
 from ft_core.api.errors import (
     ComponentNotFoundError,
     ConfigError,
@@ -55,6 +55,7 @@ from ft_core.api.inference import (
 from ft_core.api.kinds import KINDS, KINDS_BY_KEY, Kind
 from ft_core.api.modeling import (
     WholeModelAdapter,
+    adapter_target_modules,
     count_parameters,
     decaying_parameter_names,
     decoder_layers,
@@ -120,7 +121,9 @@ __all__ = [
     "TrainingSection",
     "TrainingStage",
     "Usage",
+    "VisionSpec",
     "WholeModelAdapter",
+    "adapter_target_modules",
     "count_parameters",
     "decaying_parameter_names",
     "decoder_layers",

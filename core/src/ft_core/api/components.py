@@ -125,6 +125,10 @@ class TrainingStage(Component[OptionsT]):
     #: Names of modules :meth:`prepare_model` adds to a model (a value or reward head): they train along with the
     #: adapter, are saved into every checkpoint and the artefact (``heads.safetensors``) and restored on resume.
     head_modules: ClassVar[tuple[str, ...]] = ()
+    #: The rows are causal-LM rows (``input_ids``, ``labels``, ``attention_mask``) that ``data.packing`` may pack
+    #: padding-free: :meth:`RunContext.build_trainer` then replaces the stage's collator with the engine's packing
+    #: collator (rows concatenated, position ids per row) and batches rows by a token budget.
+    supports_packing: ClassVar[bool] = False
 
     def prepare_model(self, model: Any, run: RunContext, role: str) -> Any:
         """Change a loaded base model before the adapter is applied (e.g. add a head named in

@@ -37,11 +37,27 @@ class ModelSection:
     tokenizer: str | None = None
     #: Weights dtype: ``auto`` picks bf16 on GPUs that support it, else fp32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    #: ``sdpa``, ``eager`` or ``flash_attention_2`` (the latter needs a plugin or flash-attn installed).
-    attn_implementation: str | None = None
+    #: ``auto`` (the fastest available: flash_attention_3 on Hopper GPUs with flash-attn 3, flash_attention_2 with
+    #: flash-attn and a 16-bit dtype, else sdpa), ``sdpa``, ``eager``, ``flash_attention_2`` / ``flash_attention_3``,
+    #: or ``null`` (the transformers default).
+    attn_implementation: str | None = "auto"
+    #: RoPE scaling for contexts longer than the model was trained on: ``linear``, ``dynamic``, ``yarn`` or
+    #: ``llama3``, or a mapping ``{type: yarn, factor: 4.0, ...}`` (factor default: cutoff_len / the model's
+    #: max_position_embeddings, rounded up).
+    rope_scaling: str | dict[str, Any] | None = None
+    #: Run the model's own Python code from its folder / hub repo (families whose architecture transformers
+    #: lacks: Baichuan 2, ChatGLM3, InternLM2, XVERSE, Yuan 2, Yi-VL). Only for models you trust.
     trust_remote_code: bool = False
+    #: Vision-language models: keep the vision tower frozen.
+    freeze_vision_tower: bool = True
+    #: Vision-language models: keep the multi-modal projector frozen.
+    freeze_multi_modal_projector: bool = True
     #: Where converted GGUF models are cached (default ``~/.cache/ft-core/models``).
     cache_dir: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.rope_scaling is not None:
+            self.rope_scaling = normalize_rope_scaling(self.rope_scaling)
 
 
 @dataclass
@@ -54,6 +70,9 @@ class TemplateSection:
     check: Literal["strict", "warn", "off"] = "strict"
     #: Default system prompt inserted when a conversation has none.
     system: str | None = None
+    #: Extra keyword arguments for the chat template, as ``apply_chat_template(**kwargs)`` takes them (e.g.
+    #: ``enable_thinking: false`` for Qwen3); they override the template's own defaults.
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +101,14 @@ class DataSection:
     overwrite_cache: bool = False
     #: Processes that tokenize in parallel; ``null`` = the CPU cores available to this process.
     preprocessing_workers: int | None = None
+    #: Padding-free packing of training rows (stages that support it: sft, pt): each micro-batch is one row of
+    #: concatenated samples with per-sample position ids, kept apart by the attention, batched by a token budget.
+    #: ``auto``: on for GPU runs with flash_attention_2/3 or flex_attention (varlen), or sdpa while every packed
+    #: batch stays within 16,384 tokens; off on the CPU. ``true`` packs wherever it works (else an error).
+    packing: bool | Literal["auto"] = "auto"
+    #: Tokens per device micro-batch when packing; ``null`` = per_device_train_batch_size x the mean row length
+    #: (the same rows and, on average, the same tokens per optimizer step as the padded run).
+    packing_tokens: int | None = None
 
 
 @dataclass
@@ -110,7 +137,15 @@ class TrainingSection:
     eval_steps: int | None = None
     seed: int = 42
     precision: Precision = "auto"
-    gradient_checkpointing: bool = False
+    #: Activation checkpointing: ``auto`` (off when the step fits in free GPU memory, else every or every n-th
+    #: layer, or offloaded to CPU; always off on the CPU), ``true``, ``false``, or ``offload`` (checkpointed
+    #: layer inputs kept in CPU memory).
+    gradient_checkpointing: bool | Literal["auto", "offload"] = "auto"
+    #: Reentrant checkpointing (``torch.utils.checkpoint`` ``use_reentrant``); ``null``: reentrant when an adapter
+    #: trains (a profile against LLaMA-Factory found it faster with LoRA), non-reentrant for full fine-tuning.
+    gradient_checkpointing_reentrant: bool | None = None
+    #: ``torch.compile`` the model (GPU only; pays off on long runs with fixed shapes, e.g. with packing).
+    torch_compile: bool = False
     #: ``null`` = use the GPU when there is one.
     use_cpu: bool | None = None
     dataloader_num_workers: int = 0
@@ -119,6 +154,48 @@ class TrainingSection:
     ddp_find_unused_parameters: bool = False
     #: Plot the loss curve to ``loss.png`` at the end.
     plot_loss: bool = True
+
+
+#: ``model.rope_scaling`` types, and the extra keys each takes besides ``type`` and ``factor``.
+ROPE_SCALING_KEYS: dict[str, tuple[str, ...]] = {
+    "linear": (),
+    "dynamic": (),
+    "yarn": (
+        "original_max_position_embeddings",
+        "attention_factor",
+        "beta_fast",
+        "beta_slow",
+        "mscale",
+        "mscale_all_dim",
+        "truncate",
+    ),
+    "llama3": ("original_max_position_embeddings", "low_freq_factor", "high_freq_factor"),
+}
+
+
+def normalize_rope_scaling(value: str | dict[str, Any]) -> dict[str, Any]:
+    """``model.rope_scaling`` as ``{"type": ..., "factor": float | None, ...}``; raises ``ValueError`` naming the
+    problem (an unknown type or key, a factor below 1)."""
+    spec = {"type": value} if isinstance(value, str) else dict(value)
+    if "rope_type" in spec and "type" not in spec:
+        spec["type"] = spec.pop("rope_type")
+    kind = spec.get("type")
+    if kind not in ROPE_SCALING_KEYS:
+        raise ValueError(f"rope_scaling.type: one of {', '.join(ROPE_SCALING_KEYS)}, got {kind!r}")
+    unknown = sorted(set(spec) - {"type", "factor", *ROPE_SCALING_KEYS[kind]})
+    if unknown:
+        allowed = ", ".join(("factor", *ROPE_SCALING_KEYS[kind]))
+        raise ValueError(
+            f"rope_scaling: {', '.join(unknown)} not used by {kind} scaling (it takes {allowed})"
+        )
+    factor = spec.get("factor")
+    if factor is not None:
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor < 1:
+            raise ValueError(f"rope_scaling.factor: a number >= 1, got {factor!r}")
+        spec["factor"] = float(factor)
+    else:
+        spec["factor"] = None
+    return spec
 
 
 #: Core sections and their schemas (component sections come from :data:`ft_core.api.kinds.KINDS`).

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,12 +62,24 @@ class ResolvedTemplate:
     version: str
     derived_from_tokenizer: bool
     tokenizer_template_may_differ: bool = False
+    #: False for templates that rewrite earlier turns (each assistant turn is then encoded as its own row).
+    prefix_stable: bool = True
+    #: Answers end with the next turn's marker (a stop word) or EOS, trained after each answer.
+    stop_at_next_turn: bool = False
+    #: Extra Jinja variables: the template's defaults overridden by ``template.kwargs``.
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Splits generated text into ``(content, tool_calls)`` (``None``: the template has no tool format).
+    parse_tool_calls: Callable[[str], tuple[str, list[dict[str, Any]]]] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     def manifest(self) -> dict[str, Any]:
         """The (name, distribution, version, ...) record for the run manifest, without the Jinja text."""
-        record = asdict(self)
-        record.pop("jinja")
+        record = {
+            key: value for key, value in asdict(self).items() if key not in ("jinja", "parse_tool_calls")
+        }
         record["stop_words"] = list(self.stop_words)
+        record["supports_tools"] = self.parse_tool_calls is not None
         return record
 
 
@@ -82,6 +95,13 @@ class Encoder(ABC):
     def encode_conversation(self, conversation: Conversation) -> dict[str, list[int]] | None:
         """Supervised row of a conversation (every assistant turn trained, as ``data.train_on_prompt`` /
         ``data.mask_history`` say), or ``None`` when no trained token survives the cut."""
+
+    def encode_supervised(self, conversation: Conversation) -> list[dict[str, list[int]]]:
+        """The supervised rows of a conversation: one (:meth:`encode_conversation`) for prefix-stable templates; one
+        per assistant turn, each exactly as inference renders it, for templates that rewrite earlier turns
+        (reasoning templates). Stages that train on conversations call this."""
+        row = self.encode_conversation(conversation)
+        return [] if row is None else [row]
 
     @abstractmethod
     def encode_completion(

@@ -32,6 +32,8 @@ class Columns:
     rejected: str | None = None
     kto_tag: str | None = None
     text: str | None = "text"
+    #: Image files of a sharegpt row (a list of paths, relative to the dataset folder), one per ``<image>``.
+    images: str | None = None
 
 
 @dataclass(frozen=True)

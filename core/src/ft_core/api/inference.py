@@ -83,7 +83,9 @@ class ChatResponse:
 class ChatTarget:
     """What to load for chat: where the tokenizer is and how to build the model.
 
-    ``load_model(dtype)`` returns the model; ``stop_words`` and ``system`` come from the run's chat template.
+    ``load_model(dtype)`` returns the model; ``stop_words``, ``system``, ``template_kwargs`` (extra Jinja variables
+    such as ``enable_thinking``) and ``template`` (the registered template's name, for its tool-call parser) come
+    from the run's chat template.
     """
 
     description: str
@@ -91,6 +93,8 @@ class ChatTarget:
     load_model: Callable[[Any], Any]
     stop_words: list[str] = field(default_factory=list)
     system: str | None = None
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    template: str | None = None
 
 
 class ChatModel(ABC):

@@ -112,16 +112,41 @@ class WholeModelAdapter(AdapterMethod[OptionsT]):
 def linear_module_names(model: Any, family: ModelFamily | None) -> list[str]:
     """Short names of the ``nn.Linear`` leaves (``q_proj``, ``up_proj``, ...) except the output head.
 
-    This is what LoRA ``targets: all`` expands to; ``family.lora_targets`` wins when the family sets it.
+    This is what LoRA ``targets: all`` expands to; ``family.lora_targets`` wins when the family sets it. For a
+    vision-language family, layers of the vision tower and projector (:func:`vision_module_prefixes`) don't count.
     """
     if family is not None and family.lora_targets:
         return list(family.lora_targets)
     from torch import nn
 
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    outside = vision_module_prefixes(family)
     names = {
         name.rsplit(".", 1)[-1]
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear) and module is not head
+        if isinstance(module, nn.Linear)
+        and module is not head
+        and not any(name == p or name.startswith(p + ".") for p in outside)
     }
     return sorted(names - OUTPUT_HEAD_NAMES)
+
+
+def vision_module_prefixes(family: ModelFamily | None) -> tuple[str, ...]:
+    """Module paths of a vision-language family's vision tower and multi-modal projector (``()`` otherwise)."""
+    if family is None or family.vision is None:
+        return ()
+    return (*family.vision.vision_modules, *family.vision.projector_modules)
+
+
+def adapter_target_modules(targets: list[str], family: ModelFamily | None) -> list[str] | str:
+    """PEFT ``target_modules`` for module names ``targets``: the names themselves, or for a vision-language family a
+    regular expression matching them only outside the vision tower and projector (their layers share names such as
+    ``q_proj`` / ``fc1`` with the language model's)."""
+    import re
+
+    outside = vision_module_prefixes(family)
+    if not outside:
+        return list(targets)
+    excluded = "|".join(re.escape(p) for p in outside)
+    wanted = "|".join(re.escape(t) for t in targets)
+    return rf"^(?!(?:{excluded})(?:\.|$)).*(?:^|\.)(?:{wanted})$"

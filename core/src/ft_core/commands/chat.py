@@ -6,8 +6,10 @@ Uses only the typed inference API (:mod:`ft_core.api.inference`) of the chosen e
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ft_core.api.components import CliCommand
@@ -27,6 +29,11 @@ class ChatCommand(CliCommand):
             "-m", "--message", action="append", help="send this message and exit (repeatable)"
         )
         parser.add_argument("--system", help="system prompt (default: the run's template.system, if any)")
+        parser.add_argument(
+            "--tools",
+            help="JSON file with the functions the model may call (a list of JSON schemas, OpenAI style); replies "
+            "in the template's tool-call format are shown as calls",
+        )
         parser.add_argument("--engine", default="hf", help="inference engine (default: hf)")
         parser.add_argument("--max-new-tokens", type=int, default=256, help="most tokens per reply (256)")
         parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding (default)")
@@ -66,11 +73,12 @@ class ChatCommand(CliCommand):
         model = engine.load(target, options)
         system = args.system or target.system
         history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+        session = _Session(
+            model, sampling, args.verbose, read_tools(args.tools), _tool_parser(plugins, target)
+        )
         if args.message:
             for message in args.message:
-                self._turn(
-                    model, history, message, sampling, args.verbose, prefix=f"User: {message}\nAssistant: "
-                )
+                session.turn(history, message, prefix=f"User: {message}\nAssistant: ")
             return 0
         print("Type a message; 'clear' starts over, 'exit' quits.", file=sys.stderr)
         while True:
@@ -85,12 +93,45 @@ class ChatCommand(CliCommand):
                 history = history[:1] if system else []
                 continue
             if text:
-                self._turn(model, history, text, sampling, args.verbose, prefix="Assistant: ")
+                session.turn(history, text, prefix="Assistant: ")
 
-    @staticmethod
-    def _turn(
-        model: Any, history: list[dict[str, Any]], text: str, sampling: Any, verbose: bool, prefix: str
-    ) -> None:
+
+def read_tools(path: str | None) -> list[dict[str, Any]] | None:
+    """The functions in ``path`` as Hugging Face tool definitions; errors name the file and entry."""
+    if path is None:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FtCoreError(f"--tools: cannot read {path!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise FtCoreError(f"--tools: {path} is not valid JSON ({exc})") from None
+    items = data if isinstance(data, list) else [data]
+    tools = []
+    for index, item in enumerate(items):
+        function = item.get("function", item) if isinstance(item, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise FtCoreError(f"--tools: {path} entry {index}: expected a function schema with a 'name'")
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
+def _tool_parser(plugins: Any, target: Any) -> Any:
+    """The tool-call parser of the target's registered chat template, if it has one."""
+    name = target.template
+    if not name or name not in plugins.registries["chat_template"]:
+        return None
+    return plugins.get("chat_template", name).parse_tool_calls
+
+
+class _Session:
+    """One chat: the model, sampling, the offered tools and how to recognise a generated tool call."""
+
+    def __init__(self, model: Any, sampling: Any, verbose: bool, tools: Any, parse_tool_calls: Any) -> None:
+        self.model, self.sampling, self.verbose = model, sampling, verbose
+        self.tools, self.parse_tool_calls = tools, parse_tool_calls
+
+    def turn(self, history: list[dict[str, Any]], text: str, prefix: str) -> None:
         from ft_core.api.inference import ChatRequest
 
         history.append({"role": "user", "content": text})
@@ -98,13 +139,24 @@ class ChatCommand(CliCommand):
         pieces: list[str] = []
         started = time.perf_counter()
         usage = None
-        for delta in model.stream(ChatRequest(messages=list(history), sampling=sampling)):
+        request = ChatRequest(messages=list(history), tools=self.tools, sampling=self.sampling)
+        for delta in self.model.stream(request):
             pieces.append(delta.text)
             print(delta.text, end="", flush=True)
             usage = delta.usage or usage
         print()
-        history.append({"role": "assistant", "content": "".join(pieces).strip()})
-        if verbose and usage is not None:
+        reply: dict[str, Any] = {"role": "assistant", "content": "".join(pieces).strip()}
+        if self.parse_tool_calls is not None:
+            content, calls = self.parse_tool_calls(reply["content"])
+            for call in calls:
+                function = call["function"]
+                print(
+                    f"[tool call] {function['name']}({json.dumps(function['arguments'], ensure_ascii=False)})"
+                )
+            if calls:
+                reply = {"role": "assistant", "content": content, "tool_calls": calls}
+        history.append(reply)
+        if self.verbose and usage is not None:
             seconds = time.perf_counter() - started
             speed = usage.completion_tokens / seconds if seconds > 0 else 0.0
             print(

@@ -56,9 +56,12 @@ def make_encoder(
     train_on_prompt: bool = False,
     mask_history: bool = False,
     system: str | None = None,
+    prefix_stable: bool = True,
+    template_kwargs: dict[str, Any] | None = None,
 ) -> Encoder:
     """The :class:`~ft_core.api.Encoder` a run would give a stage: ``tokenizer`` with the chat template ``jinja``
-    (default: the tokenizer's own) and the given ``data`` options."""
+    (default: the tokenizer's own) and the given ``data`` / ``template.kwargs`` options (``prefix_stable`` as the
+    template declares it)."""
     from ft_core.engine.templates.encoder import TemplateEncoder
 
     return TemplateEncoder(
@@ -68,6 +71,8 @@ def make_encoder(
         train_on_prompt=train_on_prompt,
         mask_history=mask_history,
         system=system,
+        prefix_stable=prefix_stable,
+        template_kwargs=dict(template_kwargs or {}),
     )
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from pathlib import Path
 from typing import Any, ClassVar
 
 from ft_core.api.components import DatasetFormat
@@ -104,6 +105,34 @@ def _tool_calls(column: str, position: int, content: Any) -> list[dict[str, Any]
                 arguments = json.loads(arguments) if arguments.strip() else {}
         result.append({"type": "function", "function": {"name": call["name"], "arguments": arguments}})
     return result
+
+
+#: The placeholder of one image in message text (LLaMA-Factory's).
+IMAGE_PLACEHOLDER = "<image>"
+
+
+def _images(row: dict[str, Any], spec: DatasetSpec, conversation: Conversation) -> Conversation:
+    """Attach the ``images`` column's files (paths relative to the dataset folder) and check that the messages
+    hold exactly one ``<image>`` placeholder per image. Whether the files open is checked by the loader."""
+    column = spec.columns.images
+    if column is None:  # a text dataset: "<image>" in its text is just text
+        return conversation
+    value = row.get(column)
+    if value in (None, "", []):
+        paths: list[str] = []
+    else:
+        paths = [value] if isinstance(value, str) else value
+        if not isinstance(paths, list) or not all(isinstance(p, str) and p.strip() for p in paths):
+            raise RowError(column, f"expected a list of image file paths, got {value!r}")
+    placeholders = sum(m.content.count(IMAGE_PLACEHOLDER) for m in conversation.messages)
+    if placeholders != len(paths):
+        raise RowError(
+            column,
+            f"{placeholders} {IMAGE_PLACEHOLDER} placeholder(s) in the messages but {len(paths)} image(s) in "
+            f"column {column!r}; put one {IMAGE_PLACEHOLDER} in the text for each image, in order",
+        )
+    conversation.images = [str(Path(spec.dataset_dir) / p) for p in paths]
+    return conversation
 
 
 def _preference(row: dict[str, Any], spec: DatasetSpec, conversation: Conversation) -> Conversation:
@@ -232,7 +261,7 @@ class ShareGptFormat(DatasetFormat):
                     column, f"the conversation ends with a {previous!r} turn; it must end with an answer"
                 )
             conversation = Conversation(messages, tools=_tools(row, spec))
-        return _preference(row, spec, conversation)
+        return _preference(row, spec, _images(row, spec, conversation))
 
     @staticmethod
     def _turn(column: str, tags: Tags, position: int, message: Any) -> tuple[str, Any]:

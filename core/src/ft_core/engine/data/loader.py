@@ -135,6 +135,27 @@ def _check_sample(sample: Any, dataset_format: DatasetFormat, produces: str, dat
         raise ValueError("the preference row has no rejected answer")
 
 
+def _check_images(sample: Any, spec: DatasetSpec) -> None:
+    """Every image of a conversation is a file PIL can read (named with the row's other problems)."""
+    if not isinstance(sample, Conversation) or not sample.images:
+        return
+    from PIL import Image
+
+    from ft_core.engine.data.formats import RowError
+
+    for position, image in enumerate(sample.images, start=1):
+        path = Path(image)
+        if not path.is_file():
+            raise RowError(spec.columns.images, f"image {position}: no such file: {path}")
+        try:
+            with Image.open(path) as opened:
+                opened.verify()
+        except Exception as exc:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
+            raise RowError(
+                spec.columns.images, f"image {position}: cannot read {path} as an image ({exc})"
+            ) from None
+
+
 def _problem(file: Path, number: int, exc: ValueError) -> str:
     column = getattr(exc, "column", None)
     return f"{file}: row {number}: " + (f"{column}: " if column else "") + f"{getattr(exc, 'message', exc)}."
@@ -167,6 +188,7 @@ def load_samples(
             try:
                 sample = dataset_format.convert(row, spec)
                 _check_sample(sample, dataset_format, produces, data_kind)
+                _check_images(sample, spec)
             except ValueError as exc:
                 problems.append(_problem(file, number, exc))
                 continue

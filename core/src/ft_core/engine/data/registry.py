@@ -26,8 +26,8 @@ INFO_FILE = "dataset_info.json"
 _REMOTE_KEYS = ("hf_hub_url", "ms_hub_url", "om_hub_url", "script_url", "cloud_file_name")
 #: LLaMA-Factory keys accepted and ignored for local files (they select hub subsets / folders).
 _IGNORED_KEYS = ("subset", "folder")
-#: LLaMA-Factory multimodal columns, which ft-core does not support.
-_MULTIMODAL_COLUMNS = ("images", "videos", "audios")
+#: LLaMA-Factory multimodal columns ft-core does not support (``images`` it does, for sharegpt).
+_MULTIMODAL_COLUMNS = ("videos", "audios")
 
 
 def _type_name(value: Any) -> str:
@@ -91,7 +91,10 @@ def _parse_entry(name: str, entry: Any, info_file: Path, dataset_dir: Path) -> D
         names = [f.name for f in fields(Columns)]
         for key in _MULTIMODAL_COLUMNS:
             if key in columns:
-                raise DataError(f"{where}: columns.{key}: multimodal datasets are not supported by ft-core.")
+                raise DataError(
+                    f"{where}: columns.{key}: video and audio datasets are not supported by ft-core (images are: "
+                    "name the column of image paths in columns.images)."
+                )
         _check_keys(f"{where}: columns", columns, names)
         kwargs["columns"] = Columns(**_strings(f"{where}: columns", columns, nullable=True))
     if "tags" in entry:

@@ -179,6 +179,7 @@ class HfChatModel(ChatModel):
         #: caught as text) and the EOS text (shown when the EOS is not a special token).
         words = [*target.stop_words, self.tokenizer.eos_token or ""]
         self.stop_words = tuple(dict.fromkeys(w for w in words if w))
+        self.template_kwargs = dict(target.template_kwargs)
         self._lock = threading.Lock()
         self._row_stops = _stopping_criteria_class()
         self._streamer = _streamer_class()
@@ -214,6 +215,7 @@ class HfChatModel(ChatModel):
             add_generation_prompt=True,
             tokenize=True,
             return_dict=True,
+            **self.template_kwargs,
         )
         return list(encoded["input_ids"])
 

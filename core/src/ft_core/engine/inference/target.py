@@ -102,6 +102,8 @@ def _run_target(folder: Path, plugins: Plugins) -> ChatTarget:
         ),
         stop_words=list(template.get("stop_words", [])),
         system=template.get("system"),
+        template_kwargs=dict(template.get("template_kwargs") or {}),
+        template=template.get("name"),
     )
 
 

@@ -6,7 +6,9 @@ torch and transformers are imported inside the functions, so importing this modu
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ft_core.api.config import ModelSection
@@ -18,6 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
     from ft_core.engine.plugins import Plugins
+    from ft_core.engine.training.checkpointing import CheckpointingPlan
 
 
 @contextlib.contextmanager
@@ -64,20 +67,41 @@ def load_tokenizer(model: ModelSection, padding_side: str = "right") -> Any:
 
 
 def resolve_family(plugins: Plugins, model_config: Any) -> ModelFamily | None:
-    """The registered model family covering ``model_config.model_type``, or ``None`` (the caller warns).
+    """The registered model family of ``model_config``, or ``None`` (the caller warns).
 
-    Two families claiming the same ``model_type`` is an error naming both distributions.
+    A family naming one of the config's ``architectures`` wins over one claiming its ``model_type`` (remote-code
+    models often keep a generic ``model_type``). Two families matching equally is an error naming both.
     """
     model_type = getattr(model_config, "model_type", None)
-    matches = [
-        plugins.registration("model_family", name)
-        for name in plugins.names("model_family")
-        if model_type in plugins.get("model_family", name).model_types
-    ]
-    if len(matches) > 1:
-        claims = ", ".join(f"{m.name} ({m.distribution})" for m in matches)
+    architectures = list(getattr(model_config, "architectures", None) or [])
+    families = [(name, plugins.get("model_family", name)) for name in plugins.names("model_family")]
+    by_architecture = [name for name, family in families if set(architectures) & set(family.architectures)]
+    by_type = [name for name, family in families if model_type in family.model_types]
+    names = by_architecture or by_type
+    if len(names) > 1:
+        claims = ", ".join(f"{n} ({plugins.registration('model_family', n).distribution})" for n in names)
         raise PluginError(f"model_type {model_type!r} is claimed by several model families: {claims}")
-    return matches[0].component if matches else None
+    return plugins.get("model_family", names[0]) if names else None
+
+
+def require_remote_code_consent(folder: str, trust_remote_code: bool) -> None:
+    """A model whose ``config.json`` maps its classes to its own Python code (``auto_map``) loads only with
+    ``model.trust_remote_code: true``; say so before transformers fails with a generic message."""
+    path = Path(folder) / "config.json"
+    if trust_remote_code or not path.is_file():
+        return
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return  # transformers reports the broken file itself
+    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    if auto_map:
+        raise FtCoreError(
+            f"the model in {folder!r} ({config.get('model_type', 'unknown model_type')}) ships its own Python code "
+            f"(config.json auto_map: {', '.join(sorted(auto_map))}), which transformers runs only when allowed. If you "
+            "trust this model's code, set `model.trust_remote_code: true` in the config (or add "
+            "model.trust_remote_code=true to the command line)."
+        )
 
 
 def choose_dtype(model: ModelSection, precision: str, use_cpu: bool | None) -> torch.dtype:
@@ -97,19 +121,87 @@ def choose_dtype(model: ModelSection, precision: str, use_cpu: bool | None) -> t
     return torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
 
 
-def prepare_for_training(model: Any, gradient_checkpointing: bool) -> Any:
-    """Turn the KV cache off and, if asked, enable (non-reentrant) gradient checkpointing with input grads."""
+def prepare_for_training(model: Any, gradient_checkpointing: bool | CheckpointingPlan) -> Any:
+    """Turn the KV cache off and apply activation checkpointing: a :class:`CheckpointingPlan` (or ``True``: every
+    layer, non-reentrant; ``False``: off), with input gradients enabled (reentrant checkpoints and frozen
+    embeddings need them for gradients to reach the layers)."""
+    from ft_core.engine.training.checkpointing import CheckpointingPlan, enable
+
+    plan = gradient_checkpointing
+    if not isinstance(plan, CheckpointingPlan):
+        plan = CheckpointingPlan("on" if plan else "off", reentrant=False)
     model.config.use_cache = False
-    if gradient_checkpointing:
+    if plan.enabled:
         if not getattr(model, "supports_gradient_checkpointing", False):
             raise FtCoreError(
                 f"{type(model).__name__} does not support gradient checkpointing; "
                 "set training.gradient_checkpointing: false"
             )
-        if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
-            model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable(model, plan)
         if not getattr(model, "_require_grads_hooks", None):
             model.enable_input_require_grads()
+    else:
+        enable(model, plan)  # undoes checkpointing a quantizer's preparation may have turned on
     return model
+
+
+def apply_rope_scaling(model_config: Any, rope_scaling: dict[str, Any] | None, cutoff_len: int) -> str | None:
+    """Set ``model.rope_scaling`` (normalised by the config schema) on ``model_config`` before the model is built;
+    returns a log line, or ``None`` without scaling.
+
+    ``factor`` defaults to ``ceil(cutoff_len / max_position_embeddings)``. For ``linear``, ``yarn`` and ``llama3``
+    ``max_position_embeddings`` becomes ``original × factor`` (``original_max_position_embeddings`` keeps the
+    pretrained length); ``dynamic`` keeps it, as transformers' dynamic NTK scaling reads the pretrained length from
+    it. ``llama3`` defaults to Llama 3.1's ``low_freq_factor: 1``, ``high_freq_factor: 4``.
+    """
+    import math
+
+    if not rope_scaling:
+        return None
+    text = model_config.get_text_config() if hasattr(model_config, "get_text_config") else model_config
+    if not hasattr(text, "rope_parameters") and not hasattr(text, "rope_scaling"):
+        raise FtCoreError(
+            f"model.rope_scaling: {getattr(model_config, 'model_type', 'this model')} has no rotary position "
+            "embedding to scale; remove rope_scaling"
+        )
+    kind = rope_scaling["type"]
+    existing = dict(getattr(text, "rope_parameters", None) or {})
+    if existing.get("rope_type", "default") not in ("default", kind):
+        raise FtCoreError(
+            f"model.rope_scaling: the model already uses {existing['rope_type']} RoPE scaling; remove "
+            "rope_scaling, or give the same type to change its factor"
+        )
+    original = int(
+        rope_scaling.get("original_max_position_embeddings")
+        or existing.get("original_max_position_embeddings")
+        or getattr(text, "max_position_embeddings", 0)
+    )
+    if original <= 0:
+        raise FtCoreError("model.rope_scaling: the model config has no max_position_embeddings to scale from")
+    factor = rope_scaling.get("factor") or float(max(1, math.ceil(cutoff_len / original)))
+    same = existing.get("rope_type") == kind  # changing the factor of the model's own scaling keeps its keys
+    parameters = {k: v for k, v in existing.items() if same or k in ("rope_theta", "partial_rotary_factor")}
+    if "rope_theta" not in parameters and getattr(text, "rope_theta", None) is not None:
+        parameters["rope_theta"] = text.rope_theta
+    parameters.update({k: v for k, v in rope_scaling.items() if k not in ("type", "factor")})
+    parameters.update(rope_type=kind, factor=factor)
+    if kind == "llama3":
+        parameters.setdefault("low_freq_factor", 1.0)
+        parameters.setdefault("high_freq_factor", 4.0)
+    if kind in ("yarn", "llama3"):
+        parameters["original_max_position_embeddings"] = original
+    if kind != "dynamic":
+        text.max_position_embeddings = int(original * factor)
+    text.rope_parameters = parameters
+    if hasattr(text, "validate_rope"):
+        with loading("model config", "model.rope_scaling"):
+            text.validate_rope()
+    note = (
+        f"; cutoff_len {cutoff_len} is longer than the {int(original * factor)} positions it covers"
+        if cutoff_len > original * factor
+        else ""
+    )
+    return (
+        f"rope scaling: {kind}, factor {factor:g} (pretrained length {original}, "
+        f"max_position_embeddings {text.max_position_embeddings}){note}"
+    )

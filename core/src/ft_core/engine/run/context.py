@@ -20,6 +20,7 @@ from ft_core.engine.training.callbacks import (
     progress_callback,
 )
 from ft_core.engine.training.heads import find_heads, heads_callback, train_heads
+from ft_core.engine.vision import vision_encoding
 
 
 class EngineRun(RunContext):
@@ -38,6 +39,21 @@ class EngineRun(RunContext):
         self.prior_runtime = 0.0
         #: The stage's head modules of the trained model (``TrainingStage.head_modules``), by name.
         self.heads: dict[str, Any] = {}
+        #: Facts the model loading decided (attention, RoPE scaling, checkpointing), for the run manifest.
+        self.facts: dict[str, Any] = {}
+        self._checkpointing: Any = None
+        self._said: set[str] = set()
+
+    def say(self, message: str, key: str | None = None) -> None:
+        """A progress line on stderr (main process only); with ``key``, only the first line for that key."""
+        import sys
+
+        if key is not None:
+            if key in self._said:
+                return
+            self._said.add(key)
+        if self.process.is_main_process:
+            print(f"[ft-core] {message}", file=sys.stderr, flush=True)
 
     @property
     def uses_gpu(self) -> bool:
@@ -49,7 +65,15 @@ class EngineRun(RunContext):
     def load_model(self, role: str = "policy", *, trainable: bool = True) -> Any:
         from transformers import AutoConfig, AutoModelForCausalLM, set_seed
 
-        from ft_core.engine.models.loader import choose_dtype, loading, model_folder, prepare_for_training
+        from ft_core.engine.models.attention import choose_attention
+        from ft_core.engine.models.loader import (
+            apply_rope_scaling,
+            choose_dtype,
+            loading,
+            model_folder,
+            prepare_for_training,
+        )
+        from ft_core.engine.vision import model as vision
 
         config, hook = self.config, self.plugins.hook
         model_section, training = config.model, config.training
@@ -59,16 +83,24 @@ class EngineRun(RunContext):
             model_config = AutoConfig.from_pretrained(
                 folder, trust_remote_code=model_section.trust_remote_code
             )
+        rope = apply_rope_scaling(model_config, model_section.rope_scaling, config.data.cutoff_len)
+        if rope:
+            self.say(rope, key="rope")
+            self.facts["rope_scaling"] = rope
         patches = config.many("patches")
         for patch in patches:
             patch.component.patch_config(model_config, patch.options)
         hook.ft_adjust_model_config(model_config=model_config, run=self, role=role)
-        kwargs: dict[str, Any] = {
-            "dtype": choose_dtype(model_section, training.precision, training.use_cpu),
-            "trust_remote_code": model_section.trust_remote_code,
-        }
-        if model_section.attn_implementation:
-            kwargs["attn_implementation"] = model_section.attn_implementation
+        dtype = choose_dtype(model_section, training.precision, training.use_cpu)
+        kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": model_section.trust_remote_code}
+        attention = choose_attention(
+            model_section.attn_implementation, model_config, on_gpu=self.uses_gpu, dtype=dtype
+        )
+        if attention.implementation:
+            kwargs["attn_implementation"] = attention.implementation
+        self.say(attention.log_line(), key="attention")
+        self.facts.setdefault("attention", attention.manifest())
+        plan = self.checkpointing_plan(model_config, dtype) if trainable else None
         quantizer = config.one("quantization")
         if quantizer is not None:
             kwargs.update(quantizer.component.load_kwargs(quantizer.options, model_config))
@@ -77,7 +109,8 @@ class EngineRun(RunContext):
         model = hook.ft_load_model(run=self, role=role, model_config=model_config, load_kwargs=kwargs)
         if model is None:
             with loading("model weights", model_section.name_or_path):
-                model = AutoModelForCausalLM.from_pretrained(folder, config=model_config, **kwargs)
+                auto_class = vision.model_class(self.family, AutoModelForCausalLM)
+                model = auto_class.from_pretrained(folder, config=model_config, **kwargs)
         if quantizer is not None and trainable:
             model = quantizer.component.prepare(model, quantizer.options, self)
         for patch in patches:
@@ -86,9 +119,10 @@ class EngineRun(RunContext):
         stage = config.stage.component
         model = stage.prepare_model(model, self, role)
         if trainable:
-            prepare_for_training(model, training.gradient_checkpointing)
+            prepare_for_training(model, plan)
             adapter = config.adapter
             model = adapter.component.apply(model, adapter.options, self.family)
+            vision.apply_vision_freezing(model, self.family, model_section, adapter.component)
             if stage.head_modules:
                 self.heads = find_heads(model, stage.head_modules)
                 train_heads(self.heads)
@@ -99,6 +133,30 @@ class EngineRun(RunContext):
         hook.ft_model_ready(model=model, run=self, role=role)
         return model
 
+    def checkpointing_plan(self, model_config: Any = None, dtype: Any = None) -> Any:
+        """The run's activation-checkpointing plan (``training.gradient_checkpointing``), decided once: before the
+        first trained model's weights load, so that the free GPU memory is measured without them."""
+        if self._checkpointing is None:
+            from ft_core.engine.training.checkpointing import plan_for_run
+
+            if model_config is None or dtype is None:
+                from transformers import AutoConfig
+
+                from ft_core.engine.models.loader import choose_dtype, loading, model_folder
+
+                model_section, training = self.config.model, self.config.training
+                with loading("model", model_section.name_or_path):
+                    model_config = AutoConfig.from_pretrained(
+                        model_folder(model_section), trust_remote_code=model_section.trust_remote_code
+                    )
+                dtype = choose_dtype(model_section, training.precision, training.use_cpu)
+            self._checkpointing = plan_for_run(
+                self.config, model_config, on_gpu=self.uses_gpu, dtype=dtype, device=self.process.local_rank
+            )
+            self.say(self._checkpointing.log_line())
+            self.facts["gradient_checkpointing"] = self._checkpointing.manifest()
+        return self._checkpointing
+
     # ------------------------------------------------------------------ training
     def training_arguments(self, arguments_class: type | None = None, **overrides: Any) -> Any:
         from transformers import TrainingArguments
@@ -107,7 +165,13 @@ class EngineRun(RunContext):
 
         cls = arguments_class or TrainingArguments
         has_eval = bool(self.config.data.eval_dataset) or self.config.data.val_size > 0
-        kwargs = training_arguments_kwargs(cls, self.config.training, self.run_dir, has_eval)
+        kwargs = training_arguments_kwargs(
+            cls, self.config.training, self.run_dir, has_eval, checkpointing=self.checkpointing_plan()
+        )
+        if self.config.training.torch_compile and not self.uses_gpu:
+            self.say(
+                "torch_compile: off on the CPU (training.torch_compile applies to GPU runs)", key="compile"
+            )
         kwargs.update(overrides)
         self.plugins.hook.ft_adjust_training_arguments(arguments=kwargs, run=self)
         return cls(**kwargs)
@@ -144,11 +208,19 @@ class EngineRun(RunContext):
     ) -> Any:
         from transformers import Trainer
 
+        from ft_core.engine.training.packing import plan_packing
         from ft_core.engine.training.trainer import build_trainer
 
         optimizer = self.config.optimizer
+        stage = self.config.stage.component
+        packing = plan_packing(self.config, stage, model, train_dataset, self.uses_gpu, self.say)
+        if packing is not None:  # data.packing: the engine's padding-free batches replace the stage's padded ones
+            data_collator = packing.collator
+            self.facts["packing"] = packing.manifest()
         if data_collator is not None:
-            trainer_kwargs["data_collator"] = data_collator
+            from ft_core.engine.vision import wrap_collator
+
+            trainer_kwargs["data_collator"] = wrap_collator(self, data_collator, packed=packing is not None)
         return build_trainer(
             trainer_class or Trainer,
             optimizer=optimizer,
@@ -156,6 +228,8 @@ class EngineRun(RunContext):
                 groups=groups, model=model, run=self
             ),
             callbacks=self.callbacks(),
+            mixins=(packing.mixin,) if packing is not None else (),
+            attributes={"ft_batch_sampler": packing.sampler} if packing is not None else None,
             model=model,
             args=args,
             train_dataset=train_dataset,
@@ -167,14 +241,18 @@ class EngineRun(RunContext):
     # ------------------------------------------------------------------ data and events
     def encoder(self) -> Encoder:
         data = self.config.data
+        template = self.template
         return TemplateEncoder(
             tokenizer=self.tokenizer,
-            jinja=self.template.jinja if self.template is not None else None,
+            jinja=template.jinja if template is not None else None,
             cutoff_len=data.cutoff_len,
             train_on_prompt=data.train_on_prompt,
             mask_history=data.mask_history,
             system=self.config.template.system,
-            template_name=self.template.name if self.template is not None else None,
+            template_name=template.name if template is not None else None,
+            prefix_stable=template.prefix_stable if template is not None else True,
+            template_kwargs=dict(template.template_kwargs) if template is not None else {},
+            vision=vision_encoding(self),
         )
 
     def emit(self, event: RunEvent) -> None:

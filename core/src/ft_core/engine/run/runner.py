@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ft_core.api.config import RunConfig
-from ft_core.api.errors import RunCancelled
+from ft_core.api.errors import ConfigError, RunCancelled
 from ft_core.api.events import RunEvent
 from ft_core.engine.compat import quiet_upstream_warnings
 from ft_core.engine.config.loader import load_config
@@ -43,8 +43,14 @@ def say(message: str) -> None:
 
 def load_and_validate(path: str, overrides: list[str], plugins: Plugins) -> RunConfig:
     """Load, merge and validate a config (the whole of ``ft-core validate``)."""
+    from ft_core.engine.training.packing import packing_problems
+
     raw, sources = load_config(path, overrides)
-    return validate(raw, plugins, sources, str(path))
+    config = validate(raw, plugins, sources, str(path))
+    problems = packing_problems(config)  # data.packing against the stage and the attention
+    if problems:
+        raise ConfigError(problems, str(path))
+    return config
 
 
 def _family_record(plugins: Plugins, family: Any, model_type: str) -> dict[str, Any]:
@@ -65,16 +71,26 @@ def resolve_inputs(run: EngineRun) -> dict[str, Any]:
     """Tokenizer, model family and (for conversation stages) the checked chat template; returns manifest facts."""
     from transformers import AutoConfig
 
-    from ft_core.engine.models.loader import load_tokenizer, loading, model_folder, resolve_family
+    from ft_core.engine.models.loader import (
+        load_tokenizer,
+        loading,
+        model_folder,
+        require_remote_code_consent,
+        resolve_family,
+    )
     from ft_core.engine.templates.resolve import apply_template_to_tokenizer, resolve_template
 
     config, plugins = run.config, run.plugins
+    require_remote_code_consent(model_folder(config.model), config.model.trust_remote_code)
     with loading("model", config.model.name_or_path):
         run.tokenizer = load_tokenizer(config.model)
         model_config = AutoConfig.from_pretrained(
             model_folder(config.model), trust_remote_code=config.model.trust_remote_code
         )
     run.family = resolve_family(plugins, model_config)
+    pad = run.family.pad_token if run.family is not None else None
+    if pad and run.tokenizer.pad_token == run.tokenizer.eos_token and pad in run.tokenizer.get_vocab():
+        run.tokenizer.pad_token = pad  # the family's own pad token beats the EOS stand-in
     facts: dict[str, Any] = {"model_family": _family_record(plugins, run.family, model_config.model_type)}
     if config.stage.component.data_kind != "text":
         run.template = resolve_template(plugins, config.template, run.tokenizer, run.family)
@@ -195,7 +211,9 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
 
     def manifest(status: str, **extra: Any) -> None:
         if main:
-            output.write_manifest(run_dir, output.build_manifest(config, status, **facts, **extra))
+            output.write_manifest(
+                run_dir, output.build_manifest(config, status, **{**run.facts, **facts}, **extra)
+            )
 
     if main:
         run.cancel.file.unlink(missing_ok=True)  # a request left over from an earlier run of this folder
@@ -227,6 +245,7 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
             eval_dataset = prepared.eval.dataset if prepared.eval else None
             trainer = config.stage.component.build_trainer(run, prepared.train.dataset, eval_dataset)
             plugins.hook.ft_before_train(trainer=trainer, run=run)
+            manifest("running")  # with what loading the model decided (attention, checkpointing, ...)
             if checkpoint is not None:
                 say(f"resuming from {checkpoint}")
                 if run.heads and not load_heads(run.heads, checkpoint):

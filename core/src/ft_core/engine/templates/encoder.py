@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from ft_core.api.context import Encoder
 from ft_core.api.conversation import Conversation, Message
-from ft_core.api.errors import FtCoreError
-from ft_core.engine.templates.render import encode_completion, encode_conversation, generation_inputs
+from ft_core.api.errors import DataError, FtCoreError
+from ft_core.engine.templates.render import (
+    encode_completion,
+    encode_conversation,
+    encode_supervised,
+    generation_inputs,
+    stop_token_ids,
+)
 
 
 @dataclass
@@ -25,6 +32,32 @@ class TemplateEncoder(Encoder):
     mask_history: bool = False
     system: str | None = None
     template_name: str | None = None
+    prefix_stable: bool = True
+    template_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: Set for templates that end answers with the next turn's marker: the template's stop words.
+    next_turn_stop_words: tuple[str, ...] | None = None
+
+    def _next_turn_stops(self) -> frozenset[int] | None:
+        if self.next_turn_stop_words is None:
+            return None
+        words = SimpleNamespace(stop_words=self.next_turn_stop_words)
+        return frozenset(stop_token_ids(self.tokenizer, words))
+    #: Vision-language runs: a ``ft_core.engine.vision.VisionEncoding`` (conversations with images are then
+    #: encoded by ``ft_core.engine.vision``); ``None`` for text models.
+    vision: Any = None
+
+    def _vision_rows(self, conversation: Conversation) -> list[dict[str, Any]] | None:
+        """The rows of a vision-language run (``None``: encode as text)."""
+        if self.vision is not None:
+            return self.vision.encode_rows(self, conversation)
+        if conversation.images:
+            raise DataError(
+                f"{conversation.source or 'a conversation'}: the row has {len(conversation.images)} image(s), but the "
+                "model is not a vision-language model ft-core knows (no installed model family with vision support "
+                "covers it). Train a vision-language model (LLaVA, PaliGemma, Qwen2-VL, Gemma 3, ...) or use a "
+                "dataset without images"
+            )
+        return None
 
     def _template(self) -> str:
         if self.jinja is None:
@@ -34,6 +67,8 @@ class TemplateEncoder(Encoder):
         return self.jinja
 
     def encode_conversation(self, conversation: Conversation) -> dict[str, list[int]] | None:
+        if (rows := self._vision_rows(conversation)) is not None:
+            return rows[0] if rows else None
         return encode_conversation(
             self.tokenizer,
             self._template(),
@@ -43,6 +78,25 @@ class TemplateEncoder(Encoder):
             cutoff_len=self.cutoff_len,
             system=self.system,
             name=self.template_name,
+            template_kwargs=self.template_kwargs,
+            next_turn_stops=self._next_turn_stops(),
+        )
+
+    def encode_supervised(self, conversation: Conversation) -> list[dict[str, list[int]]]:
+        if (rows := self._vision_rows(conversation)) is not None:
+            return rows
+        return encode_supervised(
+            self.tokenizer,
+            self._template(),
+            conversation,
+            prefix_stable=self.prefix_stable,
+            train_on_prompt=self.train_on_prompt,
+            mask_history=self.mask_history,
+            cutoff_len=self.cutoff_len,
+            system=self.system,
+            name=self.template_name,
+            template_kwargs=self.template_kwargs,
+            next_turn_stops=self._next_turn_stops(),
         )
 
     def encode_completion(
@@ -55,10 +109,13 @@ class TemplateEncoder(Encoder):
             answer,
             system=self.system,
             name=self.template_name,
+            template_kwargs=self.template_kwargs,
         )
 
     def encode_prompt(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> list[int]:
-        return generation_inputs(self.tokenizer, self._template(), list(messages), tools)
+        return generation_inputs(
+            self.tokenizer, self._template(), list(messages), tools, template_kwargs=self.template_kwargs
+        )
 
     def encode_text(self, texts: list[str]) -> list[list[int]]:
         eos = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []

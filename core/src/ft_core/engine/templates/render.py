@@ -22,8 +22,8 @@ tokenizing the whole text — prefer fast tokenizers.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ft_core.api.context import IGNORE_INDEX
@@ -102,10 +102,14 @@ def render(
     add_generation_prompt: bool = False,
     tools: list[dict[str, Any]] | None = None,
     name: str | None = None,
+    special_tokens: Mapping[str, Any] | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> str:
     """Render ``messages`` to text with ``jinja`` exactly as ``tokenizer.apply_chat_template`` does (transformers'
     own Jinja environment, with the tokenizer's special tokens as template variables).
 
+    ``special_tokens`` replaces the tokenizer's (``tokenizer`` may then be ``None``: rendering without a model);
+    ``template_kwargs`` are extra template variables (``enable_thinking``, ``date_string``, ...).
     An empty message list renders to ``""``. A template error becomes :class:`TemplateRenderError`.
     """
     from transformers.utils.chat_template_utils import render_jinja_template
@@ -113,6 +117,8 @@ def render(
     hf = _as_hf(messages)
     if not hf:
         return ""
+    variables = dict(tokenizer.special_tokens_map if special_tokens is None else special_tokens)
+    variables.update(template_kwargs or {})
     try:
         rendered, _ = (
             render_jinja_template(  # what apply_chat_template(tokenize=False) runs, minus its overhead
@@ -120,7 +126,7 @@ def render(
                 tools=tools,
                 chat_template=jinja,
                 add_generation_prompt=add_generation_prompt,
-                **tokenizer.special_tokens_map,
+                **variables,
             )
         )
         return rendered[0]
@@ -246,24 +252,32 @@ def _require_tools_rendered(
         )
 
 
-def render_conversation(
+def locate_assistant_spans(
     tokenizer: Any,
     jinja: str,
     conversation: Conversation,
     *,
     system: str | None = None,
     name: str | None = None,
-) -> RenderedConversation:
-    """Render and tokenize ``conversation``, locating every assistant turn by prefix difference.
+    special_tokens: Mapping[str, Any] | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
+    last_only: bool = False,
+) -> tuple[str, list[dict[str, Any]], list[AssistantSpan]]:
+    """``(text, messages, spans)``: the whole rendering and the character span of every assistant turn (only the
+    last one with ``last_only``), found by prefix difference (text only: no tokenizer is needed when
+    ``special_tokens`` is given).
 
-    Raises :class:`TemplateMismatchError` when the template is not prefix-stable and
-    :class:`TemplateRenderError` when it cannot render the conversation.
+    Raises :class:`TemplateMismatchError` when the template is not prefix-stable on this conversation and
+    :class:`TemplateRenderError` when it cannot render it.
     """
     messages = _as_hf(with_system(conversation.messages, system))
     tools = conversation.tools
     source = conversation.source
+    options: dict[str, Any] = dict(
+        tools=tools, name=name, special_tokens=special_tokens, template_kwargs=template_kwargs
+    )
     try:
-        full = render(tokenizer, jinja, messages, tools=tools, name=name)
+        full = render(tokenizer, jinja, messages, **options)
     except TemplateRenderError as exc:
         roles = ", ".join(m["role"] for m in messages)
         raise TemplateRenderError(
@@ -273,19 +287,16 @@ def render_conversation(
         ) from exc
     _require_tools_rendered(full, messages, tools, name, source)
     spans: list[AssistantSpan] = []
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
+    assistant_turns = [i for i, message in enumerate(messages) if message["role"] == "assistant"]
+    for index in assistant_turns[-1:] if last_only else assistant_turns:
         if index == 0:
             raise DataError(
                 f"conversation {source or '(unnamed)'} starts with an assistant turn; a user (or system) turn "
                 "must come first"
             )
-        prompt = render(
-            tokenizer, jinja, messages[:index], add_generation_prompt=True, tools=tools, name=name
-        )
+        prompt = render(tokenizer, jinja, messages[:index], add_generation_prompt=True, **options)
         last = index == len(messages) - 1
-        turn = full if last else render(tokenizer, jinja, messages[: index + 1], tools=tools, name=name)
+        turn = full if last else render(tokenizer, jinja, messages[: index + 1], **options)
         _require_prefix(
             prompt,
             turn,
@@ -301,8 +312,45 @@ def render_conversation(
             source,
         )
         spans.append(AssistantSpan(index, len(prompt), len(turn)))
+    return full, messages, spans
+
+
+def render_conversation(
+    tokenizer: Any,
+    jinja: str,
+    conversation: Conversation,
+    *,
+    system: str | None = None,
+    name: str | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
+    last_only: bool = False,
+) -> RenderedConversation:
+    """Render and tokenize ``conversation``, locating every assistant turn (or the last) by prefix difference.
+
+    Raises :class:`TemplateMismatchError` when the template is not prefix-stable and
+    :class:`TemplateRenderError` when it cannot render the conversation.
+    """
+    full, messages, spans = locate_assistant_spans(
+        tokenizer,
+        jinja,
+        conversation,
+        system=system,
+        name=name,
+        template_kwargs=template_kwargs,
+        last_only=last_only,
+    )
     cuts = [edge for span in spans for edge in (span.start, span.end)]
     return RenderedConversation(full, messages, spans, _tokenize(tokenizer, full, cuts))
+
+
+def turn_by_turn(conversation: Conversation) -> list[Conversation]:
+    """One conversation per assistant turn, ending with it: how a template that rewrites history (drops earlier
+    reasoning) shows each turn at inference. Only the last assistant turn of each is trained."""
+    ends = [i for i, message in enumerate(conversation.messages) if message.role == "assistant"]
+    return [
+        replace(conversation, messages=conversation.messages[: end + 1], source=conversation.source)
+        for end in ends
+    ]
 
 
 def _labels(rendered: RenderedConversation, *, train_on_prompt: bool, mask_history: bool) -> list[int]:
@@ -324,6 +372,26 @@ def _labels(rendered: RenderedConversation, *, train_on_prompt: bool, mask_histo
     return labels
 
 
+def _train_turn_ends(
+    rendered: RenderedConversation,
+    input_ids: list[int],
+    labels: list[int],
+    stops: Collection[int],
+    eos: int | None,
+    mask_history: bool,
+) -> None:
+    """Train how a turn ends where the template writes no end marker: the stop token right after each trained
+    answer; EOS appended after the last answer when the conversation ends there."""
+    spans = rendered.spans[-1:] if mask_history else rendered.spans
+    for span in spans:
+        _, hi = rendered.token_range(span)
+        if hi < len(rendered.input_ids) and rendered.input_ids[hi] in stops:
+            labels[hi] = rendered.input_ids[hi]
+        elif hi == len(rendered.input_ids) and eos is not None:
+            input_ids.append(eos)
+            labels.append(eos)
+
+
 def encode_conversation(
     tokenizer: Any,
     jinja: str,
@@ -334,6 +402,9 @@ def encode_conversation(
     cutoff_len: int,
     system: str | None = None,
     name: str | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
+    last_only: bool = False,
+    next_turn_stops: Collection[int] | None = None,
 ) -> dict[str, list[int]] | None:
     """Tokenize ``conversation`` for supervised training.
 
@@ -342,15 +413,75 @@ def encode_conversation(
     last one; ``train_on_prompt`` also trains all other text (earlier turns stay masked under
     ``mask_history``). ``system`` is put first when the conversation has no system message. Sequences longer
     than ``cutoff_len`` lose tokens from the end. Returns ``None`` when no trained token remains (the caller
-    skips and counts the sample). ``name`` only labels error messages.
+    skips and counts the sample). ``name`` only labels error messages. ``last_only`` trains only the last
+    assistant turn and treats earlier ones as prompt (they need not render prefix-stably).
+    ``next_turn_stops`` (token ids) is for templates that write no end marker after an answer: the stop token that
+    follows a trained answer is trained too, and EOS is appended after a trained last answer.
     """
-    rendered = render_conversation(tokenizer, jinja, conversation, system=system, name=name)
+    rendered = render_conversation(
+        tokenizer,
+        jinja,
+        conversation,
+        system=system,
+        name=name,
+        template_kwargs=template_kwargs,
+        last_only=last_only,
+    )
     labels = _labels(rendered, train_on_prompt=train_on_prompt, mask_history=mask_history)
-    input_ids = rendered.input_ids[:cutoff_len]
+    input_ids = list(rendered.input_ids)
+    if next_turn_stops is not None:
+        _train_turn_ends(rendered, input_ids, labels, next_turn_stops, tokenizer.eos_token_id, mask_history)
+    input_ids = input_ids[:cutoff_len]
     labels = labels[:cutoff_len]
     if all(label == IGNORE_INDEX for label in labels):
         return None
     return {"input_ids": input_ids, "labels": labels, "attention_mask": [1] * len(input_ids)}
+
+
+def encode_supervised(
+    tokenizer: Any,
+    jinja: str,
+    conversation: Conversation,
+    *,
+    prefix_stable: bool = True,
+    train_on_prompt: bool = False,
+    mask_history: bool = False,
+    cutoff_len: int,
+    system: str | None = None,
+    name: str | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
+    next_turn_stops: Collection[int] | None = None,
+) -> list[dict[str, list[int]]]:
+    """The supervised rows of ``conversation``: one row (:func:`encode_conversation`) when the template renders it
+    prefix-stably; otherwise, for a template declared not prefix-stable (reasoning templates that drop earlier
+    turns' reasoning), one row per assistant turn, each rendered exactly as inference shows it and training only
+    that turn (``mask_history`` keeps only the last). Rows with no trained token left are dropped."""
+    options: dict[str, Any] = dict(
+        train_on_prompt=train_on_prompt,
+        cutoff_len=cutoff_len,
+        system=system,
+        name=name,
+        template_kwargs=template_kwargs,
+        next_turn_stops=next_turn_stops,
+    )
+    try:
+        row = encode_conversation(tokenizer, jinja, conversation, mask_history=mask_history, **options)
+        return [] if row is None else [row]
+    except TemplateMismatchError:
+        if prefix_stable:
+            raise
+    views = turn_by_turn(conversation)
+    if mask_history:
+        views = views[-1:]
+    try:
+        rows = [encode_conversation(tokenizer, jinja, view, last_only=True, **options) for view in views]
+    except TemplateMismatchError as exc:
+        raise TemplateMismatchError(
+            f"{exc}\nEven turn by turn, the answer does not follow the generation prompt. For a reasoning template "
+            "this usually means the data carries reasoning while thinking is switched off (or the reverse): check "
+            f"template.kwargs (now {dict(template_kwargs or {})}) against the data."
+        ) from exc
+    return [row for row in rows if row is not None]
 
 
 def encode_completion(
@@ -361,6 +492,7 @@ def encode_completion(
     *,
     system: str | None = None,
     name: str | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> tuple[list[int], list[int]]:
     """``(prompt_ids, completion_ids)`` of the conversation's last assistant turn (or ``answer`` in its place).
 
@@ -374,11 +506,10 @@ def encode_completion(
     if not messages or messages[-1]["role"] != "assistant":
         raise DataError(f"{conversation.source or 'a conversation'}: it must end with an assistant turn")
     source = conversation.source
+    options: dict[str, Any] = dict(tools=conversation.tools, name=name, template_kwargs=template_kwargs)
     try:
-        prompt = render(
-            tokenizer, jinja, messages[:-1], add_generation_prompt=True, tools=conversation.tools, name=name
-        )
-        turn = render(tokenizer, jinja, messages, tools=conversation.tools, name=name)
+        prompt = render(tokenizer, jinja, messages[:-1], add_generation_prompt=True, **options)
+        turn = render(tokenizer, jinja, messages, **options)
     except TemplateRenderError as exc:
         raise TemplateRenderError(f"{source or 'a conversation'}: {exc}") from exc
     _require_prefix(
@@ -394,9 +525,12 @@ def generation_inputs(
     jinja: str,
     messages: Sequence[MessageLike],
     tools: list[dict[str, Any]] | None = None,
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> list[int]:
     """Token ids that prompt the model for the next assistant turn (``add_generation_prompt=True``)."""
-    text = render(tokenizer, jinja, messages, add_generation_prompt=True, tools=tools)
+    text = render(
+        tokenizer, jinja, messages, add_generation_prompt=True, tools=tools, template_kwargs=template_kwargs
+    )
     return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 

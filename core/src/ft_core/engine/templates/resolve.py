@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ft_core.api.context import ResolvedTemplate
@@ -90,35 +91,89 @@ def _no_tokenizer_template_message(plugins: Plugins, tokenizer: Any, family: Mod
     return message + f". Available chat templates: {available}."
 
 
+def _normalized(jinja: str) -> str:
+    return "".join(jinja.split())
+
+
+def matching_templates(plugins: Plugins, tokenizer: Any, jinja: str, family: ModelFamily | None) -> list[str]:
+    """Registered templates that are the tokenizer's ``jinja``: the same text (whitespace aside), or, among the
+    model family's templates, the same token ids on every golden conversation."""
+    registry = plugins.registries["chat_template"]
+    same_text = [
+        name for name in sorted(registry) if _normalized(registry[name].component.jinja) == _normalized(jinja)
+    ]
+    if same_text or family is None:
+        return same_text
+    candidates = [name for name in family.templates if name in registry]
+    return [
+        name
+        for name in candidates
+        if compare_templates(
+            tokenizer, jinja, registry[name].component.jinja, registry[name].component.template_kwargs
+        )
+        is None
+    ]
+
+
+def _resolved(
+    name: str, template: ChatTemplate, distribution: str, version: str, kwargs: dict[str, Any], **fields: Any
+) -> ResolvedTemplate:
+    return ResolvedTemplate(
+        name=name,
+        jinja=fields.pop("jinja", template.jinja),
+        stop_words=tuple(template.stop_words),
+        distribution=distribution,
+        version=version,
+        derived_from_tokenizer=fields.pop("derived_from_tokenizer", False),
+        tokenizer_template_may_differ=template.tokenizer_template_may_differ,
+        prefix_stable=template.prefix_stable,
+        stop_at_next_turn=template.stop_at_next_turn,
+        template_kwargs={**template.template_kwargs, **kwargs},
+        parse_tool_calls=template.parse_tool_calls,
+    )
+
+
 def resolve_template(
     plugins: Plugins, section: TemplateSection, tokenizer: Any, family: ModelFamily | None
 ) -> ResolvedTemplate:
-    """Resolve ``section.name`` (``auto`` or a registered name) and check it with ``section.check``."""
+    """Resolve ``section.name`` (``auto`` or a registered name) and check it with ``section.check``.
+
+    ``auto`` takes the tokenizer's own Jinja verbatim; when a registered template is that template (see
+    :func:`matching_templates`), its name, stop words, tool-call format and keyword defaults come with it.
+    A template derived from an unknown tokenizer template is encoded turn by turn where it is not prefix-stable.
+    """
+    kwargs = dict(section.kwargs)
     if section.name == "auto":
         if tokenizer_chat_template(tokenizer) is None:
             raise FtCoreError(_no_tokenizer_template_message(plugins, tokenizer, family))
         derived = derive_template_from_tokenizer(tokenizer)
-        resolved = ResolvedTemplate(
-            name="auto",
-            jinja=derived.jinja,
-            stop_words=derived.stop_words,
-            distribution=TOKENIZER_DISTRIBUTION,
-            version="sha256:" + hashlib.sha256(derived.jinja.encode()).hexdigest()[:12],
-            derived_from_tokenizer=True,
-        )
+        matches = matching_templates(plugins, tokenizer, derived.jinja, family)
+        if matches:
+            registration = plugins.registration("chat_template", matches[0])
+            resolved = _resolved(
+                matches[0],
+                registration.component,
+                registration.distribution,
+                registration.version,
+                kwargs,
+                jinja=derived.jinja,
+                derived_from_tokenizer=True,
+            )
+        else:
+            resolved = _resolved(
+                "auto",
+                replace(derived, prefix_stable=False),
+                TOKENIZER_DISTRIBUTION,
+                "sha256:" + hashlib.sha256(derived.jinja.encode()).hexdigest()[:12],
+                kwargs,
+                derived_from_tokenizer=True,
+            )
     else:
         registration = plugins.registration("chat_template", section.name)
-        template: ChatTemplate = registration.component
-        resolved = ResolvedTemplate(
-            name=section.name,
-            jinja=template.jinja,
-            stop_words=tuple(template.stop_words),
-            distribution=registration.distribution,
-            version=registration.version,
-            derived_from_tokenizer=False,
-            tokenizer_template_may_differ=template.tokenizer_template_may_differ,
+        resolved = _resolved(
+            section.name, registration.component, registration.distribution, registration.version, kwargs
         )
-    check_template(tokenizer, resolved, section.check)
+    check_template(tokenizer, resolved, section.check, plugins=plugins)
     check_stop_words(tokenizer, resolved, section.check)
     return resolved
 
@@ -148,7 +203,9 @@ def check_stop_words(tokenizer: Any, resolved: ResolvedTemplate, mode: str = "st
             )
 
 
-def check_template(tokenizer: Any, resolved: ResolvedTemplate, mode: str) -> None:
+def check_template(
+    tokenizer: Any, resolved: ResolvedTemplate, mode: str, plugins: Plugins | None = None
+) -> None:
     """Compare ``resolved`` with the tokenizer's own template on the golden conversations.
 
     ``strict`` raises :class:`TemplateMismatchError` with a readable diff, ``warn`` prints it to stderr,
@@ -167,9 +224,15 @@ def check_template(tokenizer: Any, resolved: ResolvedTemplate, mode: str) -> Non
         return
     if own == resolved.jinja:
         return
-    diff = compare_templates(tokenizer, own, resolved.jinja)
+    diff = compare_templates(tokenizer, own, resolved.jinja, resolved.template_kwargs)
     if diff is None:
         return
+    matches = matching_templates(plugins, tokenizer, own, None) if plugins is not None else []
+    suggestion = (
+        f"use `template: {matches[0]}` (the registered template that is this tokenizer's own) or `template: auto`"
+        if matches
+        else "use `template: auto` to train with the tokenizer's own template, or pick the template matching this model"
+    )
     tokenizer_side = "tokenizer's own template"
     ours = f"template {resolved.name!r}"
     source = getattr(tokenizer, "name_or_path", "") or ""
@@ -178,8 +241,7 @@ def check_template(tokenizer: Any, resolved: ResolvedTemplate, mode: str) -> Non
         f"chat template {resolved.name!r} ({resolved.distribution} {resolved.version}) does not render like "
         f"{shipped}, so the model would be trained on a format it was not tuned with.\n"
         f"{diff.describe(tokenizer, tokenizer_side, ours)}\n"
-        "What to do: use `template: auto` to train with the tokenizer's own template, or pick the template "
-        "matching this model; if the difference is intended, set `template.check: warn` (or `off`).",
+        f"What to do: {suggestion}; if the difference is intended, set `template.check: warn` (or `off`).",
         mode,
     )
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ft_core.api.config import TrainingSection
+from ft_core.engine.training.checkpointing import CheckpointingPlan, explicit_plan
 
 
 def cuda_available() -> bool:
@@ -31,18 +32,33 @@ def resolved_precision(training: TrainingSection) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
-def _checkpointing_arguments(arguments_class: Any, enabled: bool) -> dict[str, Any]:
-    """Activation checkpointing under the name this transformers release uses (renamed during 5.x)."""
+def _checkpointing_arguments(arguments_class: Any, plan: CheckpointingPlan) -> dict[str, Any]:
+    """Activation checkpointing under the name this transformers release uses (renamed during 5.x), with the
+    plan's ``use_reentrant``, ``every_n_layers`` and ``offload`` (the latter two only where transformers knows
+    them: the ``activation_checkpointing`` releases)."""
     fields = {f.name for f in dataclasses.fields(arguments_class)}
     name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
-    return {name: enabled, f"{name}_kwargs": {"use_reentrant": False} if enabled else None}
+    kwargs = plan.kwargs()
+    if kwargs is not None and name == "gradient_checkpointing":
+        kwargs = {"use_reentrant": kwargs["use_reentrant"]}
+    return {name: plan.enabled, f"{name}_kwargs": kwargs}
 
 
 def training_arguments_kwargs(
-    arguments_class: Any, training: TrainingSection, run_dir: Path, has_eval: bool
+    arguments_class: Any,
+    training: TrainingSection,
+    run_dir: Path,
+    has_eval: bool,
+    checkpointing: CheckpointingPlan | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments of ``arguments_class`` (``TrainingArguments`` or a subclass such as TRL's configs)
-    for the ``training`` section."""
+    for the ``training`` section; ``checkpointing`` is the run's decided plan (without one, only an explicit
+    ``gradient_checkpointing: true`` / ``offload`` turns it on)."""
+    if checkpointing is None:
+        setting = training.gradient_checkpointing
+        checkpointing = explicit_plan(
+            setting if setting != "auto" else False, reentrant=bool(training.gradient_checkpointing_reentrant)
+        )
     precision = resolved_precision(training)
     eval_steps = training.eval_steps if has_eval else None
     return dict(
@@ -67,7 +83,8 @@ def training_arguments_kwargs(
         data_seed=training.seed,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        **_checkpointing_arguments(arguments_class, training.gradient_checkpointing),
+        **_checkpointing_arguments(arguments_class, checkpointing),
+        torch_compile=training.torch_compile and not uses_cpu(training),
         use_cpu=uses_cpu(training),
         dataloader_num_workers=training.dataloader_num_workers,
         ddp_find_unused_parameters=training.ddp_find_unused_parameters,

@@ -3,6 +3,8 @@ sync-free token counting, the run's callbacks."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from typing import Any
 
 from ft_core.api.config import Selection
@@ -15,14 +17,44 @@ class FtCoreTrainerMixin:
     - The optimizer comes from the optimizer plugin: default parameter groups (weight decay on weights, none on
       biases and norms, as the Trainer does), the factory's own groups, ``ft_adjust_parameter_groups``, then
       ``factory.create``.
-    - Non-padding tokens are counted on the device (every ``*attention_mask`` input) and read only when logging or
+    - Non-padding tokens are counted on the device (every ``*attention_mask`` input; all ``input_ids`` of a packed
+      batch, which has ``position_ids`` and no mask) and read only when logging or
       saving: the Trainer's own ``include_num_input_tokens_seen`` syncs host and device on every micro-batch. The
       count lands in ``state.num_input_tokens_seen`` (saved with checkpoints, so it survives a resume).
+    - The time the loop waits for the data loader (``next()`` on the epoch iterator) is logged as ``data_wait_s``
+      (seconds per optimizer step, averaged over the logging interval) and ``data_wait_fraction`` (its share of the
+      interval's wall time); the closing summary holds the session's total and share of ``train_runtime``.
     """
 
     ft_optimizer: Selection
     ft_adjust_groups: Any  # (groups, model) -> None
     _pending_tokens: Any = None
+    ft_data_wait_total: float = 0.0
+    _ft_wait_window: float = 0.0
+    _ft_window_start: float | None = None
+    _ft_window_step: int = 0
+
+    def get_batch_samples(self, epoch_iterator: Any, *args: Any, **kwargs: Any) -> Any:
+        if self._ft_window_start is None:
+            self._ft_window_start = time.perf_counter()
+            self._ft_window_step = self.state.global_step  # type: ignore[attr-defined]
+        timed = _TimedIterator(epoch_iterator, self)
+        return super().get_batch_samples(timed, *args, **kwargs)  # type: ignore[misc]
+
+    def _data_wait_metrics(self, logs: dict[str, float]) -> None:
+        if self._ft_window_start is None:
+            return
+        if "train_runtime" in logs:  # the closing summary
+            logs["data_wait_s"] = round(self.ft_data_wait_total, 4)
+            if logs["train_runtime"]:
+                logs["data_wait_fraction"] = round(self.ft_data_wait_total / logs["train_runtime"], 4)
+        elif "loss" in logs:
+            now, step = time.perf_counter(), self.state.global_step  # type: ignore[attr-defined]
+            steps, elapsed = step - self._ft_window_step, now - self._ft_window_start
+            if steps > 0 and elapsed > 0:
+                logs["data_wait_s"] = round(self._ft_wait_window / steps, 6)
+                logs["data_wait_fraction"] = round(self._ft_wait_window / elapsed, 4)
+            self._ft_wait_window, self._ft_window_start, self._ft_window_step = 0.0, now, step
 
     def create_optimizer(self, model: Any = None) -> Any:
         if self.optimizer is None:  # type: ignore[has-type]
@@ -37,10 +69,13 @@ class FtCoreTrainerMixin:
         return self.optimizer
 
     def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        for key, value in inputs.items():
-            if key.endswith("attention_mask") and hasattr(value, "sum"):
-                count = value.sum()
-                self._pending_tokens = count if self._pending_tokens is None else self._pending_tokens + count
+        masks = [v for k, v in inputs.items() if k.endswith("attention_mask") and hasattr(v, "sum")]
+        ids = inputs.get("input_ids")
+        if not masks and "position_ids" in inputs and hasattr(ids, "numel"):  # packed: no padding, no mask
+            masks = [ids >= 0]  # every token; counted on the device like a mask (a host count would sync)
+        for value in masks:
+            count = value.sum()
+            self._pending_tokens = count if self._pending_tokens is None else self._pending_tokens + count
         return super().training_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
 
     def flush_token_count(self) -> None:
@@ -52,11 +87,31 @@ class FtCoreTrainerMixin:
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         self.flush_token_count()
+        self._data_wait_metrics(logs)
         super().log(logs, *args, **kwargs)  # type: ignore[misc]
 
     def save_model(self, *args: Any, **kwargs: Any) -> None:
         self.flush_token_count()
         super().save_model(*args, **kwargs)  # type: ignore[misc]
+
+
+class _TimedIterator:
+    """Adds the time each ``next()`` of ``iterator`` takes to the trainer's data-wait counters."""
+
+    def __init__(self, iterator: Iterator[Any], trainer: FtCoreTrainerMixin) -> None:
+        self.iterator, self.trainer = iterator, trainer
+
+    def __iter__(self) -> _TimedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        started = time.perf_counter()
+        try:
+            return next(self.iterator)
+        finally:
+            waited = time.perf_counter() - started
+            self.trainer.ft_data_wait_total += waited
+            self.trainer._ft_wait_window += waited
 
 
 def build_trainer(
@@ -65,13 +120,17 @@ def build_trainer(
     optimizer: Selection,
     adjust_groups: Any,
     callbacks: list[Any],
+    mixins: tuple[type, ...] = (),
+    attributes: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> Any:
-    """A ``trainer_class`` with :class:`FtCoreTrainerMixin` in front, the given callbacks and nothing of the
-    Trainer's own printing (the run's events replace it)."""
+    """A ``trainer_class`` with :class:`FtCoreTrainerMixin` (and ``mixins``, e.g. packing's, with their class
+    ``attributes``) in front, the given callbacks and nothing of the Trainer's own printing (the run's events
+    replace it)."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    cls = type(f"FtCore{trainer_class.__name__}", (FtCoreTrainerMixin, trainer_class), {})
+    bases = (*mixins, FtCoreTrainerMixin, trainer_class)
+    cls = type(f"FtCore{trainer_class.__name__}", bases, dict(attributes or {}))
     cls.ft_optimizer = optimizer
     cls.ft_adjust_groups = staticmethod(adjust_groups)
     trainer = cls(callbacks=callbacks, **kwargs)

@@ -1,0 +1,335 @@
+"""Padding-free packing (``data.packing``): the rows of a micro-batch are concatenated into one row of batch 1, with
+position ids restarting at 0 for every row, and batches are made by a token budget instead of a row count.
+
+The attention keeps the rows apart; nothing here re-implements it. transformers does it from the position ids:
+FlashAttention 2/3 run their varlen kernels (the collator also hands them the ``cu_seq_lens_*`` boundaries, so no
+per-layer search happens), and ``sdpa`` / ``eager`` / ``flex_attention`` get a block-causal mask from
+``transformers.masking_utils`` (``find_packed_sequence_indices``) because the packed batch carries no attention
+mask. The labels of each row's first token are ``IGNORE_INDEX``, so no row is trained to predict its first token
+from the row before it (transformers' ``DataCollatorWithFlattening`` builds the batch).
+
+The token-budget batch sampler visits every row once per epoch, shuffled with the run's seed and the epoch, and
+cuts the shuffled rows into exactly as many batches as the padded run has (``ceil(rows / batch size)``) at the
+token offsets closest to equal shares: the same rows and, on average, the same tokens per optimizer step as the
+padded run. Its batches depend only on (seed, epoch), so a resumed run skips exactly the batches it consumed.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any
+
+from ft_core.api.config import RunConfig
+from ft_core.api.context import IGNORE_INDEX
+from ft_core.api.errors import FtCoreError
+
+#: Attention implementations with a varlen kernel: packing makes them strictly faster (``auto`` packs with them).
+VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", "flex_attention")
+#: Attention implementations that keep packed rows apart through transformers' block-causal mask (a dense mask
+#: over the whole packed row: correct, but its cost grows with the square of the packed length).
+MASKED_ATTENTION = ("sdpa", "eager")
+#: ``auto`` packs with a dense-mask attention (sdpa) only while every packed batch stays within this many tokens:
+#: the block-causal mask holds the square of it (16k tokens: 268M entries), where a varlen kernel needs none.
+DENSE_MASK_TOKENS = 16384
+#: Dataset columns the packing collator reads or may drop (anything else, e.g. pixel values, is not packable).
+PACKABLE_COLUMNS = frozenset({"input_ids", "labels", "attention_mask"})
+#: Functions of ``transformers.masking_utils`` whose import marks model code that honours packed position ids.
+_MASK_FUNCTIONS = ("create_causal_mask", "create_sliding_window_causal_mask", "create_masks_for_generate")
+
+
+def is_varlen(attention: str | None) -> bool:
+    """Whether ``attention`` runs a varlen kernel on packed rows (flash attention, also from a kernels hub repo,
+    or flex attention)."""
+    name = (attention or "").lower()
+    return name in VARLEN_ATTENTION or "flash" in name
+
+
+def keeps_rows_apart(attention: str | None) -> bool:
+    """Whether transformers keeps packed rows apart with ``attention`` (``None`` = its default, sdpa; ``auto`` =
+    flash attention or sdpa, as ``model.attn_implementation: auto`` picks)."""
+    return attention in (None, "auto") or attention in MASKED_ATTENTION or is_varlen(attention)
+
+
+def packing_problems(config: RunConfig) -> list[str]:
+    """``data.packing`` / ``data.packing_tokens`` problems found before anything loads."""
+    data, problems = config.data, []
+    if data.packing_tokens is not None and data.packing_tokens < 1:
+        problems.append(f"data.packing_tokens: must be >= 1 (or null), got {data.packing_tokens}")
+    if data.packing is True:
+        stage = config.one("stage")
+        if stage is not None and not getattr(stage.component, "supports_packing", False):
+            why = (
+                " (TRL 1.16's DPOTrainer turns its padding_free option off)"
+                if stage.name in ("dpo", "kto", "orpo")
+                else ""
+            )
+            problems.append(
+                f"data.packing: the {stage.name} stage does not support padding-free packing{why}; set "
+                "data.packing: auto or false"
+            )
+        attention = config.model.attn_implementation
+        if not keeps_rows_apart(attention):
+            problems.append(
+                f"data.packing: model.attn_implementation {attention!r} cannot keep packed rows apart; use "
+                f"flash_attention_2, flash_attention_3, flex_attention, sdpa or eager, or set data.packing: false"
+            )
+    return problems
+
+
+# ------------------------------------------------------------------------------------------------ the collator
+def packing_collator(varlen_kwargs: bool = False) -> Any:
+    """A collator concatenating a batch's rows into one row of batch 1: ``input_ids``, ``labels`` (the first
+    token of each row ``IGNORE_INDEX``), ``position_ids`` restarting at 0 per row, no attention mask; with
+    ``varlen_kwargs`` also the ``cu_seq_lens_q/k`` and ``max_length_q/k`` FlashAttention uses."""
+    from transformers import DataCollatorWithFlattening
+
+    return DataCollatorWithFlattening(
+        return_position_ids=True, separator_id=IGNORE_INDEX, return_flash_attn_kwargs=varlen_kwargs
+    )
+
+
+# ------------------------------------------------------------------------------------------------ the sampler
+class TokenBudgetBatchSampler:
+    """Batches of row indices by a token budget, every row once per epoch.
+
+    The rows are shuffled with ``seed + epoch`` and cut into ``num_batches`` consecutive batches at the token
+    offsets closest to equal shares of the epoch's tokens (each batch holds at least one row). ``num_batches`` is
+    ``ceil(rows / batch_size)`` — what a padded run of ``batch_size`` rows has — or, with ``budget`` tokens per
+    batch, ``ceil(tokens / budget)``. The batches depend only on (seed, epoch): resuming skips exactly the
+    consumed ones. ``set_epoch`` is called by the Trainer (and by :class:`PackingTrainerMixin`) each epoch.
+    """
+
+    drop_last = False
+
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        *,
+        batch_size: int = 1,
+        budget: int | None = None,
+        seed: int = 0,
+        shuffle: bool = True,
+    ) -> None:
+        if not lengths:
+            raise ValueError("TokenBudgetBatchSampler needs at least one row")
+        self.lengths = [int(n) for n in lengths]
+        self.total = sum(self.lengths)
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        rows = len(self.lengths)
+        wanted = math.ceil(self.total / budget) if budget else math.ceil(rows / max(batch_size, 1))
+        self.num_batches = max(1, min(rows, wanted))
+        #: Mean tokens per batch (what each optimizer micro-step sees on average).
+        self.mean_tokens = self.total / self.num_batches
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def order(self) -> list[int]:
+        """This epoch's row order."""
+        if not self.shuffle:
+            return list(range(len(self.lengths)))
+        import torch
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return torch.randperm(len(self.lengths), generator=generator).tolist()
+
+    def batches(self) -> list[list[int]]:
+        """This epoch's batches."""
+        order = self.order()
+        rows, count = len(order), self.num_batches
+        ends, running = [], 0  # token offset after each row, in visiting order
+        for index in order:
+            running += self.lengths[index]
+            ends.append(running)
+        cuts, previous = [], 0
+        for k in range(1, count):
+            target = k * self.total / count
+            cut = _closest_cut(ends, target)
+            cut = min(max(cut, previous + 1), rows - (count - k))  # non-empty batches, room for the rest
+            cuts.append(cut)
+            previous = cut
+        bounds = [0, *cuts, rows]
+        return [order[lo:hi] for lo, hi in pairwise(bounds)]
+
+    def largest_batch(self) -> int:
+        """Tokens of the largest batch of this epoch."""
+        return max(sum(self.lengths[i] for i in batch) for batch in self.batches())
+
+    def __iter__(self) -> Iterator[list[int]]:
+        yield from self.batches()
+
+
+def _closest_cut(ends: list[int], target: float) -> int:
+    """The number of leading rows whose total token count is closest to ``target``."""
+    from bisect import bisect_left
+
+    i = bisect_left(ends, target)  # ends[i] is the first offset >= target
+    if i >= len(ends):
+        return len(ends)
+    before = ends[i - 1] if i > 0 else 0
+    return i if target - before <= ends[i] - target else i + 1
+
+
+def row_lengths(dataset: Any) -> list[int]:
+    """Token count of each row (``input_ids``), read from the Arrow column when there is one."""
+    table = getattr(getattr(dataset, "data", None), "table", None)
+    if table is not None and "input_ids" in table.column_names:
+        import pyarrow.compute as pc
+
+        return [int(n) for n in pc.list_value_length(table.column("input_ids")).to_pylist()]
+    return [len(row["input_ids"]) for row in dataset]
+
+
+# ------------------------------------------------------------------------------------------------ the trainer
+class PackingTrainerMixin:
+    """Mixed in front of the trainer class of a packed run: the training dataloader draws its batches from
+    :attr:`ft_batch_sampler` (a :class:`TokenBudgetBatchSampler`); ``accelerate`` shards them across processes."""
+
+    ft_batch_sampler: TokenBudgetBatchSampler
+
+    def get_train_dataloader(self) -> Any:
+        from functools import partial
+
+        from torch.utils.data import DataLoader
+        from transformers.trainer_utils import seed_worker
+
+        args = self.args  # type: ignore[attr-defined]
+        if self.train_dataset is None:  # type: ignore[attr-defined]
+            raise ValueError("Trainer: training requires a train_dataset.")
+        params: dict[str, Any] = {
+            "batch_sampler": self.ft_batch_sampler,
+            "collate_fn": self.data_collator,  # type: ignore[attr-defined]
+            "num_workers": args.dataloader_num_workers,
+            "pin_memory": args.dataloader_pin_memory,
+            "persistent_workers": args.dataloader_persistent_workers,
+            "worker_init_fn": partial(
+                seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index
+            ),
+        }
+        if args.dataloader_num_workers > 0:
+            params["prefetch_factor"] = args.dataloader_prefetch_factor
+            params["multiprocessing_context"] = args.dataloader_multiprocessing_context
+        loader = DataLoader(self.train_dataset, **params)  # type: ignore[attr-defined]
+        return self.accelerator.prepare(loader)  # type: ignore[attr-defined]
+
+    def _run_epoch(self, model: Any, epoch: int, *args: Any, **kwargs: Any) -> Any:
+        # The Trainer's own set_epoch calls do not reach a batch sampler behind accelerate's skip-and-shard
+        # wrappers on every path (a resumed multi-process run); the epoch decides the order, so set it here.
+        self.ft_batch_sampler.set_epoch(epoch)
+        return super()._run_epoch(model, epoch, *args, **kwargs)  # type: ignore[misc]
+
+
+# ------------------------------------------------------------------------------------------------ the decision
+@dataclass
+class PackingPlan:
+    """How a run packs: the collator, the batch sampler and the trainer mixin to use."""
+
+    attention: str
+    collator: Any
+    sampler: TokenBudgetBatchSampler
+    mixin: type = PackingTrainerMixin
+
+    def manifest(self) -> dict[str, Any]:
+        """The run manifest's record of it."""
+        return {
+            "attention": self.attention,
+            "batches_per_epoch": self.sampler.num_batches,
+            "tokens_per_epoch": self.sampler.total,
+            "mean_tokens_per_batch": round(self.sampler.mean_tokens, 1),
+        }
+
+    def describe(self, batch_size: int) -> str:
+        kind = "varlen kernel" if is_varlen(self.attention) else "block-causal mask"
+        return (
+            f"packing: on ({self.attention}, {kind}): {self.sampler.num_batches} batches per epoch of "
+            f"~{self.sampler.mean_tokens:.0f} tokens (padded: {batch_size} rows per batch), no padding"
+        )
+
+
+def _base_model(model: Any) -> Any:
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def _model_problem(model: Any) -> str | None:
+    """Why ``model`` cannot be packed, or ``None``."""
+    base = _base_model(model)
+    config = getattr(base, "config", None)
+    if config is not None and (
+        getattr(config, "vision_config", None) is not None or hasattr(config, "text_config")
+    ):
+        return (
+            f"{type(base).__name__} is a multi-modal model (its position ids are not plain per-row positions)"
+        )
+    module = sys.modules.get(type(base).__module__)
+    if module is None or not any(hasattr(module, name) for name in _MASK_FUNCTIONS):
+        return (
+            f"{type(base).__name__} ({type(base).__module__}) does not build its attention mask with "
+            "transformers.masking_utils, so packed rows would attend to each other"
+        )
+    return None
+
+
+def plan_packing(
+    config: RunConfig,
+    stage: Any,
+    model: Any,
+    train_dataset: Any,
+    uses_gpu: bool,
+    say: Callable[[str], None],
+) -> PackingPlan | None:
+    """Decide whether this run packs (``data.packing``), say so in one line, and return the plan (``None``: the
+    stage's own padded batches). ``data.packing: true`` with something that cannot pack is an error."""
+    setting = config.data.packing
+    if setting is False or not getattr(stage, "supports_packing", False) or train_dataset is None:
+        return None
+    forced = setting is True
+    if not forced and not uses_gpu:
+        say("packing: off (auto packs on GPU runs only; data.packing: true packs here too)")
+        return None
+    attention = getattr(getattr(_base_model(model), "config", None), "_attn_implementation", None) or "sdpa"
+
+    def off(reason: str) -> None:
+        if forced:
+            raise FtCoreError(f"data.packing: true, but {reason}; set data.packing: auto or false")
+        say(f"packing: off ({reason})")
+
+    if not keeps_rows_apart(attention):
+        return off(f"the attention implementation {attention!r} cannot keep packed rows apart")
+    problem = _model_problem(model)
+    if problem:
+        return off(problem)
+    columns = set(getattr(train_dataset, "column_names", None) or [])
+    if "input_ids" not in columns or not columns <= PACKABLE_COLUMNS:
+        return off(
+            f"the rows hold columns it cannot concatenate ({', '.join(sorted(columns - PACKABLE_COLUMNS))})"
+        )
+    training = config.training
+    sampler = TokenBudgetBatchSampler(
+        row_lengths(train_dataset),
+        batch_size=training.per_device_train_batch_size,
+        budget=config.data.packing_tokens,
+        seed=training.seed,
+    )
+    if not forced:
+        if attention == "eager":
+            say("packing: off (auto does not pack with eager attention; data.packing: true packs anyway)")
+            return None
+        largest = sampler.largest_batch()
+        if not is_varlen(attention) and largest > DENSE_MASK_TOKENS:
+            say(
+                f"packing: off ({attention} keeps packed rows apart with a dense mask over each packed batch, and "
+                f"the largest would hold {largest} tokens (auto packs up to {DENSE_MASK_TOKENS}): lower "
+                "data.packing_tokens, use model.attn_implementation: flash_attention_2, or data.packing: true)"
+            )
+            return None
+    plan = PackingPlan(attention, packing_collator(varlen_kwargs="flash" in attention.lower()), sampler)
+    say(plan.describe(training.per_device_train_batch_size))
+    return plan

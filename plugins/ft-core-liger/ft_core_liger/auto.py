@@ -1,0 +1,101 @@
+"""Liger kernels by default: the ``liger`` config section (``enabled: auto | true | false``).
+
+With ``enabled: auto`` (the default) every model of a run on a CUDA GPU whose ``config.model_type`` Liger supports
+gets the kernels (``LigerOptions()`` defaults) when liger-kernel and triton are installed; otherwise nothing
+changes. A CPU run is never touched. ``true`` makes a run that cannot use them an error instead; ``false`` turns
+the automatic patch off. Listing ``liger`` in ``patches`` applies it explicitly, with its options, and the
+automatic patch steps aside.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from ft_core.api import FtCoreError, OptionsError, RunConfig, RunContext
+from ft_core_liger.patch import PIP_INSTALL, SUPPORTED_MODEL_TYPES, LigerOptions, LigerPatch, unusable_reason
+
+#: The config section.
+SECTION = "liger"
+
+
+@dataclass(frozen=True)
+class LigerSection:
+    """The ``liger:`` section."""
+
+    #: ``auto``: Liger kernels on CUDA GPU runs of supported model types (llama, qwen2, qwen3) when liger-kernel is
+    #: installed; ``true``: the same, and an error when they cannot apply; ``false``: off (``patches: [liger]``
+    #: still applies them explicitly).
+    enabled: bool | Literal["auto"] = "auto"
+
+    def __post_init__(self) -> None:
+        if self.enabled not in (True, False, "auto"):
+            raise OptionsError(f"enabled: true, false or auto, got {self.enabled!r}")
+
+
+def explicitly_patched(config: RunConfig) -> bool:
+    """Whether ``patches`` lists ``liger`` (then the patch applies with its own options)."""
+    return any(selection.name == "liger" for selection in config.many("patches"))
+
+
+def validate(config: RunConfig) -> list[str]:
+    """``enabled: true`` on a run that cannot use Liger (CPU, liger-kernel missing) is a problem."""
+    section: LigerSection = config.section(SECTION)
+    if section.enabled is not True or explicitly_patched(config):
+        return []
+    if config.training.use_cpu:
+        return [f"{SECTION}.enabled: true needs a CUDA GPU, but training.use_cpu is true; use auto or false"]
+    reason = unusable_reason()
+    return [f"{SECTION}.enabled: true, but {reason}"] if reason else []
+
+
+def skip_reason(model: Any, run: RunContext) -> str | None:
+    """Why the automatic patch does not apply to ``model`` in ``run``, or ``None`` when it does."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if model_type not in SUPPORTED_MODEL_TYPES:
+        return f"model_type {model_type!r} is not supported (supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible"
+    return unusable_reason()
+
+
+def options_for(run: RunContext) -> LigerOptions:
+    """Every kernel; the fused linear cross-entropy (which returns no logits when labels are given in training
+    mode) only for stages without head modules of their own."""
+    return LigerOptions(fused_linear_cross_entropy=not run.config.stage.component.head_modules)
+
+
+def _say(run: RunContext, message: str) -> None:
+    if run.process.is_main_process:
+        print(f"[ft-core] {message}", file=sys.stderr, flush=True)
+
+
+def apply_automatically(model: Any, run: RunContext, role: str) -> bool:
+    """The ``ft_patch_model`` side of ``liger.enabled``: patch ``model`` when the section asks for it and the run
+    can use Liger; logs one line per run (for the policy model). Returns whether it patched."""
+    section: LigerSection = run.config.section(SECTION)
+    if section.enabled is False or explicitly_patched(run.config) or not run.uses_gpu:
+        return False
+    reason = skip_reason(model, run)
+    if reason is not None:
+        if section.enabled is True:
+            raise FtCoreError(f"{SECTION}.enabled: true, but {reason}; use liger.enabled: auto or false")
+        if role == "policy":
+            _say(run, f"liger kernels: off ({reason})")
+        return False
+    options = options_for(run)
+    LigerPatch().patch_model(model, options)
+    if role == "policy":
+        kernels = [
+            name.replace("_", " ")
+            for name in ("fused_linear_cross_entropy", "rms_norm", "swiglu", "rope", "cross_entropy")
+            if getattr(options, name)
+        ]
+        _say(run, f"liger kernels: on ({', '.join(kernels)}; turn off with liger: {{enabled: false}})")
+    return True
+
+
+__all__ = ["PIP_INSTALL", "SECTION", "LigerSection", "apply_automatically", "skip_reason", "validate"]

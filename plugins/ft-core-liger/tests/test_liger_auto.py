@@ -1,0 +1,142 @@
+"""Liger by default (``liger.enabled: auto``) without a GPU: when the automatic patch applies, what it logs, and
+how a config turns it off or insists on it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import ft_core_liger
+from ft_core.api import FtCoreError
+from ft_core_liger import LigerOptions, LigerSection
+from ft_core_liger import auto as auto_module
+from ft_core_liger import patch as patch_module
+
+
+@pytest.fixture
+def gpu_machine(monkeypatch):
+    """Pretend CUDA is there and liger-kernel + triton are installed; record what the patch is applied with."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    real = importlib.util.find_spec
+
+    def find_spec(name, *args, **kwargs):
+        if name in ("liger_kernel", "triton"):
+            return SimpleNamespace(name=name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(patch_module.importlib.util, "find_spec", find_spec)
+    calls: list[LigerOptions] = []
+
+    def patch_model(self, model, options):
+        calls.append(options)
+        return model
+
+    monkeypatch.setattr(patch_module.LigerPatch, "patch_model", patch_model)
+    return calls
+
+
+def _run(
+    enabled="auto", *, uses_gpu=True, patches=(), use_cpu=None, head_modules=(), main=True
+) -> SimpleNamespace:
+    config = SimpleNamespace(
+        section=lambda name: {"liger": LigerSection(enabled=enabled)}[name],
+        many=lambda section: [SimpleNamespace(name=n) for n in patches] if section == "patches" else [],
+        training=SimpleNamespace(use_cpu=use_cpu),
+        stage=SimpleNamespace(component=SimpleNamespace(head_modules=head_modules)),
+    )
+    return SimpleNamespace(config=config, uses_gpu=uses_gpu, process=SimpleNamespace(is_main_process=main))
+
+
+def _model(model_type: str = "llama") -> SimpleNamespace:
+    return SimpleNamespace(config=SimpleNamespace(model_type=model_type))
+
+
+def test_registers_the_liger_section_with_auto_as_default(make_plugins):
+    plugins = make_plugins(ft_core_liger)
+    assert "liger" in plugins.names("config_section")
+    assert plugins.get("config_section", "liger").schema is LigerSection
+    assert LigerSection().enabled == "auto"
+
+
+def test_auto_patches_a_supported_model_on_a_gpu_run_and_says_so(gpu_machine, capsys):
+    assert auto_module.apply_automatically(_model("qwen2"), _run(), "policy") is True
+    assert gpu_machine == [LigerOptions()]  # every default kernel, fused loss included
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "liger kernels: on (fused linear cross entropy, rms norm, swiglu, rope;" in err
+    assert "liger: {enabled: false}" in err
+
+
+def test_the_reference_model_is_patched_silently(gpu_machine, capsys):
+    assert auto_module.apply_automatically(_model(), _run(), "reference") is True
+    assert len(gpu_machine) == 1 and capsys.readouterr().err == ""
+
+
+def test_a_cpu_run_is_left_alone(gpu_machine, capsys):
+    assert auto_module.apply_automatically(_model(), _run(uses_gpu=False), "policy") is False
+    assert gpu_machine == [] and capsys.readouterr().err == ""
+
+
+def test_enabled_false_and_an_explicit_patch_turn_the_automatic_patch_off(gpu_machine):
+    assert auto_module.apply_automatically(_model(), _run(enabled=False), "policy") is False
+    assert auto_module.apply_automatically(_model(), _run(patches=("liger",)), "policy") is False
+    assert gpu_machine == []
+
+
+def test_an_unsupported_model_type_is_logged_not_patched(gpu_machine, capsys):
+    assert auto_module.apply_automatically(_model("gemma"), _run(), "policy") is False
+    assert gpu_machine == []
+    assert "liger kernels: off (model_type 'gemma' is not supported (supported: llama, qwen2, qwen3))" in (
+        capsys.readouterr().err
+    )
+
+
+def test_enabled_true_makes_an_unusable_run_an_error(gpu_machine):
+    with pytest.raises(FtCoreError, match=r"liger.enabled: true, but model_type 'gemma' is not supported"):
+        auto_module.apply_automatically(_model("gemma"), _run(enabled=True), "policy")
+
+
+def test_missing_liger_kernel_is_logged_with_the_pip_command(gpu_machine, monkeypatch, capsys):
+    monkeypatch.setattr(auto_module, "unusable_reason", lambda: "liger-kernel is not installed; pip it")
+    assert auto_module.apply_automatically(_model(), _run(), "policy") is False
+    assert "liger kernels: off (liger-kernel is not installed; pip it)" in capsys.readouterr().err
+
+
+def test_stages_with_heads_keep_their_logits(gpu_machine):
+    auto_module.apply_automatically(_model(), _run(head_modules=("v_head",)), "policy")
+    assert gpu_machine == [LigerOptions(fused_linear_cross_entropy=False)]
+
+
+def test_validate_reports_enabled_true_on_a_cpu_run_and_without_liger(monkeypatch):
+    assert auto_module.validate(_run(enabled=True, use_cpu=True).config) == [
+        "liger.enabled: true needs a CUDA GPU, but training.use_cpu is true; use auto or false"
+    ]
+    monkeypatch.setattr(auto_module, "unusable_reason", lambda: "liger-kernel is not installed")
+    assert auto_module.validate(_run(enabled=True).config) == [
+        "liger.enabled: true, but liger-kernel is not installed"
+    ]
+    assert auto_module.validate(_run(enabled="auto").config) == []  # auto never fails a run
+
+
+def test_ft_core_validate_checks_the_section(tmp_path: Path, tiny_model_dir, capsys):
+    from ft_core.cli import main
+
+    config = {
+        "model": {"name_or_path": tiny_model_dir},
+        "data": {"dataset": ["identity"], "cutoff_len": 64},
+        "training": {"output_dir": str(tmp_path / "out"), "use_cpu": True, "max_steps": 2},
+        "liger": {"enabled": "sometimes"},
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    assert main(["validate", str(path)]) == 2
+    assert "liger.enabled" in capsys.readouterr().err
+    config["liger"] = {"enabled": False}
+    path.write_text(json.dumps(config))
+    assert main(["validate", str(path)]) == 0

@@ -1,0 +1,314 @@
+"""Memory-aware activation checkpointing (``training.gradient_checkpointing: auto | true | false | offload``): the
+estimate, the decision, how it reaches the model and the TrainingArguments, and that reentrant and non-reentrant
+checkpointing give the gradients of an unchecked model (LoRA and full)."""
+
+from __future__ import annotations
+
+import contextlib
+from types import SimpleNamespace
+
+import pytest
+import torch
+from transformers import AutoConfig, TrainingArguments
+
+from ft_core.api.errors import ConfigError
+from ft_core.bootstrap import load_plugins
+from ft_core.engine.models.loader import prepare_for_training
+from ft_core.engine.run.context import EngineRun
+from ft_core.engine.run.runner import load_and_validate
+from ft_core.engine.training import checkpointing
+from ft_core.engine.training.arguments import training_arguments_kwargs
+from ft_core.engine.training.checkpointing import (
+    GIB,
+    CheckpointingPlan,
+    MemoryEstimate,
+    decide,
+    estimate_memory,
+    micro_batch,
+    plan_for_run,
+)
+from ft_core.testing.tiny import tiny_model, tiny_tokenizer
+
+#: Llama 3 8B's shape (no weights: the config alone).
+LLAMA3_8B = AutoConfig.for_model(
+    "llama",
+    hidden_size=4096,
+    intermediate_size=14336,
+    num_hidden_layers=32,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    vocab_size=128256,
+    tie_word_embeddings=False,
+)
+
+
+# ---------------------------------------------------------------------------------------------- the estimate
+def test_the_estimate_counts_the_parameters_of_a_known_model():
+    estimate = estimate_memory(LLAMA3_8B, batch_size=1, seq_len=4096, dtype_bytes=2, full_training=True)
+    params = estimate.weights / 2
+    assert params == pytest.approx(8.03e9, rel=0.01)  # Llama 3 8B has 8.03 B parameters
+    assert estimate.gradients == params * 2 and estimate.optimizer == params * 8
+    # per layer and token: 4 h + 3 q + 3 kv + 4 i elements, bf16
+    per_token = 4 * 4096 + 3 * 4096 + 3 * 1024 + 4 * 14336
+    assert estimate.layer_activations == 4096 * per_token * 2
+    assert estimate.layer_input == 4096 * 4096 * 2
+    assert estimate.logits == 4096 * 128256 * (2 + 8)
+
+
+def test_lora_trains_few_parameters_but_keeps_every_activation():
+    full = estimate_memory(LLAMA3_8B, batch_size=2, seq_len=2048, dtype_bytes=2, full_training=True)
+    lora = estimate_memory(
+        LLAMA3_8B, batch_size=2, seq_len=2048, dtype_bytes=2, full_training=False, adapter_rank=16
+    )
+    assert lora.weights == full.weights
+    assert lora.gradients + lora.optimizer < 0.02 * (full.gradients + full.optimizer)
+    assert lora.activations(None) == full.activations(None)
+
+
+def test_checkpointing_fewer_layers_keeps_more_activations():
+    estimate = estimate_memory(LLAMA3_8B, batch_size=1, seq_len=4096, dtype_bytes=2, full_training=False)
+    kept = [estimate.activations(n) for n in (1, 2, 4, 32)]
+    assert kept == sorted(kept) and kept[-1] < estimate.activations(None)
+    assert estimate.activations(1, offload=True) < estimate.activations(1)
+    fused = estimate_memory(
+        LLAMA3_8B, batch_size=1, seq_len=4096, dtype_bytes=2, full_training=False, fused_loss=True
+    )
+    assert fused.logits == 0
+
+
+# ---------------------------------------------------------------------------------------------- the decision
+def _estimate(layers=10) -> MemoryEstimate:
+    """States 10 GiB; per layer 1 GiB of activations or 0.1 GiB of input; logits 1 GiB."""
+    return MemoryEstimate(
+        weights=8 * GIB,
+        gradients=1 * GIB,
+        optimizer=1 * GIB,
+        layer_activations=1 * GIB,
+        layer_input=0.1 * GIB,
+        logits=1 * GIB,
+        layers=layers,
+        tokens=4096,
+    )
+
+
+def _free_for(budget_gib: float) -> float:
+    """The free memory that leaves ``budget_gib`` for activations after the states of :func:`_estimate`."""
+    return (budget_gib * GIB + checkpointing.RESERVE_BYTES + 10 * GIB) / checkpointing.SAFETY
+
+
+def test_off_when_every_activation_fits():
+    plan = decide(_estimate(), _free_for(11.5), reentrant=True)
+    assert plan.mode == "off" and plan.kwargs() is None
+    assert plan.log_line().startswith("gradient checkpointing: off (the step fits without it; free ")
+
+
+def test_selective_checkpoints_as_few_layers_as_fit():
+    # every 2nd layer: 5 kept (5 GiB) + 5 inputs (0.5) + 1 logits = 6.5 GiB; every 3rd: 6 + 0.4 + 1 = 7.4 GiB
+    plan = decide(_estimate(), _free_for(7), reentrant=True)
+    assert (plan.mode, plan.every_n_layers) == ("selective", 2)
+    assert plan.kwargs() == {"use_reentrant": True, "every_n_layers": 2}
+    assert "on, every 2 layers, reentrant" in plan.log_line()
+
+
+def test_every_layer_when_only_that_fits_then_offload():
+    assert decide(_estimate(), _free_for(3.1), reentrant=False).mode == "on"
+    plan = decide(_estimate(), _free_for(1), reentrant=False)
+    assert plan.mode == "offload" and plan.kwargs() == {"use_reentrant": False, "offload": True}
+    assert plan.numbers["with offload"] == pytest.approx(2.0)
+
+
+# ---------------------------------------------------------------------------------------------- the run's plan
+def _config(
+    setting="auto", reentrant=None, full=False, batch=2, cutoff=512, packing=False, packing_tokens=None
+):
+    return SimpleNamespace(
+        training=SimpleNamespace(
+            gradient_checkpointing=setting,
+            gradient_checkpointing_reentrant=reentrant,
+            per_device_train_batch_size=batch,
+        ),
+        data=SimpleNamespace(cutoff_len=cutoff, packing=packing, packing_tokens=packing_tokens),
+        adapter=SimpleNamespace(
+            component=SimpleNamespace(saves_full_model=full), options=SimpleNamespace(rank=8)
+        ),
+        model=SimpleNamespace(attn_implementation="auto"),
+        one=lambda section: None,
+    )
+
+
+def test_auto_is_off_on_the_cpu():
+    plan = plan_for_run(_config(), LLAMA3_8B, on_gpu=False, dtype=torch.float32)
+    assert plan.mode == "off" and plan.reason == "auto on the CPU"
+
+
+@pytest.mark.parametrize(
+    ("setting", "full", "mode", "reentrant"),
+    [(True, False, "on", True), (True, True, "on", False), (False, False, "off", False)],
+)
+def test_explicit_settings_are_used_as_given(setting, full, mode, reentrant):
+    plan = plan_for_run(_config(setting, full=full), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16)
+    assert (plan.mode, plan.reentrant) == (mode, reentrant)
+
+
+def test_the_reentrant_setting_overrides_the_adapter_default():
+    plan = plan_for_run(_config(True, reentrant=False), LLAMA3_8B, on_gpu=False, dtype=torch.float32)
+    assert plan.kwargs() == {"use_reentrant": False}
+
+
+def test_offload_is_every_layer_on_a_cpu_run():
+    assert plan_for_run(_config("offload"), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16).mode == "offload"
+    plan = plan_for_run(_config("offload"), LLAMA3_8B, on_gpu=False, dtype=torch.float32)
+    assert plan.mode == "on" and "CPU run" in plan.reason
+
+
+@pytest.mark.parametrize(("free_gib", "mode"), [(140, "off"), (60, "selective"), (40, "on"), (20, "offload")])
+def test_auto_on_a_gpu_follows_the_free_memory(monkeypatch, free_gib, mode):
+    """LoRA on Llama 3 8B, 2 × 4096 tokens: 15 GiB of weights and adapter states; activations 53 GiB without
+    checkpointing, 33 GiB with every other layer checkpointed, 13 GiB with every layer."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (free_gib * GIB, 141 * GIB))
+    plan = plan_for_run(_config(batch=2, cutoff=4096), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16)
+    assert plan.mode == mode
+    assert plan.numbers["free"] == free_gib
+
+
+def test_micro_batch_tokens_follow_batch_and_cutoff_or_a_packing_budget():
+    assert micro_batch(_config(batch=4, cutoff=1024)) == (4, 1024)
+    assert micro_batch(_config(packing="auto", packing_tokens=16384)) == (1, 16384)
+    assert micro_batch(_config(packing=True)) == (2, 512)  # no budget: batch x cutoff_len bounds it
+    assert micro_batch(_config(packing=False, packing_tokens=16384)) == (2, 512)
+
+
+# ---------------------------------------------------------------------------------------------- the model
+def _lora_model(seed=0):
+    from peft import LoraConfig, get_peft_model
+
+    model = tiny_model(tiny_tokenizer(), num_hidden_layers=4, seed=seed).train()
+    return model, lambda m: get_peft_model(
+        m, LoraConfig(r=4, target_modules=["q_proj", "v_proj", "down_proj"])
+    )
+
+
+def _gradients(plan: CheckpointingPlan | bool, lora: bool) -> dict[str, torch.Tensor]:
+    torch.manual_seed(0)
+    model, wrap = _lora_model()
+    if lora:
+        model.requires_grad_(False)
+    prepare_for_training(model, plan)
+    if lora:
+        model = wrap(model)
+        for name, parameter in model.named_parameters():  # B starts at zero: A would get no gradient
+            if "lora_B" in name:
+                torch.nn.init.normal_(parameter)
+    ids = torch.randint(3, 100, (2, 24))
+    model(input_ids=ids, labels=ids).loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads.values())
+    return grads
+
+
+@pytest.mark.parametrize("lora", [True, False], ids=["lora", "full"])
+def test_reentrant_and_non_reentrant_give_the_gradients_of_no_checkpointing(lora):
+    reference = _gradients(False, lora)
+    for plan in (
+        CheckpointingPlan("on", reentrant=True),
+        CheckpointingPlan("on", reentrant=False),
+        CheckpointingPlan("selective", reentrant=True, every_n_layers=2),
+    ):
+        grads = _gradients(plan, lora)
+        assert grads.keys() == reference.keys()
+        for name in grads:
+            torch.testing.assert_close(grads[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_selective_checkpointing_marks_every_nth_layer(tiny_tokenizer):
+    model = tiny_model(tiny_tokenizer, num_hidden_layers=4).train()
+    prepare_for_training(model, CheckpointingPlan("selective", reentrant=True, every_n_layers=2))
+    assert [layer.gradient_checkpointing for layer in model.model.layers] == [True, False, True, False]
+    assert model.get_input_embeddings()(torch.tensor([[1]])).requires_grad  # reentrant needs input grads
+
+
+def test_offload_saves_the_layer_inputs_through_save_on_cpu(tiny_tokenizer, monkeypatch):
+    """transformers wraps each checkpoint in ``save_on_cpu`` (pinned memory needs a GPU: counted here instead)."""
+    import transformers.modeling_utils as modeling_utils
+
+    packed: list[tuple[int, ...]] = []
+
+    @contextlib.contextmanager
+    def counting_save_on_cpu(pin_memory=False, device_type="cpu"):
+        def pack(tensor):
+            packed.append(tuple(tensor.shape))
+            return tensor
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            yield
+
+    monkeypatch.setattr(modeling_utils, "save_on_cpu", counting_save_on_cpu)
+    model = tiny_model(tiny_tokenizer, num_hidden_layers=3).train()
+    prepare_for_training(model, CheckpointingPlan("offload", reentrant=True))
+    ids = torch.randint(3, 100, (2, 8))
+    model(input_ids=ids, labels=ids).loss.backward()
+    assert packed == [(2, 8, 32)] * 3  # one hidden-state input per layer
+
+
+def test_plan_off_undoes_checkpointing_a_quantizer_turned_on(tiny_model):
+    tiny_model.activation_checkpointing_enable()
+    prepare_for_training(tiny_model, CheckpointingPlan("off"))
+    assert not tiny_model.is_activation_checkpointing
+
+
+# ---------------------------------------------------------------------------------------------- arguments
+def test_training_arguments_carry_the_plan(tmp_path):
+    training = SimpleNamespace(
+        **{f: getattr(_training_defaults(), f) for f in vars(_training_defaults())},
+    )
+    plan = CheckpointingPlan("selective", reentrant=True, every_n_layers=3)
+    kwargs = training_arguments_kwargs(TrainingArguments, training, tmp_path, False, checkpointing=plan)
+    assert kwargs["activation_checkpointing"] is True
+    assert kwargs["activation_checkpointing_kwargs"] == {"use_reentrant": True, "every_n_layers": 3}
+    assert kwargs["torch_compile"] is False
+    args = TrainingArguments(**kwargs)
+    assert args.activation_checkpointing_kwargs["every_n_layers"] == 3
+    off = training_arguments_kwargs(TrainingArguments, training, tmp_path, False)
+    assert off["activation_checkpointing"] is False and off["activation_checkpointing_kwargs"] is None
+
+
+def test_torch_compile_reaches_the_arguments_on_gpu_runs_only(tmp_path):
+    training = _training_defaults()
+    training.torch_compile = True
+    training.use_cpu = True
+    assert training_arguments_kwargs(TrainingArguments, training, tmp_path, False)["torch_compile"] is False
+    training.use_cpu = False
+    assert training_arguments_kwargs(TrainingArguments, training, tmp_path, False)["torch_compile"] is True
+
+
+def _training_defaults():
+    from ft_core.api.config import TrainingSection
+
+    return TrainingSection(output_dir="x", use_cpu=True)
+
+
+# ---------------------------------------------------------------------------------------------- config and run
+@pytest.mark.parametrize("value", [True, False, "auto", "offload"])
+def test_the_setting_accepts_booleans_auto_and_offload(make_config, value):
+    config = load_and_validate(
+        str(make_config(training={"gradient_checkpointing": value})), [], load_plugins()
+    )
+    assert config.training.gradient_checkpointing == value
+
+
+def test_the_setting_rejects_other_words(make_config):
+    with pytest.raises(ConfigError, match=r"training.gradient_checkpointing: expected .*'auto' \| 'offload'"):
+        load_and_validate(str(make_config(training={"gradient_checkpointing": "always"})), [], load_plugins())
+
+
+def test_the_run_decides_once_logs_and_records_it(make_config, tmp_path, capsys):
+    plugins = load_plugins()
+    config = load_and_validate(str(make_config(training={"gradient_checkpointing": True})), [], plugins)
+    run = EngineRun(config, plugins, tmp_path)
+    model = run.load_model()
+    assert model.base_model.model.model.layers[0].gradient_checkpointing
+    args = run.training_arguments()
+    assert args.activation_checkpointing and args.activation_checkpointing_kwargs == {"use_reentrant": True}
+    err = capsys.readouterr().err
+    assert err.count("gradient checkpointing: on, every layer, reentrant") == 1
+    assert run.facts["gradient_checkpointing"]["mode"] == "on"
