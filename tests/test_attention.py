@@ -82,7 +82,13 @@ def test_models_without_flash_or_sdpa_support_fall_back(machine, monkeypatch):
 
 def test_model_class_support_is_read_from_the_architecture():
     assert model_class_supports(LLAMA, "sdpa") and model_class_supports(LLAMA, "flash_attention_2")
-    assert model_class_supports(object(), "sdpa")  # unknown (remote code): transformers decides
+    assert not model_class_supports(object(), "sdpa")
+
+
+def test_remote_code_models_keep_the_transformers_default(machine):
+    machine(packages=("flash_attn",))
+    choice = choose_attention("auto", object(), on_gpu=True, dtype=torch.bfloat16)
+    assert choice.implementation is None and "remote code" in choice.reason
 
 
 def test_the_loaded_model_uses_the_choice_and_the_run_records_it(make_config, tmp_path, capsys):
@@ -103,3 +109,15 @@ def test_the_manifest_records_the_attention(make_config):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["attention"] == {"implementation": "sdpa", "reason": "CPU run"}
     assert manifest["gradient_checkpointing"]["mode"] == "off"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_gpu_run_loads_the_fastest_installed_attention(make_config, tmp_path):
+    plugins = load_plugins()
+    config = load_and_validate(str(make_config(training={"use_cpu": None})), [], plugins)
+    run = EngineRun(config, plugins, tmp_path)
+    model = run.load_model("reference", trainable=False)
+    expected = choose_attention("auto", model.config, on_gpu=True, dtype=model.dtype).implementation
+    assert model.config._attn_implementation == expected == run.facts["attention"]["implementation"]
+    assert expected in ("flash_attention_3", "flash_attention_2", "sdpa")

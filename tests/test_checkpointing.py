@@ -312,3 +312,40 @@ def test_the_run_decides_once_logs_and_records_it(make_config, tmp_path, capsys)
     err = capsys.readouterr().err
     assert err.count("gradient checkpointing: on, every layer, reentrant") == 1
     assert run.facts["gradient_checkpointing"]["mode"] == "on"
+
+
+# ---------------------------------------------------------------------------------------------- GPU
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_offload_on_a_gpu_gives_the_gradients_of_no_checkpointing():
+    """Real offloading (pinned host memory) of the checkpointed layer inputs, LoRA, reentrant."""
+
+    def grads(plan):
+        torch.manual_seed(0)
+        model, wrap = _lora_model()
+        model.requires_grad_(False)
+        prepare_for_training(model.cuda(), plan)
+        model = wrap(model)
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                torch.nn.init.normal_(parameter)
+        ids = torch.randint(3, 100, (2, 24), device="cuda")
+        model(input_ids=ids, labels=ids).loss.backward()
+        return {n: p.grad.float().cpu() for n, p in model.named_parameters() if p.requires_grad}
+
+    reference = grads(CheckpointingPlan("off"))
+    offloaded = grads(CheckpointingPlan("offload", reentrant=True))
+    for name in reference:
+        torch.testing.assert_close(offloaded[name], reference[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_auto_turns_checkpointing_off_for_a_model_that_fits(make_config, tmp_path):
+    plugins = load_plugins()
+    config = load_and_validate(str(make_config(training={"use_cpu": None})), [], plugins)
+    run = EngineRun(config, plugins, tmp_path)
+    run.load_model()
+    plan = run.checkpointing_plan()
+    assert plan.mode == "off" and plan.reason == "the step fits without it"
+    assert plan.numbers["free"] > 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -314,3 +315,46 @@ def test_a_model_folder_is_a_chat_target(tiny_model_dir):
     target = resolve_chat_target(tiny_model_dir, None)
     assert target.tokenizer_path == tiny_model_dir
     assert target.stop_words == [] and target.system is None
+
+
+def test_chat_tools_file_errors_name_the_file_before_loading(tiny_model_dir, tmp_path, capsys):
+    from ft_core.cli import main
+
+    bad = tmp_path / "tools.json"
+    bad.write_text('[{"description": "no name"}]')
+    assert main(["chat", tiny_model_dir, "-m", "hi", "--tools", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"--tools: {bad} entry 0: expected a function schema with a 'name'" in err and "loading" not in err
+    assert main(["chat", tiny_model_dir, "-m", "hi", "--tools", str(tmp_path / "none.json")]) == 2
+    assert "--tools: cannot read" in capsys.readouterr().err
+
+
+def test_chat_offers_tools_and_shows_parsed_calls(tmp_path, capsys):
+    from ft_core.api.toolcalls import hermes
+    from ft_core.commands.chat import _Session
+
+    class Replier:
+        """Streams a fixed reply in the Hermes tool-call format and records the requests."""
+
+        requests: ClassVar[list] = []
+
+        def stream(self, request):
+            self.requests.append(request)
+            from ft_core.api.inference import ChatDelta
+
+            yield ChatDelta('<tool_call>\n{"name": "get_weather", ')
+            yield ChatDelta('"arguments": {"city": "Paris"}}\n</tool_call>', finish_reason="stop")
+
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}]
+    history: list = []
+    session = _Session(Replier(), sampling=None, verbose=False, tools=tools, parse_tool_calls=hermes)
+    session.turn(history, "Weather in Paris?", prefix="")
+    assert '[tool call] get_weather({"city": "Paris"})' in capsys.readouterr().out
+    assert Replier.requests[0].tools == tools
+    assert history[-1] == {
+        "role": "assistant",
+        "content": "",
+        "tool_calls": [
+            {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
+        ],
+    }

@@ -284,11 +284,18 @@ def test_auto_packs_gpu_runs_with_a_varlen_kernel_or_a_small_dense_mask(tiny_tok
 
     sdpa = tiny_model(tiny_tokenizer, attn_implementation="sdpa")
     assert plan(sdpa, gpu=False) is None and "auto packs on GPU runs only" in lines[-1]
-    on = plan(sdpa)
+    import torch
+
+    try:
+        on = plan(sdpa)
+        assert not torch.backends.cuda.cudnn_sdp_enabled()  # cuDNN plans per shape: packed GPU runs avoid it
+    finally:
+        torch.backends.cuda.enable_cudnn_sdp(True)
     assert (
         on is not None
         and on.sampler.num_batches == 2
-        and "packing: on (sdpa, block-causal mask)" in lines[-1]
+        and "packing: on (sdpa, block-causal mask)" in lines[-2]
+        and "without the cuDNN backend" in lines[-1]
     )
     assert "cu_seq_lens_q" not in on.collator([{"input_ids": [1, 2]}])
     assert plan(sdpa, packing_tokens=20000) is None  # one batch of 20,000 tokens: more than auto allows

@@ -119,6 +119,9 @@ def test_the_summary_pairs_each_mode_with_llamafactory(tiny_result, tmp_path):
     assert "| 1.00x |" in body[0] and "| 2.00x |" in body[2]  # tokens/s against the measured LF rate
     assert "10.0%" in body[1]
     assert any(line.startswith("MFU: 6N + 12*L*d*s") for line in table)
+    (tmp_path / "ft-qlora4.log").write_text("Traceback ...\nRuntimeError: out of memory\n")
+    assert bench_table.without_result([tmp_path]) == [tmp_path / "ft-qlora4.log"]
+    assert bench_table.main([str(tmp_path)]) == 0
 
 
 def test_profile_prints_the_top_operators(tmp_path, capsys):

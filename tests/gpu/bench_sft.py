@@ -7,7 +7,7 @@ Usage (on the GPU machine, after ``make_synth.py WORK 8b 2000``):
 Modes (``--list`` prints them): the LLaMA-Factory-equivalent settings pinned (SDPA attention, gradient
 checkpointing on, no packing, no automatic Liger) — ``lora``, ``lora_liger``, ``qlora4``; ft-core's own defaults
 (packing, Liger, attention and checkpointing all ``auto``) — ``lora_fast``, ``qlora4_fast``; Unsloth
-(ft-core-unsloth, needs unsloth installed) — ``lora_unsloth``, ``qlora4_unsloth``.
+(ft-core-unsloth, needs unsloth installed) — ``lora_unsloth``, ``qlora4_unsloth``, ``lora_unsloth_packed``.
 
 Prints ``RESULT {...}``: effective tokens/s (non-padding tokens trained / train runtime, counted as LLaMA-Factory's
 ``lf_bench.py`` counts them), peak allocated / reserved memory, model-FLOPs utilisation (``bench_flops.py``: the
@@ -58,6 +58,9 @@ class Mode:
     description: str
 
 
+#: The frozen base's linear layers in FP8 (ft-core-torchao): FP8 matmuls forward, half the weight memory.
+FP8: dict[str, Any] = {"quantization": {"method": "torchao", "scheme": "float8_dynamic"}}
+
 MODES: dict[str, Mode] = {
     "lora": Mode(LF_EQUIVALENT, "lora", "LoRA bf16, LLaMA-Factory's settings"),
     "lora_liger": Mode({**LF_EQUIVALENT, "patches": ["liger"]}, "lora_liger", "LoRA bf16 + Liger kernels"),
@@ -66,8 +69,20 @@ MODES: dict[str, Mode] = {
         {}, "lora", "LoRA bf16, ft-core's defaults (packing, Liger, attention, checkpointing auto)"
     ),
     "qlora4_fast": Mode(QLORA4, "qlora4", "QLoRA 4-bit NF4, ft-core's defaults"),
+    "lora_fast_ckpt": Mode(
+        {"training": {"gradient_checkpointing": True}}, "lora", "LoRA bf16, ft-core's defaults, checkpointing on"
+    ),
+    "lora_fp8": Mode(FP8, "lora", "LoRA on an FP8 base (torchao float8_dynamic), ft-core's defaults"),
+    "lora_fp8_ckpt": Mode(
+        {**FP8, "training": {"gradient_checkpointing": True}},
+        "lora",
+        "LoRA on an FP8 base (torchao float8_dynamic), ft-core's defaults, checkpointing on",
+    ),
     "lora_unsloth": Mode(UNSLOTH, "lora", "LoRA bf16 through Unsloth (ft-core-unsloth)"),
     "qlora4_unsloth": Mode({**UNSLOTH, **QLORA4}, "qlora4", "QLoRA 4-bit through Unsloth (ft-core-unsloth)"),
+    "lora_unsloth_packed": Mode(
+        {**UNSLOTH, "data": {"packing": True}}, "lora", "LoRA bf16 through Unsloth, padding-free packing"
+    ),
 }
 
 

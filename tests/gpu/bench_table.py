@@ -25,18 +25,33 @@ BASELINES = {
     "qlora4": "qlora4",
     "lora_fast": "lora",
     "qlora4_fast": "qlora4",
+    "lora_fast_ckpt": "lora",
+    "lora_fp8": "lora",
+    "lora_fp8_ckpt": "lora",
     "lora_unsloth": "lora",
     "qlora4_unsloth": "qlora4",
+    "lora_unsloth_packed": "lora",
 }
 
 
-def read_results(paths: list[Path]) -> list[dict[str, Any]]:
-    """Every ``RESULT {json}`` line with a ``system`` key in the files (folders: their ``*.log`` files)."""
+def log_files(paths: list[Path]) -> list[Path]:
+    """The files, and the ``*.log`` files of the folders, among ``paths``."""
     files: list[Path] = []
     for path in paths:
         files += sorted(path.glob("*.log")) if path.is_dir() else [path]
+    return files
+
+
+def without_result(paths: list[Path]) -> list[Path]:
+    """Logs holding no ``RESULT`` line of a system (a run that failed or timed out)."""
+    return [file for file in log_files(paths) if not read_results([file], profiled=True)]
+
+
+def read_results(paths: list[Path], profiled: bool = False) -> list[dict[str, Any]]:
+    """Every ``RESULT {json}`` line with a ``system`` key in the files (folders: their ``*.log`` files); runs
+    with ``--profile`` only when ``profiled``."""
     results = []
-    for file in files:
+    for file in log_files(paths):
         for line in file.read_text(errors="replace").splitlines():
             if not line.startswith("RESULT "):
                 continue
@@ -44,7 +59,7 @@ def read_results(paths: list[Path]) -> list[dict[str, Any]]:
                 record = json.loads(line[len("RESULT ") :])
             except ValueError:
                 continue
-            if isinstance(record, dict) and record.get("system") and not record.get("profiled"):
+            if isinstance(record, dict) and record.get("system") and (profiled or not record.get("profiled")):
                 results.append(record)
     return results
 
@@ -115,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     results = read_results(args.paths)
     if not results:
         print("no RESULT lines found", file=sys.stderr)
+        for file in without_result(args.paths):
+            print(f"No result in {file.name} (the run failed or timed out; see the log).", file=sys.stderr)
         return 1
     print(markdown(results))
+    for file in without_result(args.paths):
+        print(f"\nNo result in {file.name} (the run failed or timed out; see the log).")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0

@@ -7,6 +7,7 @@
 # settings), lora_fast qlora4_fast (ft-core's defaults), lora_unsloth qlora4_unsloth (Unsloth). Each ft-core mode
 # runs, then the LLaMA-Factory mode it is compared with (each LLaMA-Factory mode once per call).
 # Environment: UNSLOTH_WHEELS (default .whl-unsloth; the unsloth modes are skipped when it holds no unsloth wheel),
+# TORCHAO_WHEELS (default .whl-torchao: the torchao wheel for the FP8 modes lora_fp8 / lora_fp8_ckpt),
 # RUN_TIMEOUT (seconds per run, default 300), PROFILE_MODES (ft-core modes re-run with --profile after the measured
 # runs; top-20 operators by CUDA time), PROFILE_STEPS (default 3), SKIP_LF=1 (ft-core only), WORK (/tmp/ftbench).
 # Full logs: $OUT/ft-MODE.log, $OUT/lf-MODE.log, $OUT/ft-MODE-profile.log; the summary table is printed at the
@@ -15,13 +16,16 @@
 set -uo pipefail
 LF_WHEELS=$1; EXTRA=$2; BENCH=$3; MODES=$4; STEPS=${5:-30}
 WORK=${WORK:-/tmp/ftbench}; RUN_TIMEOUT=${RUN_TIMEOUT:-300}; UNSLOTH_WHEELS=${UNSLOTH_WHEELS:-.whl-unsloth}
+TORCHAO_WHEELS=${TORCHAO_WHEELS:-.whl-torchao}
 PROFILE_MODES=${PROFILE_MODES:-}; PROFILE_STEPS=${PROFILE_STEPS:-3}; SKIP_LF=${SKIP_LF:-0}
 LOGS=${OUT:-/tmp/ftbench-logs}; mkdir -p "$LOGS"
 PIP="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade"
 $PIP --target /tmp/lf "$LF_WHEELS"/*.whl "$EXTRA"/*.whl || exit 1
 $PIP --target /tmp/ftdeps "$LF_WHEELS"/{datasets,dill,multiprocess,omegaconf,bitsandbytes}-*.whl "$EXTRA"/*.whl || exit 1
+# torchao (the FP8 modes) goes to ft-core only: LLaMA-Factory's peft 0.18 breaks on a newer torchao.
+if ls "$TORCHAO_WHEELS"/torchao-*.whl >/dev/null 2>&1; then $PIP --target /tmp/ftdeps "$TORCHAO_WHEELS"/*.whl || exit 1; fi
 $PIP --no-build-isolation --target /tmp/ftcore ./core \
-  ./plugins/ft-core-{sft,lora,adamw,llama,templates-generic,liger,bitsandbytes,unsloth} >/dev/null || exit 1
+  ./plugins/ft-core-{sft,lora,adamw,llama,templates-generic,liger,bitsandbytes,unsloth,torchao} >/dev/null || exit 1
 HAVE_UNSLOTH=0
 if ls "$UNSLOTH_WHEELS"/unsloth-*.whl >/dev/null 2>&1; then
   $PIP --target /tmp/unsloth "$UNSLOTH_WHEELS"/*.whl && HAVE_UNSLOTH=1

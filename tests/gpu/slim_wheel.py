@@ -3,10 +3,11 @@
 Usage: python tests/gpu/slim_wheel.py WHEEL GLOB...     (in place; RECORD is rewritten to match)
 
     python tests/gpu/slim_wheel.py .whl-unsloth/unsloth-*.whl 'studio/*' 'unsloth_cli/*'   # 28.6 MB -> ~2 MB
-    python tests/gpu/slim_wheel.py .whl-lf/bitsandbytes-*.whl 'bitsandbytes/libbitsandbytes_cuda1[12]*.so'
+    python tests/gpu/slim_wheel.py .whl-lf/bitsandbytes-*.whl 'bitsandbytes/libbitsandbytes_cuda1[12]*' \
+        'bitsandbytes/libbitsandbytes_rocm*' 'bitsandbytes/libbitsandbytes_xpu*'
 
-The first drops Unsloth's web UI and CLI (training never imports them); the second keeps bitsandbytes' CUDA 13
-libraries only (torch cu130 loads libbitsandbytes_cuda130.so), 43 MB -> ~3 MB.
+The first drops Unsloth's web UI and CLI (training never imports them); the second keeps bitsandbytes' CPU and
+CUDA 13 libraries only (torch cu130 loads libbitsandbytes_cuda130.so), 43 MB -> 7 MB.
 """
 
 from __future__ import annotations

@@ -125,3 +125,71 @@ def test_images_for_a_text_model_are_an_error(tiny_tokenizer: Any) -> None:
     enc = make_encoder(tiny_tokenizer)
     with pytest.raises(Exception, match=r"demo\.json row 1: the row has 1 image\(s\), but the model is not"):
         enc.encode_supervised(conversation())
+
+
+def test_a_template_without_image_support_keeps_the_placeholder_as_the_image_token(tmp_path: Path) -> None:
+    """LLaMA-Factory trains LLaVA-1.5 with the generic ``vicuna`` template: ``<image>`` stays in the text."""
+    from ft_core_templates_generic.templates import VICUNA
+
+    folder = tiny_vlm.llava(tmp_path / "llava", ft_core_llava.LLAVA)
+    enc = encoder(folder, "llava", VICUNA, None)
+    sample = conversation()
+    (row,) = enc.encode_supervised(sample)
+    text = render(enc.tokenizer, VICUNA, [m.to_hf() for m in sample.messages])
+    assert "<image>What is in the picture?" in text
+    processor = load_processor(str(folder), "llava")
+    expected = processor(text=[text], images=pil(sample.images), add_special_tokens=False)
+    assert row["input_ids"] == list(expected["input_ids"][0])
+    assert trained(row, enc.tokenizer) == " a red circle</s>"
+
+
+def test_an_image_in_a_later_turn_moves_the_trained_spans_after_it(tmp_path: Path) -> None:
+    folder, jinja, image_token, _ = CASES["qwen2_vl"](tmp_path / "qwen")
+    enc = encoder(folder, "qwen2_vl", jinja, image_token)
+    files = [str(f) for f in sorted(SHAPES.glob("*.png"))[:2]]
+    sample = Conversation(
+        [
+            Message("user", "<image>What is this?"),
+            Message("assistant", "a blue circle"),
+            Message("user", "And this one? <image>"),
+            Message("assistant", "a blue square"),
+        ],
+        images=files,
+        source="demo.json row 2",
+    )
+    (row,) = enc.encode_supervised(sample)
+    assert trained(row, enc.tokenizer) == "a blue circle<|im_end|>\na blue square<|im_end|>\n"
+    processor = load_processor(str(folder), "qwen2_vl")
+    parts = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is this?"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "a blue circle"}]},
+        {"role": "user", "content": [{"type": "text", "text": "And this one? "}, {"type": "image"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "a blue square"}]},
+    ]
+    text = render(enc.tokenizer, jinja, parts)
+    expected = processor(text=[text], images=pil(files), add_special_tokens=False)
+    assert row["input_ids"] == list(expected["input_ids"][0])
+
+
+def test_the_collator_batches_images_and_refuses_stale_token_counts(tmp_path: Path) -> None:
+    import json
+
+    from transformers import DataCollatorForSeq2Seq
+
+    from ft_core.engine.vision.collator import VisionCollator
+
+    folder, jinja, image_token, _ = CASES["qwen2_vl"](tmp_path / "qwen")
+    enc = encoder(folder, "qwen2_vl", jinja, image_token)
+    rows = [enc.encode_supervised(conversation())[0], enc.encode_supervised(conversation(images=1))[0]]
+    collate = VisionCollator(
+        DataCollatorForSeq2Seq(enc.tokenizer, label_pad_token_id=IGNORE_INDEX), enc.vision
+    )
+    batch = collate(rows)
+    assert batch["input_ids"].shape[0] == 2 and tuple(batch["image_grid_thw"].shape) == (2, 3)
+    assert (
+        batch["mm_token_type_ids"].sum().item()
+        == (batch["input_ids"] == enc.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum().item()
+    )
+    stale = dict(rows[0], images=json.dumps(json.loads(rows[0]["images"]) * 2))  # two images, tokens for one
+    with pytest.raises(Exception, match=r"data\.overwrite_cache: true"):
+        collate([stale])

@@ -78,6 +78,7 @@ def qwen2_vl(path: Path, chat_template: str, model_type: str = "qwen2_vl") -> Pa
             vocab_size=len(tokenizer),
             **TEXT,
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2]},
+            bos_token_id=None,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         ),

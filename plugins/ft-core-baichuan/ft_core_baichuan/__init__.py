@@ -33,6 +33,7 @@ BAICHUAN2_FAMILY = ModelFamily(
 BAICHUAN2_TEMPLATE = ChatTemplate(
     jinja=BAICHUAN2,
     stop_words=("<reserved_106>",),
+    stop_at_next_turn=True,  # no end marker after an answer: the next <reserved_106> (or EOS at the end) is trained
     special_tokens={"bos_token": "<s>", "eos_token": "</s>"},
     source="https://huggingface.co/baichuan-inc/Baichuan2-7B-Chat/blob/main/generation_utils.py (build_chat_input; "
     "no Jinja published)",

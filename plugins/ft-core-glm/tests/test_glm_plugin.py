@@ -24,14 +24,6 @@ OFFICIAL = Path(__file__).parent / "official"
 GLM4_OFFICIAL = (OFFICIAL / "glm4.jinja").read_text(encoding="utf-8")
 CHATGLM3_OFFICIAL = (OFFICIAL / "chatglm3.jinja").read_text(encoding="utf-8")
 
-#: ft-core's span check wants an end-of-turn marker in every trained assistant span. GLM templates close an
-#: assistant turn with nothing: the next role token (``<|user|>`` / ``<|observation|>``, both stop words) ends it.
-#: Training these templates to stop needs core support (train the stop word that follows a span / EOS at the end,
-#: as LLaMA-Factory's ``efficient_eos`` and GLM's own fine-tuning code do); until then the kit's span check fails.
-NO_END_MARKER = pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="GLM assistant turns have no end marker (needs core support)"
-)
-
 
 def _renderings(conversation: Conversation) -> list[tuple[list[Message], bool]]:
     """The whole conversation, and the generation prompt before every assistant turn."""
@@ -140,18 +132,26 @@ def test_glm4_trained_spans_are_the_assistant_turns():
         answers = [m for m in conversation.messages if m.role == "assistant"]
         spans = [span for _, span in trained_texts(ft_core_glm.GLM4, conversation)]
         assert len(spans) == len(answers)
-        for span, message in zip(spans, answers, strict=True):
+        # Each answer ends with what follows it: the next role token (a stop word) or, last, EOS.
+        ends = [
+            "<|observation|>" if m.tool_calls else "<|endoftext|>" if i == len(answers) - 1 else "<|user|>"
+            for i, m in enumerate(answers)
+        ]
+        for span, message, end in zip(spans, answers, ends, strict=True):
             if message.tool_calls:
-                assert span == 'get_weather\n{"city": "Paris"}'
+                assert span == 'get_weather\n{"city": "Paris"}' + end
             else:
-                assert span == "\n" + message.content
+                assert span == "\n" + message.content + end
 
 
 def test_glm4_parses_the_tool_calls_it_renders():
     conversation = next(c for c in golden_conversations(tools=True) if c.tools)
     index = next(i for i, m in enumerate(conversation.messages) if m.tool_calls)
     span = trained_texts(ft_core_glm.GLM4, conversation)[0][1]
-    content, calls = ft_core_glm.GLM4.parse_tool_calls(span)
+    generated = span.removesuffix(
+        "<|observation|>"
+    )  # generation stops at the stop word, which is not returned
+    content, calls = ft_core_glm.GLM4.parse_tool_calls(generated)
     expected = conversation.messages[index].tool_calls
     assert content == "" and calls == expected
     two = 'get_weather\n{"city": "Paris"}<|assistant|>get_weather\n{"city": "Köln"}'
@@ -163,7 +163,6 @@ def test_glm4_parses_the_tool_calls_it_renders():
     assert ft_core_glm.GLM4.parse_tool_calls("get_weather\n{not json") == ("get_weather\n{not json", [])
 
 
-@NO_END_MARKER
 def test_glm4_official_check_of_the_kit():
     check_official_template(
         ft_core_glm.GLM4, GLM4_OFFICIAL, name="glm4", conversations=golden_conversations()
@@ -190,12 +189,13 @@ def test_chatglm3_renders_like_the_official_template():
 def test_chatglm3_trained_spans_are_the_assistant_turns():
     for conversation in golden_conversations():
         answers = [m.content for m in conversation.messages if m.role == "assistant"]
+        # The next turn's role token (a stop word) ends each answer; EOS follows the last one.
+        ends = ["<|user|>"] * (len(answers) - 1) + ["</s>"]
         assert [span for _, span in trained_texts(ft_core_glm.CHATGLM3, conversation)] == [
-            "\n " + a for a in answers
+            "\n " + a + end for a, end in zip(answers, ends, strict=True)
         ]
 
 
-@NO_END_MARKER
 def test_chatglm3_official_check_of_the_kit():
     check_official_template(ft_core_glm.CHATGLM3, CHATGLM3_OFFICIAL, name="chatglm3")
 
@@ -220,19 +220,18 @@ def test_tiny_finetune(tmp_path, model_type):
     assert manifest["model_family"]["model_type"] == model_type
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=FtCoreError,
-    reason="the start-up check compares the golden tool conversation although GLM-4's own template cannot render "
-    "standard tool calls (needs core: skip it when the tokenizer's template renders no trace of the calls)",
-)
 def test_glm4_passes_the_start_up_check_against_the_official_tokenizer_template(tmp_path, make_config):
     """A GLM-4 tokenizer carries the official template; ``template: glm4`` must pass ``check: strict`` with it."""
-    from transformers import AutoTokenizer
+    from ft_core.testing.tiny import DEFAULT_SPECIAL_TOKENS, tiny_model, tiny_tokenizer
 
-    folder = save_tiny_model_dir(str(tmp_path / "glm4-tokenizer"))
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.chat_template = GLM4_OFFICIAL
+    folder = str(tmp_path / "glm4-tokenizer")
+    glm_tokens = ("[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>")
+    tokenizer = tiny_tokenizer(
+        special_tokens=[*DEFAULT_SPECIAL_TOKENS, *glm_tokens],
+        chat_template=GLM4_OFFICIAL,
+        eos_token="<|endoftext|>",
+    )
+    tiny_model(tokenizer).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     path = make_config(model={"name_or_path": folder}, template={"name": "glm4", "check": "strict"})
     run_config(path, ft_core_glm)

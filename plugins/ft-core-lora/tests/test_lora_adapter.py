@@ -109,3 +109,28 @@ def test_lora_options_are_validated_by_the_config_validator(tmp_path, tiny_model
 
 def test_lora_registration_is_import_light():
     check_import_light("ft_core_lora")
+
+
+def test_autocast_training_skips_the_input_casts_with_the_same_result(tiny_model):
+    from types import SimpleNamespace
+
+    model = LoraAdapter().apply(tiny_model.to(torch.bfloat16), LoraOptions(rank=4, targets="all"), None)
+    for name, parameter in model.named_parameters():  # trained adapters are fp32, as the engine upcasts them
+        if "lora_" in name:
+            parameter.data = parameter.data.float()
+            torch.nn.init.normal_(parameter, std=0.02)
+    inputs = torch.tensor([[5, 6, 7, 8, 9]])
+    trainer = SimpleNamespace(args=SimpleNamespace(bf16=True, fp16=False), model=model)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = model(inputs).logits
+        ft_core_lora.ft_before_train(trainer=trainer, run=None)
+        layers = [
+            m for m in model.modules() if hasattr(m, "lora_A") and hasattr(m, "cast_input_dtype_enabled")
+        ]
+        assert layers and not any(m.cast_input_dtype_enabled for m in layers)
+        assert torch.equal(model(inputs).logits, expected)
+    ft_core_lora.ft_after_train(trainer=trainer, run=None, metrics={})
+    assert all(m.cast_input_dtype_enabled for m in layers)  # inference without autocast needs the casts back
+    trainer.args.bf16 = False
+    ft_core_lora.ft_before_train(trainer=trainer, run=None)
+    assert all(m.cast_input_dtype_enabled for m in layers)  # full precision: nothing to skip

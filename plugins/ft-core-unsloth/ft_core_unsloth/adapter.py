@@ -34,6 +34,22 @@ def target_modules(model: Any, options: UnslothLoraOptions, family: ModelFamily 
     return targets
 
 
+def _drop_engine_checkpointing(model: Any) -> None:
+    """Turn off the activation checkpointing the engine (or a quantizer) enabled before the adapter step:
+    ``get_peft_model`` sets up Unsloth's own, which must not run on top of another."""
+    for flag, disable in (
+        ("is_activation_checkpointing", "activation_checkpointing_disable"),
+        ("is_gradient_checkpointing", "gradient_checkpointing_disable"),
+    ):
+        try:
+            enabled = bool(getattr(model, flag, False))
+        except Exception:  # a deprecated property may warn or raise
+            enabled = False
+        if enabled and callable(getattr(model, disable, None)):
+            getattr(model, disable)()
+            return
+
+
 class UnslothLoraAdapter(AdapterMethod[UnslothLoraOptions]):
     """LoRA built by Unsloth; needs ``unsloth.enabled: true`` (the model must come from ``FastLanguageModel``)."""
 
@@ -59,6 +75,7 @@ class UnslothLoraAdapter(AdapterMethod[UnslothLoraOptions]):
                 f"{SECTION}.enabled true, and is this the policy model?); use adapter.method: lora for other models"
             )
         unsloth = import_unsloth()
+        _drop_engine_checkpointing(model)
         peft_model = unsloth.FastLanguageModel.get_peft_model(
             model,
             r=options.rank,

@@ -44,7 +44,12 @@ class FakeFastLanguageModel:
     def get_peft_model(model, **kwargs):
         from peft import LoraConfig, get_peft_model
 
-        FakeFastLanguageModel.calls.append(("get_peft_model", kwargs))
+        checkpointing = getattr(model, "is_activation_checkpointing", None)
+        if checkpointing is None:
+            checkpointing = getattr(model, "is_gradient_checkpointing", False)
+        FakeFastLanguageModel.calls.append(
+            ("get_peft_model", {**kwargs, "engine_checkpointing": checkpointing})
+        )
         config = LoraConfig(
             r=kwargs["r"],
             lora_alpha=kwargs["lora_alpha"],
@@ -340,16 +345,29 @@ def test_a_run_loads_and_adapts_through_unsloth(tmp_path, tiny_model_dir, fake_u
     assert adapted["r"] == 4 and adapted["lora_alpha"] == 8
     assert set(adapted["target_modules"]) == PROJECTIONS
     assert adapted["use_gradient_checkpointing"] == "unsloth" and adapted["random_state"] == 42
+    assert adapted["engine_checkpointing"] is False  # the engine's checkpointing was turned off for Unsloth's
     out = tmp_path / "out"
     assert (out / "model" / "adapter_model.safetensors").is_file()
     results = json.loads((out / "train_results.json").read_text())
     assert results["unsloth_version"] == "2026.0.fake"
+    # the artefact is a plain PEFT adapter: inference needs neither Unsloth nor a GPU
+    from transformers import AutoModelForCausalLM
+
+    merged = UnslothLoraAdapter().load_for_inference(
+        str(out / "model"), lambda: AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    )
+    assert type(merged).__name__ == "LlamaForCausalLM" and not merged.training
 
 
 # ------------------------------------------------------------------------------------- the real library
 def _real_run(tmp_path: Path, model_dir: str, **sections) -> subprocess.CompletedProcess:
     path = _config(tmp_path, model_dir, **sections)
-    env = {**os.environ, "UNSLOTH_DISABLE_STATISTICS": "1", "HF_HUB_OFFLINE": "1"}
+    env = {
+        **os.environ,
+        "UNSLOTH_DISABLE_STATISTICS": "1",
+        "HF_HUB_OFFLINE": "1",
+        "UNSLOTH_COMPILE_LOCATION": str(tmp_path / "unsloth_compiled_cache"),
+    }
     return subprocess.run(
         [
             sys.executable,
@@ -387,3 +405,38 @@ def test_real_unsloth_gpu_run(tmp_path, tiny_model_dir, quantization):
     assert "loaded with FastLanguageModel" in result.stderr
     results = json.loads((tmp_path / "out" / "train_results.json").read_text())
     assert results["train_loss"] > 0 and results["unsloth_version"]
+
+
+_PACKED_ROWS = """
+import sys, torch
+from unsloth import FastLanguageModel
+model, _ = FastLanguageModel.from_pretrained(sys.argv[1], max_seq_length=64, dtype=torch.float32,
+    load_in_4bit=False, fix_tokenizer=False, device_map={"": sys.argv[2]})
+model.train()  # as in training: no KV cache
+device = model.get_input_embeddings().weight.device
+a = torch.randint(3, 300, (1, 12), device=device); b = torch.randint(3, 300, (1, 9), device=device)
+with torch.no_grad():
+    alone = torch.cat([model(input_ids=a, use_cache=False).logits, model(input_ids=b, use_cache=False).logits], 1)
+    positions = torch.cat([torch.arange(12), torch.arange(9)])[None].to(device)
+    packed = model(input_ids=torch.cat([a, b], 1), position_ids=positions, use_cache=False).logits
+print("MAXDIFF", (packed - alone).abs().max().item())
+"""
+
+
+@pytest.mark.skipif(not loading.installed(), reason="unsloth is not installed")
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda:0", marks=pytest.mark.gpu)])
+def test_real_unsloth_keeps_packed_rows_apart(tmp_path, tiny_model_dir, device):
+    # ft-core's packing hands the model one row of concatenated samples with restarting position ids and no
+    # attention mask; Unsloth's forward must find the rows from the position ids (else they attend to each other)
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    env = {**os.environ, "UNSLOTH_DISABLE_STATISTICS": "1", "HF_HUB_OFFLINE": "1"}
+    env["UNSLOTH_COMPILE_LOCATION"] = str(tmp_path / "unsloth_compiled_cache")
+    result = subprocess.run(
+        [sys.executable, "-c", _PACKED_ROWS, tiny_model_dir, device], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    difference = float(result.stdout.split("MAXDIFF")[-1])
+    assert difference < 1e-3

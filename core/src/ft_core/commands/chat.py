@@ -69,13 +69,12 @@ class ChatCommand(CliCommand):
             )
         except ValueError as exc:
             raise FtCoreError(f"chat: {exc}") from None
+        tools = read_tools(args.tools)  # before the (slow) model load, so a bad file fails at once
         print(f"loading {target.description} ...", file=sys.stderr, flush=True)
         model = engine.load(target, options)
         system = args.system or target.system
         history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-        session = _Session(
-            model, sampling, args.verbose, read_tools(args.tools), _tool_parser(plugins, target)
-        )
+        session = _Session(model, sampling, args.verbose, tools, _tool_parser(plugins, target))
         if args.message:
             for message in args.message:
                 session.turn(history, message, prefix=f"User: {message}\nAssistant: ")

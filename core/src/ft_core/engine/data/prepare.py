@@ -3,6 +3,7 @@ disk by content hash (``ft-core prepare`` runs exactly this, without loading the
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -162,6 +163,15 @@ def tokenizer_digest(tokenizer: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def encoder_settings(encoder: Encoder) -> str:
+    """What else decides the encoder's rows (template keyword arguments, turn-by-turn encoding, stop handling,
+    vision settings): its dataclass fields but the tokenizer, as text."""
+    if not dataclasses.is_dataclass(encoder):
+        return type(encoder).__qualname__
+    fields = {f.name: getattr(encoder, f.name) for f in dataclasses.fields(encoder) if f.name != "tokenizer"}
+    return repr(sorted(fields.items()))
+
+
 def prepare_data(
     config: RunConfig,
     plugins: Plugins,
@@ -186,6 +196,7 @@ def prepare_data(
         "template": template.jinja if template is not None else None,
         "system": config.template.system,
         "options": [data.cutoff_len, data.train_on_prompt, data.mask_history, data.max_samples],
+        "encoder": encoder_settings(encoder),
     }
     loaded: dict[tuple[str, ...], list[Any]] = {}
     notes: list[str] = []

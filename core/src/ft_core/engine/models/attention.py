@@ -7,7 +7,8 @@
 - ``flash_attention_2`` on a CUDA GPU with flash-attn 2 installed (``flash_attn``) and a 16-bit dtype;
 - ``sdpa`` (PyTorch's scaled-dot-product attention, which itself dispatches to its flash / memory-efficient
   kernels on GPUs) otherwise, on the CPU included;
-- the transformers default when the model class supports neither flash-attn nor sdpa (``eager``).
+- the transformers default when the model class supports neither flash-attn nor sdpa (``eager``), or is not
+  part of transformers (remote code).
 
 An explicit value (``sdpa``, ``eager``, ``flash_attention_2``, ...) is used as given; ``null`` leaves the choice to
 transformers. The choice comes with a reason, logged once (``attention: sdpa (flash-attn not installed)``) and
@@ -56,17 +57,24 @@ def _cuda_capability() -> tuple[int, int] | None:
     return tuple(torch.cuda.get_device_capability())  # type: ignore[return-value]
 
 
-def model_class_supports(model_config: Any, implementation: str) -> bool:
-    """Whether the causal-LM class of ``model_config`` declares support for ``implementation`` (True when the
-    class cannot be determined, e.g. remote code: transformers then reports an unsupported choice itself)."""
+def _model_class(model_config: Any) -> Any:
+    """The transformers causal-LM class of ``model_config``, or ``None`` (remote code, unknown architectures)."""
     try:
         from transformers import AutoModelForCausalLM
 
-        cls = AutoModelForCausalLM._model_mapping[type(model_config)]
+        return AutoModelForCausalLM._model_mapping[type(model_config)]
     except Exception:  # unknown / remote-code architectures
-        return True
+        return None
+
+
+def model_class_supports(model_config: Any, implementation: str) -> bool:
+    """Whether the causal-LM class of ``model_config`` declares support for ``implementation`` (``sdpa`` or a
+    flash-attn one); False when the class is not known to transformers (remote code)."""
+    cls = _model_class(model_config)
+    if cls is None:
+        return False
     flag = "_supports_sdpa" if implementation == "sdpa" else "_supports_flash_attn"
-    return bool(getattr(cls, flag, True))
+    return bool(getattr(cls, flag, False))
 
 
 def choose_attention(
@@ -83,6 +91,8 @@ def choose_attention(
         return AttentionChoice(requested, "set in model.attn_implementation")
     import torch
 
+    if _model_class(model_config) is None:
+        return AttentionChoice(None, "a model class outside transformers (remote code) chooses its own")
     sixteen_bit = dtype in (torch.bfloat16, torch.float16)
     capability = _cuda_capability() if on_gpu else None
     reasons: list[str] = []

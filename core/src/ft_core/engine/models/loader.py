@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
 
     from ft_core.engine.plugins import Plugins
-    from ft_core.engine.training.checkpointing import CheckpointingPlan
 
 
 @contextlib.contextmanager
@@ -121,28 +120,52 @@ def choose_dtype(model: ModelSection, precision: str, use_cpu: bool | None) -> t
     return torch.bfloat16 if on_gpu and torch.cuda.is_bf16_supported() else torch.float32
 
 
-def prepare_for_training(model: Any, gradient_checkpointing: bool | CheckpointingPlan) -> Any:
-    """Turn the KV cache off and apply activation checkpointing: a :class:`CheckpointingPlan` (or ``True``: every
-    layer, non-reentrant; ``False``: off), with input gradients enabled (reentrant checkpoints and frozen
-    embeddings need them for gradients to reach the layers)."""
-    from ft_core.engine.training.checkpointing import CheckpointingPlan, enable
+def prepare_for_training(model: Any, gradient_checkpointing: Any) -> Any:
+    """Turn the KV cache off and apply activation checkpointing, with input gradients enabled (reentrant
+    checkpoints and frozen embeddings need them for gradients to reach the layers).
 
-    plan = gradient_checkpointing
-    if not isinstance(plan, CheckpointingPlan):
-        plan = CheckpointingPlan("on" if plan else "off", reentrant=False)
-    model.config.use_cache = False
-    if plan.enabled:
-        if not getattr(model, "supports_gradient_checkpointing", False):
-            raise FtCoreError(
-                f"{type(model).__name__} does not support gradient checkpointing; "
-                "set training.gradient_checkpointing: false"
-            )
-        enable(model, plan)
-        if not getattr(model, "_require_grads_hooks", None):
-            model.enable_input_require_grads()
+    ``gradient_checkpointing``: the run's plan (``ft_core.engine.training.checkpointing.CheckpointingPlan``: its
+    ``kwargs()`` are the ``activation_checkpointing_kwargs``, ``None`` when off), or a bool (``True``: every layer,
+    non-reentrant).
+    """
+    if hasattr(gradient_checkpointing, "kwargs"):
+        kwargs = gradient_checkpointing.kwargs()
     else:
-        enable(model, plan)  # undoes checkpointing a quantizer's preparation may have turned on
+        kwargs = {"use_reentrant": False} if gradient_checkpointing else None
+    model.config.use_cache = False
+    if kwargs is not None and not getattr(model, "supports_gradient_checkpointing", False):
+        raise FtCoreError(
+            f"{type(model).__name__} does not support gradient checkpointing; "
+            "set training.gradient_checkpointing: false"
+        )
+    set_checkpointing(model, kwargs)  # off: undoes checkpointing a quantizer's preparation may have turned on
+    if kwargs is not None and not getattr(model, "_require_grads_hooks", None):
+        model.enable_input_require_grads()
     return model
+
+
+def set_checkpointing(model: Any, kwargs: dict[str, Any] | None) -> None:
+    """Turn activation checkpointing on with ``kwargs`` (``use_reentrant`` for ``torch.utils.checkpoint``,
+    ``every_n_layers`` and ``offload`` for transformers), or off when ``kwargs`` is ``None`` and it is on."""
+    if kwargs is None:
+        active = getattr(model, "is_activation_checkpointing", None)
+        if active is None:  # pragma: no cover - older transformers
+            active = getattr(model, "is_gradient_checkpointing", False)
+        if active:
+            disable = (
+                getattr(model, "activation_checkpointing_disable", None)
+                or model.gradient_checkpointing_disable
+            )
+            disable()
+        return
+    kwargs = dict(kwargs)
+    every_n, offload = kwargs.pop("every_n_layers", 1), kwargs.pop("offload", False)
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=kwargs, every_n_layers=every_n, offload=offload
+        )
+    else:  # pragma: no cover - older transformers: every layer, no offload
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def apply_rope_scaling(model_config: Any, rope_scaling: dict[str, Any] | None, cutoff_len: int) -> str | None:

@@ -218,9 +218,11 @@ class EngineRun(RunContext):
             data_collator = packing.collator
             self.facts["packing"] = packing.manifest()
         if data_collator is not None:
+            from ft_core.engine.models.loader import model_folder
             from ft_core.engine.vision import wrap_collator
 
-            trainer_kwargs["data_collator"] = wrap_collator(self, data_collator, packed=packing is not None)
+            folder = model_folder(self.config.model)
+            trainer_kwargs["data_collator"] = wrap_collator(self, data_collator, folder, packed=packing is not None)
         return build_trainer(
             trainer_class or Trainer,
             optimizer=optimizer,
@@ -240,6 +242,8 @@ class EngineRun(RunContext):
 
     # ------------------------------------------------------------------ data and events
     def encoder(self) -> Encoder:
+        from ft_core.engine.models.loader import model_folder
+
         data = self.config.data
         template = self.template
         return TemplateEncoder(
@@ -252,7 +256,7 @@ class EngineRun(RunContext):
             template_name=template.name if template is not None else None,
             prefix_stable=template.prefix_stable if template is not None else True,
             template_kwargs=dict(template.template_kwargs) if template is not None else {},
-            vision=vision_encoding(self),
+            vision=vision_encoding(self, model_folder(self.config.model)) if self.family is not None else None,
         )
 
     def emit(self, event: RunEvent) -> None:

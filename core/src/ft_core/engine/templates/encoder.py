@@ -36,15 +36,15 @@ class TemplateEncoder(Encoder):
     template_kwargs: dict[str, Any] = field(default_factory=dict)
     #: Set for templates that end answers with the next turn's marker: the template's stop words.
     next_turn_stop_words: tuple[str, ...] | None = None
+    #: Vision-language runs: a ``ft_core.engine.vision.VisionEncoding`` (conversations with images are then
+    #: encoded by ``ft_core.engine.vision``); ``None`` for text models.
+    vision: Any = None
 
     def _next_turn_stops(self) -> frozenset[int] | None:
         if self.next_turn_stop_words is None:
             return None
         words = SimpleNamespace(stop_words=self.next_turn_stop_words)
         return frozenset(stop_token_ids(self.tokenizer, words))
-    #: Vision-language runs: a ``ft_core.engine.vision.VisionEncoding`` (conversations with images are then
-    #: encoded by ``ft_core.engine.vision``); ``None`` for text models.
-    vision: Any = None
 
     def _vision_rows(self, conversation: Conversation) -> list[dict[str, Any]] | None:
         """The rows of a vision-language run (``None``: encode as text)."""
@@ -102,6 +102,11 @@ class TemplateEncoder(Encoder):
     def encode_completion(
         self, conversation: Conversation, answer: Message | None = None
     ) -> tuple[list[int], list[int]]:
+        if conversation.images:
+            raise DataError(
+                f"{conversation.source or 'a conversation'}: rows with images train with the sft stage only (this "
+                "stage encodes prompt / completion pairs, which do not carry images yet)"
+            )
         return encode_completion(
             self.tokenizer,
             self._template(),

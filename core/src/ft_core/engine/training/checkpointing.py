@@ -324,27 +324,3 @@ def _least_across_processes(free: float, device: int) -> float:
         value = value.to(f"cuda:{device}")
     dist.all_reduce(value, op=dist.ReduceOp.MIN)
     return float(value.item())
-
-
-def enable(model: Any, plan: CheckpointingPlan) -> None:
-    """Turn the plan's checkpointing on for ``model`` (off: turn it off if something enabled it earlier, e.g. a
-    quantizer's preparation)."""
-    if not plan.enabled:
-        active = getattr(model, "is_activation_checkpointing", None)
-        if active is None:  # pragma: no cover - older transformers
-            active = getattr(model, "is_gradient_checkpointing", False)
-        if active:
-            disable = (
-                getattr(model, "activation_checkpointing_disable", None)
-                or model.gradient_checkpointing_disable
-            )
-            disable()
-        return
-    kwargs = dict(plan.kwargs() or {})
-    every_n, offload = kwargs.pop("every_n_layers", 1), kwargs.pop("offload", False)
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
-        model.activation_checkpointing_enable(
-            activation_checkpointing_kwargs=kwargs, every_n_layers=every_n, offload=offload
-        )
-    else:  # pragma: no cover - older transformers: every layer, no offload
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)

@@ -62,11 +62,7 @@ def packing_problems(config: RunConfig) -> list[str]:
     if data.packing is True:
         stage = config.one("stage")
         if stage is not None and not getattr(stage.component, "supports_packing", False):
-            why = (
-                " (TRL 1.16's DPOTrainer turns its padding_free option off)"
-                if stage.name in ("dpo", "kto", "orpo")
-                else ""
-            )
+            why = " (TRL 1.16's DPOTrainer turns its padding_free option off)" if stage.name == "dpo" else ""
             problems.append(
                 f"data.packing: the {stage.name} stage does not support padding-free packing{why}; set "
                 "data.packing: auto or false"
@@ -75,7 +71,7 @@ def packing_problems(config: RunConfig) -> list[str]:
         if not keeps_rows_apart(attention):
             problems.append(
                 f"data.packing: model.attn_implementation {attention!r} cannot keep packed rows apart; use "
-                f"flash_attention_2, flash_attention_3, flex_attention, sdpa or eager, or set data.packing: false"
+                "flash_attention_2, flash_attention_3, flex_attention, sdpa or eager, or set data.packing: false"
             )
     return problems
 
@@ -332,4 +328,17 @@ def plan_packing(
             return None
     plan = PackingPlan(attention, packing_collator(varlen_kwargs="flash" in attention.lower()), sampler)
     say(plan.describe(training.per_device_train_batch_size))
+    if attention == "sdpa" and uses_gpu:
+        _without_cudnn_attention(say)
     return plan
+
+
+def _without_cudnn_attention(say: Callable[[str], None]) -> None:
+    """Packed batches change length every step, and cuDNN's attention builds an execution plan per new shape (on
+    an H200 with Llama-3-8B: ~2 ms of CPU time per layer and call, the GPU idle meanwhile; the profile in
+    docs/performance.md). PyTorch's flash and memory-efficient SDPA kernels need no such plans."""
+    import torch
+
+    if torch.backends.cuda.cudnn_sdp_enabled():
+        torch.backends.cuda.enable_cudnn_sdp(False)
+        say("attention: sdpa without the cuDNN backend (packed batches change shape every step)")

@@ -14,13 +14,12 @@ from typing import Any
 from ft_core.engine.vision.encoding import VisionEncoding
 
 
-def vision_encoding(run: Any) -> VisionEncoding | None:
-    """The vision settings of an engine run whose model family has vision support, else ``None``."""
+def vision_encoding(run: Any, folder: str) -> VisionEncoding | None:
+    """The vision settings of an engine run (its model in ``folder``) whose model family has vision support, else
+    ``None``."""
     family = run.family
     if family is None or family.vision is None or run.template is None:
         return None
-    from ft_core.engine.models.loader import model_folder
-
     image_token = None
     names = [run.template.name] if not run.template.derived_from_tokenizer else []
     if family.default_template:
@@ -37,17 +36,35 @@ def vision_encoding(run: Any) -> VisionEncoding | None:
     try:
         from transformers import AutoConfig
 
-        model_type = AutoConfig.from_pretrained(model_folder(run.config.model)).model_type
+        model_type = AutoConfig.from_pretrained(folder).model_type
     except Exception:  # the family's first type is a fine fallback for picking the processor class
         pass
-    return VisionEncoding(model_folder(run.config.model), model_type, image_token)
+    return VisionEncoding(folder, model_type, image_token, processor_digest(folder))
 
 
-__all__ = ["VisionEncoding", "vision_encoding", "wrap_collator"]
+#: Files of a model folder that decide how images become tokens.
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "image_processor_config.json")
 
 
-def wrap_collator(run: Any, collator: Any, *, packed: bool) -> Any:
-    """``collator`` with the images of each batch added, for a vision-language run (unchanged otherwise)."""
+def processor_digest(folder: str) -> str:
+    """sha256 over the processor files present in ``folder``."""
+    import hashlib
+    from pathlib import Path
+
+    digest = hashlib.sha256()
+    for name in PROCESSOR_FILES:
+        path = Path(folder) / name
+        if path.is_file():
+            digest.update(name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+__all__ = ["VisionEncoding", "processor_digest", "vision_encoding", "wrap_collator"]
+
+
+def wrap_collator(run: Any, collator: Any, folder: str, *, packed: bool) -> Any:
+    """``collator`` with the images of each batch added, for a vision-language run with its model in ``folder``
+    (unchanged otherwise)."""
     family = run.family
     if family is None or family.vision is None:
         return collator
@@ -58,7 +75,7 @@ def wrap_collator(run: Any, collator: Any, *, packed: bool) -> Any:
             "data.packing: vision-language models train on padded batches (each row keeps its own images); "
             "set data.packing: false"
         )
-    encoding = vision_encoding(run)
+    encoding = vision_encoding(run, folder)
     if encoding is None:
         return collator
     from ft_core.engine.vision.collator import VisionCollator

@@ -50,6 +50,8 @@ class VisionEncoding:
     model_type: str
     #: The template's text for one image part (``None``: the template takes ``<image>`` as plain text).
     template_image_token: str | None = None
+    #: Digest of the processor's files in ``model_folder`` (part of the data cache key: they decide token counts).
+    processor_digest: str = ""
 
     def processor(self) -> Any:
         return load_processor(self.model_folder, self.model_type)

@@ -1,8 +1,9 @@
 """A small random-init Qwen2-VL built offline, to try vision-language training without downloading a model.
 
-``python -m ft_core.engine.vision.tiny FOLDER`` writes the model, a byte-level BPE tokenizer with Qwen2-VL's special
-tokens (trained on the demo captions) and an image processor for 32 px images, as a Hugging Face folder;
-``configs/vlm_lora_demo.yaml`` trains it on the ``vlm_shapes_demo`` set.
+``model.name_or_path: tiny-qwen2-vl`` (what ``configs/vlm_lora_demo.yaml`` trains on the ``vlm_shapes_demo`` set)
+builds it once into the model cache (``<cache>/models/tiny-qwen2-vl-v1``); ``python -m ft_core.engine.vision.tiny
+FOLDER`` writes it anywhere. It is the model, a byte-level BPE tokenizer with Qwen2-VL's special tokens (trained on
+the demo captions) and an image processor for 32 px images, as a Hugging Face folder.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ def write(folder: str | Path, hidden_size: int = 64, layers: int = 2, seed: int 
             num_key_value_heads=2,
             max_position_embeddings=1024,
             rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            bos_token_id=None,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
         ),
@@ -90,6 +92,36 @@ def write(folder: str | Path, hidden_size: int = 64, layers: int = 2, seed: int 
         min_pixels=32 * 32, max_pixels=32 * 32, patch_size=4, merge_size=2, temporal_patch_size=2
     ).save_pretrained(folder)
     return folder
+
+
+#: The ``model.name_or_path`` alias of the model built on first use (``ft_core.engine.models.embedded``).
+NAME = "tiny-qwen2-vl"
+_VERSION = "v1"
+
+
+def cached(cache_dir: str | Path | None = None) -> str:
+    """The folder of the :data:`NAME` model in the model cache (``cache_dir``, else ``<ft-core cache>/models``),
+    built on first use."""
+    import os
+    import shutil
+    import tempfile
+
+    from ft_core.engine.storage import cache_root
+
+    root = Path(cache_dir) if cache_dir else cache_root() / "models"
+    folder = root / f"{NAME}-{_VERSION}"
+    if not (folder / "config.json").is_file():
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{NAME}-", dir=root))
+        try:
+            write(staging)
+            os.replace(staging, folder)  # complete or absent, also with concurrent first runs
+        except OSError:
+            if not (folder / "config.json").is_file():
+                raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return str(folder)
 
 
 def main(argv: list[str] | None = None) -> None:
