@@ -40,11 +40,14 @@ def test_plugins_json_lists_every_first_party_distribution():
     data = json.loads(ft_core("plugins", "--json").stdout)
     loaded = {p["distribution"] for p in data["plugins"] if p["status"] == "loaded"}
     assert loaded >= FIRST_PARTY
-    assert data["components"]["adapter"].items() >= {
-        "freeze": "ft-core-freeze",
-        "full": "ft-core-full",
-        "lora": "ft-core-lora",
-    }.items()
+    assert (
+        data["components"]["adapter"].items()
+        >= {
+            "freeze": "ft-core-freeze",
+            "full": "ft-core-full",
+            "lora": "ft-core-lora",
+        }.items()
+    )
     assert data["components"]["chat_template"]["zephyr"] == "ft-template-zephyr"
 
 

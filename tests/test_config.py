@@ -195,6 +195,29 @@ def test_llamafactory_style_keys_get_a_migration_hint(plugins, write):
     assert "`bf16` is a LLaMA-Factory key: in ft-core write it as training.precision: bf16." in message
 
 
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("rope_scaling: yarn", "in ft-core write it as model.rope_scaling (e.g. `rope_scaling: yarn`"),
+        ("use_unsloth_gc: true", "in ft-core write it as training.gradient_checkpointing: offload"),
+        ("torch_compile: true", "in ft-core write it as training.torch_compile."),
+        ("use_unsloth: true", "`unsloth: {enabled: true}` with `adapter.method: unsloth_lora`"),
+        ("packing: true", "in ft-core write it as data.packing"),
+        ("neat_packing: true", "in ft-core write it as data.packing"),
+        ("enable_thinking: false", "in ft-core write it as template.kwargs.enable_thinking"),
+        ("flash_attn: fa2", "in ft-core write it as model.attn_implementation (`auto`"),
+        ("enable_liger_kernel: true", "Liger kernels are on by default on GPU runs"),
+    ],
+)
+def test_more_llamafactory_keys_get_a_migration_hint(plugins, write, base_text, key, expected):
+    name = key.split(":")[0]
+    with pytest.raises(ConfigError) as error:
+        _validate(write("lf.yaml", base_text + key + "\n"), plugins)
+    message = str(error.value)
+    assert f"`{name}` is a LLaMA-Factory key" in message
+    assert expected in message
+
+
 def test_scheduler_and_attention_choices_are_checked_up_front(plugins, write, base_text):
     path = write("c.yaml", base_text)
     with pytest.raises(ConfigError) as error:
@@ -298,6 +321,50 @@ def test_options_errors_and_cross_section_rules_of_components(write, base_text):
     with pytest.raises(ConfigError, match=r"adapter\.level: 3 needs data\.cutoff_len <= 32"):
         _validate(path, picky_plugins, ["adapter=picky", "adapter.level=3"])
     assert _validate(path, picky_plugins, ["adapter=picky", "adapter.level=2"]).adapter.options.level == 2
+
+
+def test_a_local_folder_of_a_remote_code_family_needs_trust_remote_code(plugins, write, base_text, tmp_path):
+    import json
+    import types
+
+    from ft_core.api import ModelFamily, hookimpl
+
+    module = types.ModuleType("vendor_family")
+
+    @hookimpl
+    def ft_register_model_families(register):
+        family = ModelFamily(
+            model_types=("vendorlm",),
+            architectures=("VendorForCausalLM",),
+            trust_remote_code=True,
+            description="VendorLM (remote code)",
+        )
+        register("vendorlm", family)
+
+    module.ft_register_model_families = ft_register_model_families
+    vendor_plugins = load_plugins(strict=True, extra=[(module, "vendor-dist")])
+    folder = tmp_path / "vendor"
+    folder.mkdir()
+    (folder / "config.json").write_text(
+        json.dumps({"model_type": "llama", "architectures": ["VendorForCausalLM"]})
+    )
+    path = write("c.yaml", base_text)
+    local = [f"model.name_or_path={folder}"]
+    with pytest.raises(ConfigError) as caught:
+        _validate(path, vendor_plugins, local)
+    assert (
+        f"model.trust_remote_code: {str(folder)!r} is a VendorLM (remote code) model (model_type 'llama', "
+        "architectures ['VendorForCausalLM']) whose architecture transformers does not include, so the model's own "
+        "Python code must run. Set model.trust_remote_code: true if you trust that code"
+    ) in str(caught.value)
+    assert _validate(path, vendor_plugins, [*local, "model.trust_remote_code=true"]).model.trust_remote_code
+    # A model_type match counts too; without the family registered, nothing is asked.
+    (folder / "config.json").write_text(json.dumps({"model_type": "vendorlm"}))
+    with pytest.raises(
+        ConfigError, match=r"model\.trust_remote_code: .* is a VendorLM \(remote code\) model"
+    ):
+        _validate(path, vendor_plugins, local)
+    assert _validate(path, plugins, local).model.name_or_path == str(folder)
 
 
 def test_run_without_a_config_says_the_config_is_missing(capsys):

@@ -42,7 +42,7 @@ def write_rows(tmp_path: Path, count: int, entry: dict[str, Any] | None = None) 
 
 # --------------------------------------------------------------------------- demo datasets
 def test_demo_datasets_load_and_are_valid(tmp_path: Path) -> None:
-    sizes = {"identity": 60, "alpaca_en_demo": 80, "sharegpt_demo": 18, "toolcall_demo": 2}
+    sizes = {"identity": 60, "alpaca_en_demo": 80, "sharegpt_demo": 18, "toolcall_demo": 96}
     for name, size in sizes.items():
         samples = load([name], dataset_dir=str(tmp_path))
         assert len(samples) == size
@@ -51,7 +51,7 @@ def test_demo_datasets_load_and_are_valid(tmp_path: Path) -> None:
     texts = load(["c4_demo"], produces="text", dataset_dir=str(tmp_path))
     assert len(texts) == 60
     assert all(100 <= len(t.split()) <= 200 for t in texts)
-    assert sum(path.stat().st_size for path in DEMO_DATA_DIR.iterdir()) < 300_000
+    assert sum(path.stat().st_size for path in DEMO_DATA_DIR.rglob("*") if path.is_file()) < 600_000
 
 
 def test_demo_sets_cover_system_history_and_tools(tmp_path: Path) -> None:
@@ -61,7 +61,14 @@ def test_demo_sets_cover_system_history_and_tools(tmp_path: Path) -> None:
     sharegpt = load(["sharegpt_demo"], dataset_dir=str(tmp_path))
     assert any(s.messages[0].role == "system" for s in sharegpt)
     tools = load(["toolcall_demo"], dataset_dir=str(tmp_path))
-    assert all(s.tools and any(m.role == "tool" for m in s.messages) for s in tools)
+    assert all(s.tools for s in tools)
+    calling = [s for s in tools if any(m.role == "tool" for m in s.messages)]
+    assert len(calling) == 72  # three in four rows call a tool; the others are answered directly
+    assert {c["function"]["name"] for s in calling for m in s.messages for c in m.tool_calls or []} == {
+        "get_weather",
+        "convert_currency",
+        "get_time",
+    }
 
 
 def test_identity_teaches_nova(tmp_path: Path) -> None:

@@ -142,3 +142,40 @@ def test_the_run_loads_the_model_with_the_scaling_and_records_it(make_config, tm
     assert model.config.max_position_embeddings == 2048  # the tiny model is pretrained for 1024
     assert run.facts["rope_scaling"].startswith("rope scaling: linear, factor 2")
     assert "rope scaling: linear, factor 2" in capsys.readouterr().err
+
+
+def test_chatting_with_an_adapter_run_loads_the_base_model_with_the_runs_scaling(tiny_model_dir, tmp_path):
+    """``ft-core chat RUN`` of a LoRA run: the base model gets the run's ``model.rope_scaling`` (from the run's
+    saved config.yaml) before the adapter is merged into it."""
+    import json
+
+    import yaml
+    from peft import LoraConfig, get_peft_model
+
+    from ft_core.engine.inference.target import resolve_chat_target
+
+    run = tmp_path / "run"
+    peft_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir), LoraConfig(r=2, target_modules=["q_proj"])
+    )
+    peft_model.save_pretrained(run / "model")
+    manifest = {
+        "status": "completed",
+        "components": [{"section": "adapter", "name": "lora"}],
+        "base_model": {"path": tiny_model_dir, "name_or_path": tiny_model_dir},
+    }
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    config = {"model": {"name_or_path": tiny_model_dir, "rope_scaling": {"type": "linear", "factor": 4}}}
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    pretrained = AutoConfig.from_pretrained(tiny_model_dir).max_position_embeddings
+
+    model = resolve_chat_target(str(run), load_plugins()).load_model(torch.float32)
+    assert model.config.rope_parameters["rope_type"] == "linear"
+    assert model.config.rope_parameters["factor"] == 4
+    assert model.config.max_position_embeddings == 4 * pretrained
+
+    # Without rope_scaling in the run's config the base model loads as saved.
+    (run / "config.yaml").write_text(yaml.safe_dump({"model": {"name_or_path": tiny_model_dir}}))
+    model = resolve_chat_target(str(run), load_plugins()).load_model(torch.float32)
+    assert model.config.rope_parameters.get("rope_type", "default") == "default"
+    assert model.config.max_position_embeddings == pretrained

@@ -29,9 +29,7 @@ def test_show_json_gives_text_and_exactly_the_assistant_spans(tmp_path: Path) ->
     result = ft_core("template", "show", "chatml", "--messages", str(path), "--json")
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
-    assert shown["text"] == "".join(
-        f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages
-    )
+    assert shown["text"] == "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
     assert [span["text"] for span in shown["trained"]] == ["Lima.<|im_end|>\n", "Oui, 很好.<|im_end|>\n"]
     for span in shown["trained"]:
         assert shown["text"][span["start"] : span["end"]] == span["text"]
@@ -52,7 +50,9 @@ def test_show_uses_a_tokenizers_special_tokens(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["text"].startswith("<s>[INST] <<SYS>>")
-    assert all(span["text"].endswith("</s>") or span["text"].endswith("<|im_end|>") for span in shown["trained"])
+    assert all(
+        span["text"].endswith("</s>") or span["text"].endswith("<|im_end|>") for span in shown["trained"]
+    )
 
 
 def test_show_without_messages_renders_a_built_in_example_and_marks_spans() -> None:
@@ -67,7 +67,10 @@ def test_show_reports_bad_messages_with_file_and_position(tmp_path: Path) -> Non
     path.write_text(json.dumps([{"role": "user", "content": "hi"}, {"role": "bot", "content": "x"}]))
     result = ft_core("template", "show", "chatml", "--messages", str(path))
     assert result.returncode != 0 and "Traceback" not in result.stderr
-    assert f"{path}: message 1: unknown role 'bot'; expected one of system, user, assistant, tool" in result.stderr
+    assert (
+        f"{path}: message 1: unknown role 'bot'; expected one of system, user, assistant, tool"
+        in result.stderr
+    )
     unknown = ft_core("template", "show", "chatm")
     assert unknown.returncode != 0 and "unknown chat template 'chatm'" in unknown.stderr
     assert "Did you mean 'chatml'" in unknown.stderr

@@ -158,7 +158,9 @@ def test_every_template_has_a_reference(templates: dict[str, Any]) -> None:
     # Templates with an official source are also checked against that Jinja in their plugin's exactness tests;
     # generic templates (no official Jinja) are pinned here only, so each must have a reference.
     generic = {name for name, template in templates.items() if not template.source}
-    assert generic <= set(REFERENCES), f"generic templates without a reference: {sorted(generic - set(REFERENCES))}"
+    assert generic <= set(REFERENCES), (
+        f"generic templates without a reference: {sorted(generic - set(REFERENCES))}"
+    )
     assert set(REFERENCES) <= set(templates)
 
 
@@ -194,7 +196,10 @@ def test_qwen_tools_reference(templates: dict[str, Any], tokenizer_for: Callable
         Message("tool", "sunny"),
         Message("assistant", "It is 21 degrees and sunny."),
     ]
-    assert render(tokenizer_for("<s>", "<|im_end|>"), templates["qwen"].jinja, messages, tools=[tool]) == QWEN_TOOLS
+    assert (
+        render(tokenizer_for("<s>", "<|im_end|>"), templates["qwen"].jinja, messages, tools=[tool])
+        == QWEN_TOOLS
+    )
 
 
 @pytest.mark.parametrize("name", ["default", "alpaca", "vicuna", "empty"])

@@ -70,7 +70,9 @@ MODES: dict[str, Mode] = {
     ),
     "qlora4_fast": Mode(QLORA4, "qlora4", "QLoRA 4-bit NF4, ft-core's defaults"),
     "lora_fast_ckpt": Mode(
-        {"training": {"gradient_checkpointing": True}}, "lora", "LoRA bf16, ft-core's defaults, checkpointing on"
+        {"training": {"gradient_checkpointing": True}},
+        "lora",
+        "LoRA bf16, ft-core's defaults, checkpointing on",
     ),
     "lora_fp8": Mode(FP8, "lora", "LoRA on an FP8 base (torchao float8_dynamic), ft-core's defaults"),
     "lora_fp8_ckpt": Mode(

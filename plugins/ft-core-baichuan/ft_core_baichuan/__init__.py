@@ -6,8 +6,7 @@ Import-light: registering imports neither torch nor transformers.
 
 from __future__ import annotations
 
-from ft_core.api import ChatTemplate, ModelFamily, Register, RunConfig, hookimpl
-from ft_core_baichuan._remote import remote_code_problems
+from ft_core.api import ChatTemplate, ModelFamily, Register, hookimpl
 from ft_core_baichuan.templates import BAICHUAN2
 
 __version__ = "0.2.0"
@@ -51,9 +50,3 @@ def ft_register_model_families(register: Register[ModelFamily]) -> None:
 def ft_register_chat_templates(register: Register[ChatTemplate]) -> None:
     """Register ``baichuan2``."""
     register("baichuan2", BAICHUAN2_TEMPLATE)
-
-
-@hookimpl
-def ft_validate_config(config: RunConfig) -> list[str]:
-    """A Baichuan model folder needs ``model.trust_remote_code: true``."""
-    return remote_code_problems(config, [BAICHUAN2_FAMILY])

@@ -238,17 +238,6 @@ def _upcast_norms(model: Any) -> int:
     return count
 
 
-def _enable_checkpointing(model: Any) -> None:
-    """Non-reentrant activation checkpointing (needs no input gradients; works with frozen embeddings)."""
-    if not getattr(model, "supports_gradient_checkpointing", False):
-        return  # the engine reports models that cannot checkpoint
-    kwargs = {"use_reentrant": False}
-    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:  # pragma: no cover - older transformers
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-
-
 class BitsAndBytesQuantizer(Quantizer[BitsAndBytesOptions]):
     """bitsandbytes through transformers' ``BitsAndBytesConfig``; trains through an adapter only (QLoRA)."""
 
@@ -294,8 +283,10 @@ class BitsAndBytesQuantizer(Quantizer[BitsAndBytesOptions]):
 
     def prepare(self, model: Any, options: BitsAndBytesOptions, run: RunContext) -> Any:
         """Ready the quantized model for adapter training: freeze the base weights, set the 4-bit compute dtype
-        of the run's precision, keep 4-bit weights in their trainable layout on CPUs, apply ``upcast`` and, with
-        ``training.gradient_checkpointing``, enable non-reentrant activation checkpointing."""
+        of the run's precision, keep 4-bit weights in their trainable layout on CPUs and apply ``upcast``.
+
+        Activation checkpointing is left to core: it applies the run's ``training.gradient_checkpointing`` plan
+        (``auto``, ``true``, ``false`` or ``offload``) after ``prepare``, with input gradients enabled."""
         import torch
 
         training = run.config.training
@@ -322,20 +313,13 @@ class BitsAndBytesQuantizer(Quantizer[BitsAndBytesOptions]):
         if options.upcast == "all":
             from peft import prepare_model_for_kbit_training
 
-            model = prepare_model_for_kbit_training(
-                model,
-                use_gradient_checkpointing=training.gradient_checkpointing,
-                gradient_checkpointing_kwargs={"use_reentrant": False},
-            )
+            # checkpointing: core's plan, applied after prepare
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         else:
             for parameter in model.parameters():
                 parameter.requires_grad_(False)
             if options.upcast == "norms":
                 _upcast_norms(model)
-            if training.gradient_checkpointing:
-                _enable_checkpointing(model)
-        if training.gradient_checkpointing:
-            model.config.use_cache = False
         layers = f"{len(four)} Linear4bit" if options.bits == 4 else f"{len(eight)} Linear8bitLt"
         detail = (
             f"{options.quant_type}{' + double quant' if options.double_quant else ''}, compute {dtype}"

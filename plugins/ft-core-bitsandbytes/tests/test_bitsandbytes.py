@@ -324,16 +324,22 @@ def test_prepare_refuses_skip_modules_that_match_nothing(tiny_model_dir):
         BitsAndBytesQuantizer().prepare(model, options, fake_run())
 
 
-def test_prepare_sets_the_run_compute_dtype_freezes_and_checkpoints(tiny_model_dir, capsys):
+@pytest.mark.parametrize("gradient_checkpointing", [True, "auto", "offload", False])
+def test_prepare_sets_the_run_compute_dtype_freezes_and_leaves_checkpointing_to_core(
+    tiny_model_dir, capsys, gradient_checkpointing
+):
     model = load_quantized(tiny_model_dir, BitsAndBytesOptions(), dtype=torch.bfloat16)
     prepared = BitsAndBytesQuantizer().prepare(
-        model, BitsAndBytesOptions(), fake_run(precision="bf16", gradient_checkpointing=True)
+        model,
+        BitsAndBytesOptions(),
+        fake_run(precision="bf16", gradient_checkpointing=gradient_checkpointing),
     )
     four_bit = [m for m in prepared.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(four_bit) == 2 * len(PROJECTIONS)
     assert {m.compute_dtype for m in four_bit} == {torch.bfloat16}
     assert not any(p.requires_grad for p in prepared.parameters())
-    assert checkpointing(prepared) and prepared.config.use_cache is False
+    # core applies the run's checkpointing plan after prepare ("auto" may well decide off)
+    assert not checkpointing(prepared)
     # upcast: none (the default) leaves the unquantized weights in the load dtype
     assert prepared.model.norm.weight.dtype == torch.bfloat16
     assert (
@@ -453,6 +459,7 @@ def test_qlora_run_on_the_cpu(tmp_path, make_config, capfd):
     assert main(["run", str(path)]) == 0
     err = capfd.readouterr().err
     assert "bitsandbytes: 4-bit (nf4 + double quant, compute float32): 14 Linear4bit layers" in err
+    assert "gradient checkpointing: on, every layer" in err  # core's plan, applied after prepare
     artefact = Path(tmp_path / "run" / "model")
     assert (artefact / "adapter_model.safetensors").is_file()
     adapter_config = json.loads((artefact / "adapter_config.json").read_text())

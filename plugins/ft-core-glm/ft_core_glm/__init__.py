@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from ft_core.api import ChatTemplate, ModelFamily, Register, RunConfig, hookimpl
-from ft_core_glm._remote import remote_code_problems
+from ft_core.api import ChatTemplate, ModelFamily, Register, hookimpl
 from ft_core_glm.toolcalls import parse_glm4_tool_calls
 
 __version__ = "0.2.0"
@@ -81,9 +80,3 @@ def ft_register_chat_templates(register: Register[ChatTemplate]) -> None:
     """Register ``glm4`` and ``chatglm3``."""
     register("glm4", GLM4)
     register("chatglm3", CHATGLM3)
-
-
-@hookimpl
-def ft_validate_config(config: RunConfig) -> list[str]:
-    """A ChatGLM3 model folder needs ``model.trust_remote_code: true``."""
-    return remote_code_problems(config, [CHATGLM3_FAMILY])

@@ -5,8 +5,7 @@ Import-light: registering imports neither torch nor transformers.
 
 from __future__ import annotations
 
-from ft_core.api import ChatTemplate, ModelFamily, Register, RunConfig, hookimpl
-from ft_core_internlm._remote import remote_code_problems
+from ft_core.api import ChatTemplate, ModelFamily, Register, hookimpl
 from ft_core_internlm.templates import INTERN2, INTERNLM2_META_INSTRUCTION
 
 __version__ = "0.2.0"
@@ -49,9 +48,3 @@ def ft_register_model_families(register: Register[ModelFamily]) -> None:
 def ft_register_chat_templates(register: Register[ChatTemplate]) -> None:
     """Register ``intern2``."""
     register("intern2", INTERN2_TEMPLATE)
-
-
-@hookimpl
-def ft_validate_config(config: RunConfig) -> list[str]:
-    """An InternLM2 model folder needs ``model.trust_remote_code: true``."""
-    return remote_code_problems(config, [INTERNLM2_FAMILY])

@@ -1,4 +1,5 @@
-"""ft-core plugin: Liger kernels for Llama / Qwen2 / Qwen3 on CUDA GPUs — the ``liger`` model patch, and the
+"""ft-core plugin: Liger kernels on CUDA GPUs for every model type liger-kernel supports (Llama, Qwen, Mistral,
+Gemma, Phi-3, OLMo 2, GLM-4, DeepSeek, LLaVA, PaliGemma, ...) — the ``liger`` model patch, and the
 ``liger`` config section that applies it by default on GPU runs of supported models (``liger.enabled: auto``).
 
 Import-light: neither liger-kernel nor triton, torch or transformers is imported at registration; a CPU-only

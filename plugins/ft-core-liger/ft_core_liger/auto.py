@@ -2,7 +2,7 @@
 
 With ``enabled: auto`` (the default) every model of a run on a CUDA GPU whose ``config.model_type`` Liger supports
 gets the kernels (``LigerOptions()`` defaults) when liger-kernel and triton are installed; otherwise nothing
-changes. A CPU run is never touched. ``true`` makes a run that cannot use them an error instead; ``false`` turns
+changes. A CPU run is never touched, nor a model Unsloth loaded (Unsloth brings its own kernels). ``true`` makes a run that cannot use them an error instead; ``false`` turns
 the automatic patch off. Listing ``liger`` in ``patches`` applies it explicitly, with its options, and the
 automatic patch steps aside.
 """
@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ft_core.api import FtCoreError, OptionsError, RunConfig, RunContext
-from ft_core_liger.patch import PIP_INSTALL, SUPPORTED_MODEL_TYPES, LigerOptions, LigerPatch, unusable_reason
+from ft_core_liger.patch import (
+    FUSED_FORWARD_MODEL_TYPES,
+    PIP_INSTALL,
+    LigerOptions,
+    LigerPatch,
+    unsupported_reason,
+    unusable_reason,
+)
 
 #: The config section.
 SECTION = "liger"
@@ -24,8 +31,8 @@ SECTION = "liger"
 class LigerSection:
     """The ``liger:`` section."""
 
-    #: ``auto``: Liger kernels on CUDA GPU runs of supported model types (llama, qwen2, qwen3) when liger-kernel is
-    #: installed; ``true``: the same, and an error when they cannot apply; ``false``: off (``patches: [liger]``
+    #: ``auto``: Liger kernels on CUDA GPU runs of the model types liger-kernel supports (llama, qwen2/3, mistral,
+    #: gemma, phi3, ...) when liger-kernel is installed, except on a model Unsloth loaded; ``true``: the same, and an error when they cannot apply; ``false``: off (``patches: [liger]``
     #: still applies them explicitly).
     enabled: bool | Literal["auto"] = "auto"
 
@@ -50,16 +57,29 @@ def validate(config: RunConfig) -> list[str]:
     return [f"{SECTION}.enabled: true, but {reason}"] if reason else []
 
 
+def unsloth_reason(model: Any, run: RunContext) -> str | None:
+    """Why ``model`` is Unsloth's (its kernels replace Liger's), or ``None``."""
+    if getattr(getattr(model, "config", None), "unsloth_version", None):
+        return "the model was loaded by Unsloth, which brings its own kernels"
+    try:  # the section exists only when ft-core-unsloth is installed
+        unsloth = run.config.section("unsloth")
+    except (KeyError, LookupError, AttributeError):
+        return None
+    if getattr(unsloth, "enabled", False) is True:
+        return "unsloth.enabled: Unsloth brings its own kernels"
+    return None
+
+
 def skip_reason(model: Any, run: RunContext) -> str | None:
     """Why the automatic patch does not apply to ``model`` in ``run``, or ``None`` when it does."""
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in SUPPORTED_MODEL_TYPES:
-        return f"model_type {model_type!r} is not supported (supported: {', '.join(SUPPORTED_MODEL_TYPES)})"
+    reason = unsloth_reason(model, run)
+    if reason is not None:
+        return reason
     import torch
 
     if not torch.cuda.is_available():
         return "no CUDA GPU is visible"
-    return unusable_reason()
+    return unusable_reason() or unsupported_reason(model)
 
 
 def options_for(run: RunContext) -> LigerOptions:
@@ -80,8 +100,15 @@ def apply_automatically(model: Any, run: RunContext, role: str) -> bool:
     if section.enabled is False or explicitly_patched(run.config) or not run.uses_gpu:
         return False
     reason = skip_reason(model, run)
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if reason is None and section.enabled == "auto" and model_type not in FUSED_FORWARD_MODEL_TYPES:
+        # Liger's own forward for the other types (softcapping, MoE, vision) is not verified here on transformers 5.
+        reason = (
+            f"automatic only for {', '.join(sorted(FUSED_FORWARD_MODEL_TYPES))}; liger.enabled: true applies it to "
+            f"{model_type!r} too"
+        )
     if reason is not None:
-        if section.enabled is True:
+        if section.enabled is True and unsloth_reason(model, run) is None:
             raise FtCoreError(f"{SECTION}.enabled: true, but {reason}; use liger.enabled: auto or false")
         if role == "policy":
             _say(run, f"liger kernels: off ({reason})")
@@ -98,4 +125,12 @@ def apply_automatically(model: Any, run: RunContext, role: str) -> bool:
     return True
 
 
-__all__ = ["PIP_INSTALL", "SECTION", "LigerSection", "apply_automatically", "skip_reason", "validate"]
+__all__ = [
+    "PIP_INSTALL",
+    "SECTION",
+    "LigerSection",
+    "apply_automatically",
+    "skip_reason",
+    "unsloth_reason",
+    "validate",
+]

@@ -144,47 +144,114 @@ def test_ft_core_validate_rejects_liger_on_a_cpu_run(tmp_path: Path, tiny_model_
 
 
 # ---------------------------------------------------------------------------------------- model_type mapping
-def _liger_monkey_patch_functions() -> dict[str, list[str]]:
-    """Functions of the installed liger_kernel/transformers/monkey_patch.py and their parameters, read without
-    importing it (importing liger needs triton)."""
+def _liger_monkey_patch_source() -> str:
     spec = importlib.util.find_spec("liger_kernel")
     if spec is None:
         pytest.skip("liger-kernel is not installed")
-    source = Path(next(iter(spec.submodule_search_locations))) / "transformers" / "monkey_patch.py"
-    tree = ast.parse(source.read_text())
-    return {
-        node.name: [a.arg for a in node.args.args] for node in tree.body if isinstance(node, ast.FunctionDef)
-    }
+    return (
+        Path(next(iter(spec.submodule_search_locations))) / "transformers" / "monkey_patch.py"
+    ).read_text()
 
 
-def test_supported_model_types_map_to_liger_instance_patch_functions():
-    assert set(SUPPORTED_MODEL_TYPES) == {"llama", "qwen2", "qwen3"}
-    functions = _liger_monkey_patch_functions()
-    for model_type, name in SUPPORTED_MODEL_TYPES.items():
-        assert name == f"apply_liger_kernel_to_{model_type}"
-        assert name in functions, f"liger-kernel has no {name}"
-        for parameter in (
-            "rope",
-            "cross_entropy",
-            "fused_linear_cross_entropy",
-            "rms_norm",
-            "swiglu",
-            "model",
+def _liger_mapping() -> dict[str, str]:
+    """The installed liger-kernel's ``MODEL_TYPE_TO_APPLY_LIGER_FN`` (model type -> function name), read without
+    importing it (importing liger needs triton)."""
+    tree = ast.parse(_liger_monkey_patch_source())
+    for node in tree.body:
+        if (
+            isinstance(node, ast.Assign)
+            and getattr(node.targets[0], "id", None) == "MODEL_TYPE_TO_APPLY_LIGER_FN"
         ):
-            assert parameter in functions[name], f"{name} has no {parameter!r} parameter"
+            return {
+                key.value: value.id for key, value in zip(node.value.keys, node.value.values, strict=True)
+            }
+    raise AssertionError("liger-kernel has no MODEL_TYPE_TO_APPLY_LIGER_FN")
 
 
-@pytest.mark.parametrize("model_type", ["mistral", "gemma"])
-def test_unsupported_model_type_is_a_clear_error(tiny_tokenizer, model_type):
+def test_documented_model_types_are_the_family_types_liger_patches():
+    mapping = _liger_mapping()
+    missing = [model_type for model_type in SUPPORTED_MODEL_TYPES if model_type not in mapping]
+    assert missing == [], f"liger-kernel has no patch for {missing}"
+    for model_type in ("llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "gemma", "gemma2"):
+        assert model_type in SUPPORTED_MODEL_TYPES
+    for model_type in ("gemma3_text", "gemma3", "phi3", "olmo2", "glm4", "qwen2_vl", "qwen2_5_vl"):
+        assert model_type in SUPPORTED_MODEL_TYPES
+    for model_type in ("llava", "paligemma", "deepseek_v2", "deepseek_v3"):
+        assert model_type in SUPPORTED_MODEL_TYPES
+    assert "qwen2_moe" not in mapping  # ft-core-qwen covers it, Liger 0.8.5 does not: it must not be listed
+
+
+def _apply(**defaults):
+    """A stand-in ``apply_liger_kernel_to_*`` with these keyword defaults (and ``model``)."""
+    import inspect
+
+    parameters = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=value)
+        for name, value in {**defaults, "model": None}.items()
+    ]
+
+    def apply(**kwargs):
+        return None
+
+    apply.__signature__ = inspect.Signature(parameters)
+    return apply
+
+
+def test_apply_kwargs_follow_the_liger_function_signature():
+    llama = _apply(
+        rope=True, cross_entropy=False, fused_linear_cross_entropy=True, rms_norm=True, swiglu=True
+    )
+    assert patch_module.apply_kwargs(llama, LigerOptions(rope=False), fused_linear_cross_entropy=False) == {
+        "rope": False,
+        "cross_entropy": False,
+        "fused_linear_cross_entropy": False,
+        "rms_norm": True,
+        "swiglu": True,
+    }
+    # Gemma's gated MLP is GEGLU: the swiglu option drives it.
+    gemma = _apply(rope=True, cross_entropy=False, fused_linear_cross_entropy=True, rms_norm=True, geglu=True)
+    kwargs = patch_module.apply_kwargs(gemma, LigerOptions(swiglu=False), fused_linear_cross_entropy=True)
+    assert (
+        kwargs["geglu"] is False and "swiglu" not in kwargs and kwargs["fused_linear_cross_entropy"] is True
+    )
+    # A kernel Liger keeps off by default for the architecture (RoPE on GLM-4, the fused loss on Granite) stays off.
+    glm4 = _apply(
+        rope=False, cross_entropy=False, fused_linear_cross_entropy=True, rms_norm=True, swiglu=True
+    )
+    assert patch_module.apply_kwargs(glm4, LigerOptions(), fused_linear_cross_entropy=True)["rope"] is False
+    granite = _apply(
+        rope=True, cross_entropy=True, fused_linear_cross_entropy=False, rms_norm=True, swiglu=True
+    )
+    options = LigerOptions(cross_entropy=True, fused_linear_cross_entropy=False)
+    kwargs = patch_module.apply_kwargs(granite, options, fused_linear_cross_entropy=True)
+    assert kwargs["fused_linear_cross_entropy"] is False and kwargs["cross_entropy"] is True
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="importing liger-kernel needs triton")
+def test_apply_kwargs_fit_the_installed_liger_functions():
+    import inspect
+
+    functions = patch_module.liger_apply_functions()
+    for model_type in SUPPORTED_MODEL_TYPES:
+        apply = functions[model_type]
+        kwargs = patch_module.apply_kwargs(apply, LigerOptions(), fused_linear_cross_entropy=True)
+        inspect.signature(apply).bind(model=None, **kwargs)  # raises on an unknown keyword
+        assert "rms_norm" in kwargs or model_type == "llava", model_type
+
+
+@pytest.mark.parametrize("model_type", ["starcoder2", "qwen2_moe"])
+def test_unsupported_model_type_is_a_clear_error(tiny_tokenizer, model_type, cuda, installed, monkeypatch):
     from ft_core.testing.tiny import tiny_model
 
-    overrides = {"head_dim": 8} if model_type == "gemma" else {}
-    model = tiny_model(tiny_tokenizer, model_type=model_type, **overrides)
+    cuda(True)
+    installed()
+    monkeypatch.setattr(patch_module, "liger_apply_functions", lambda: {"llama": None, "qwen2": None})
+    model = tiny_model(tiny_tokenizer, model_type=model_type)
     with pytest.raises(FtCoreError) as caught:
         LigerPatch().patch_model(model, LigerOptions())
     message = str(caught.value)
-    assert f"model_type '{model_type}'" in message
-    assert "supported model types: llama, qwen2, qwen3" in message
+    assert f"model_type '{model_type}' is not supported by liger-kernel" in message
+    assert "supported: llama, qwen2, qwen2_vl" in message and "Remove liger from patches" in message
 
 
 def test_patching_without_cuda_is_a_clear_error(tiny_model, cuda):
@@ -201,11 +268,39 @@ def test_patching_without_triton_is_a_clear_error(tiny_model, cuda):
         LigerPatch().patch_model(tiny_model, LigerOptions())
 
 
+def _forward_source(model_type: str) -> str:
+    """The causal-LM forward of ``model_type`` in the installed transformers, without docstring, comments and
+    decorators."""
+    import inspect
+    import re
+
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config_class = type(AutoConfig.for_model(model_type))
+    model_class = AutoModelForCausalLM._model_mapping[config_class]
+    source = re.sub(r'"""[\s\S]*?"""', "", inspect.getsource(model_class.forward))
+    source = re.sub(r"#.*", "", source).replace(
+        "-> tuple | CausalLMOutputWithPast", "-> CausalLMOutputWithPast"
+    )
+    return "\n".join(
+        line for line in source.splitlines() if line.strip() and not line.strip().startswith("@")
+    )
+
+
+def test_own_fused_forward_model_types_have_llamas_forward():
+    """The plugin's forward replaces these model types' forward: each must be transformers' Llama one."""
+    llama = _forward_source("llama")
+    for model_type in patch_module.FUSED_FORWARD_MODEL_TYPES:
+        assert _forward_source(model_type) == llama, f"{model_type}'s forward is not Llama's"
+    for model_type in ("gemma2", "mixtral", "qwen3_moe"):  # softcapping / router loss: Liger's own forward
+        assert _forward_source(model_type) != llama
+
+
 def test_fused_forward_fits_the_transformers_causal_lm_forwards(tiny_tokenizer):
     from ft_core.testing.tiny import tiny_model
     from ft_core_liger.forward import forward_fits
 
-    for model_type in SUPPORTED_MODEL_TYPES:
+    for model_type in ("llama", "qwen2", "qwen3"):
         assert forward_fits(tiny_model(tiny_tokenizer, model_type=model_type, head_dim=8))
 
     class OldStyle:

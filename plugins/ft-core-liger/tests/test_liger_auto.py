@@ -38,14 +38,20 @@ def gpu_machine(monkeypatch):
         return model
 
     monkeypatch.setattr(patch_module.LigerPatch, "patch_model", patch_model)
+    monkeypatch.setattr(
+        patch_module, "liger_apply_functions", lambda: dict.fromkeys(("llama", "qwen2", "gemma", "gemma2"))
+    )
     return calls
 
 
 def _run(
-    enabled="auto", *, uses_gpu=True, patches=(), use_cpu=None, head_modules=(), main=True
+    enabled="auto", *, uses_gpu=True, patches=(), use_cpu=None, head_modules=(), main=True, unsloth=None
 ) -> SimpleNamespace:
+    sections = {"liger": LigerSection(enabled=enabled)}
+    if unsloth is not None:  # the section ft-core-unsloth adds
+        sections["unsloth"] = SimpleNamespace(enabled=unsloth)
     config = SimpleNamespace(
-        section=lambda name: {"liger": LigerSection(enabled=enabled)}[name],
+        section=lambda name: sections[name],
         many=lambda section: [SimpleNamespace(name=n) for n in patches] if section == "patches" else [],
         training=SimpleNamespace(use_cpu=use_cpu),
         stage=SimpleNamespace(component=SimpleNamespace(head_modules=head_modules)),
@@ -90,16 +96,42 @@ def test_enabled_false_and_an_explicit_patch_turn_the_automatic_patch_off(gpu_ma
 
 
 def test_an_unsupported_model_type_is_logged_not_patched(gpu_machine, capsys):
-    assert auto_module.apply_automatically(_model("gemma"), _run(), "policy") is False
+    assert auto_module.apply_automatically(_model("starcoder2"), _run(), "policy") is False
     assert gpu_machine == []
-    assert "liger kernels: off (model_type 'gemma' is not supported (supported: llama, qwen2, qwen3))" in (
-        capsys.readouterr().err
+    assert (
+        "liger kernels: off (model_type 'starcoder2' is not supported by liger-kernel (supported: llama,"
+        in (capsys.readouterr().err)
     )
 
 
+def test_auto_patches_llama_forward_types_and_true_patches_every_type_liger_maps(gpu_machine, capsys):
+    assert auto_module.apply_automatically(_model("gemma"), _run(), "policy") is True
+    assert gpu_machine == [LigerOptions()]
+    # Gemma 2 (softcapped logits) goes through Liger's own forward, not verified on transformers 5: only on request.
+    assert auto_module.apply_automatically(_model("gemma2"), _run(), "policy") is False
+    assert "liger kernels: off (automatic only for" in capsys.readouterr().err
+    assert auto_module.apply_automatically(_model("gemma2"), _run(enabled=True), "policy") is True
+    assert len(gpu_machine) == 2
+
+
 def test_enabled_true_makes_an_unusable_run_an_error(gpu_machine):
-    with pytest.raises(FtCoreError, match=r"liger.enabled: true, but model_type 'gemma' is not supported"):
-        auto_module.apply_automatically(_model("gemma"), _run(enabled=True), "policy")
+    with pytest.raises(
+        FtCoreError, match=r"liger.enabled: true, but model_type 'starcoder2' is not supported"
+    ):
+        auto_module.apply_automatically(_model("starcoder2"), _run(enabled=True), "policy")
+
+
+@pytest.mark.parametrize("enabled", ["auto", True])
+def test_a_model_unsloth_loaded_is_left_alone_and_logged(gpu_machine, capsys, enabled):
+    model = _model()
+    model.config.unsloth_version = "2026.11.1"
+    assert auto_module.apply_automatically(model, _run(enabled=enabled), "policy") is False
+    assert "liger kernels: off (the model was loaded by Unsloth" in capsys.readouterr().err
+    assert auto_module.apply_automatically(_model(), _run(enabled=enabled, unsloth=True), "policy") is False
+    assert "liger kernels: off (unsloth.enabled: Unsloth brings its own kernels)" in capsys.readouterr().err
+    assert gpu_machine == []
+    # ft-core-unsloth installed but off: Liger as usual.
+    assert auto_module.apply_automatically(_model(), _run(enabled=enabled, unsloth=False), "policy") is True
 
 
 def test_missing_liger_kernel_is_logged_with_the_pip_command(gpu_machine, monkeypatch, capsys):

@@ -202,3 +202,48 @@ def test_two_step_lora_run_with_liger(tmp_path: Path, tiny_model_dir):
         c for c in manifest["components"] if c["section"] == "patches"
     ).items()
     assert modeling_llama.apply_rotary_pos_emb is liger_rotary_pos_emb  # the run patched the (llama) model
+
+
+#: More model types of ft-core's family plugins: the fused loss through this plugin's forward (Llama's forward:
+#: mistral, gemma, phi3, olmo2, glm4) or through Liger's own (gemma2/3 softcapping, MoE router losses).
+_MORE = {
+    "mistral": {},
+    "gemma": {},
+    "gemma2": {},
+    "gemma3_text": {},
+    "phi3": {},
+    "olmo2": {},
+    "glm4": {},
+    "mixtral": {"num_local_experts": 4},
+    "qwen3_moe": {"num_experts": 4, "moe_intermediate_size": 64},
+}
+
+
+@pytest.mark.parametrize("model_type", list(_MORE))
+def test_more_model_types_match_the_unpatched_model(tiny_tokenizer, model_type, monkeypatch):
+    import importlib
+
+    from ft_core.testing.tiny import tiny_model
+
+    module = importlib.import_module(
+        f"transformers.models.{model_type.removesuffix('_text')}.modeling_{model_type.removesuffix('_text')}"
+    )
+    for name, value in list(vars(module).items()):  # Liger replaces module functions and classes process-wide
+        if callable(value):
+            monkeypatch.setattr(module, name, value)
+            if isinstance(value, type) and "forward" in vars(value):
+                monkeypatch.setattr(value, "forward", vars(value)["forward"])
+    reference = tiny_model(tiny_tokenizer, model_type=model_type, **_DIMS, **_MORE[model_type])
+    reference = reference.to(device="cuda", dtype=torch.bfloat16)
+    patched = copy.deepcopy(reference)
+    batch = _batch(reference)
+    ref_loss, ref_grads = _loss_and_grads(reference, batch)
+
+    LigerPatch().patch_model(patched, LigerOptions())
+    assert any(name.startswith("Liger") for name in _module_names(patched)), _module_names(patched)
+    loss, grads = _loss_and_grads(patched, batch)
+    assert math.isfinite(loss)
+    assert loss == pytest.approx(ref_loss, rel=2e-2)
+    _assert_close_grads(grads, ref_grads)
+    patched.train()
+    assert patched(**batch).logits is None  # the fused loss materialises no logits

@@ -160,13 +160,8 @@ def problems(config: RunConfig, options: Any) -> list[str]:
                 f"patches: {patch.name} and Unsloth both replace the model's kernels (RMSNorm, RoPE, MLP, "
                 f"cross-entropy); remove {patch.name} from patches, or set unsloth.enabled: false"
             )
+    # ft-core-liger's automatic patch (liger.enabled: auto) steps aside by itself for a model Unsloth loaded.
     on_cpu = trains_on_cpu(config.training)
-    liger = config.sections.get("liger")  # ft-core-liger's section: Liger kernels by default on GPU runs
-    if liger is not None and getattr(liger, "enabled", False) is not False and not on_cpu:
-        found.append(
-            f"liger.enabled: {str(liger.enabled).lower()} applies Liger's kernels on GPU runs, over Unsloth's; set "
-            "liger: {enabled: false} with unsloth.enabled"
-        )
     model_type = model_type_of(config.model.name_or_path)
     problem = unsupported_model_type(model_type)
     if problem:

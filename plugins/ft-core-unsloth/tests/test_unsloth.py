@@ -175,7 +175,7 @@ def test_no_gpu_found_is_a_validation_error(tmp_path, tiny_model_dir, capsys, fa
 def test_a_gpu_run_validates(tmp_path, tiny_model_dir, capsys, fake_unsloth, monkeypatch):
     monkeypatch.setattr(loading, "cuda_available", lambda: True)
     training = {"use_cpu": False, "precision": "fp32"}
-    path = _config(tmp_path, tiny_model_dir, training=training, liger={"enabled": False})
+    path = _config(tmp_path, tiny_model_dir, training=training)
     status, output = _validate(path, capsys)
     assert status == 0, output
 
@@ -213,9 +213,8 @@ def test_combinations_unsloth_cannot_run_are_refused(
     assert expected in output
 
 
-def test_liger_by_default_on_gpu_runs_must_be_turned_off(
-    tmp_path, tiny_model_dir, capsys, fake_unsloth, monkeypatch
-):
+def test_liger_by_default_on_gpu_runs_is_not_a_problem(tmp_path, tiny_model_dir, fake_unsloth, monkeypatch):
+    """ft-core-liger's automatic patch steps aside for a model Unsloth loaded: ``liger.enabled: auto`` is fine."""
     monkeypatch.setattr(loading, "cuda_available", lambda: True)
     training = {"use_cpu": False, "precision": "fp32"}
     config = SimpleNamespace(
@@ -226,13 +225,10 @@ def test_liger_by_default_on_gpu_runs_must_be_turned_off(
         model=SimpleNamespace(name_or_path=tiny_model_dir),
         training=SimpleNamespace(**training),
     )
-    found = loading.problems(config, UnslothOptions(enabled=True))
-    assert found == [
-        "liger.enabled: auto applies Liger's kernels on GPU runs, over Unsloth's; set liger: {enabled: false} with "
-        "unsloth.enabled"
-    ]
-    config.sections["liger"] = SimpleNamespace(enabled=False)
     assert loading.problems(config, UnslothOptions(enabled=True)) == []
+    config.many = lambda section: [SimpleNamespace(name="liger")] if section == "patches" else []
+    (problem,) = loading.problems(config, UnslothOptions(enabled=True))
+    assert problem.startswith("patches: liger and Unsloth both replace the model's kernels")
 
 
 def test_unsupported_model_type_is_refused(tmp_path, tiny_model_dir, capsys, fake_unsloth):

@@ -7,8 +7,7 @@ transformers' LLaVA models. Import-light: registering imports neither torch nor 
 
 from __future__ import annotations
 
-from ft_core.api import ChatTemplate, ModelFamily, Register, RunConfig, hookimpl
-from ft_core_yi_vl._remote import remote_code_problems
+from ft_core.api import ChatTemplate, ModelFamily, Register, hookimpl
 from ft_core_yi_vl.templates import YI_VL, YI_VL_SYSTEM
 
 __version__ = "0.2.0"
@@ -47,9 +46,3 @@ def ft_register_model_families(register: Register[ModelFamily]) -> None:
 def ft_register_chat_templates(register: Register[ChatTemplate]) -> None:
     """Register ``yi_vl``."""
     register("yi_vl", YI_VL_TEMPLATE)
-
-
-@hookimpl
-def ft_validate_config(config: RunConfig) -> list[str]:
-    """A Yi-VL model folder needs ``model.trust_remote_code: true``."""
-    return remote_code_problems(config, [YI_VL_FAMILY])

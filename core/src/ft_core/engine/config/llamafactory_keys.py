@@ -5,7 +5,17 @@ from __future__ import annotations
 LLAMAFACTORY_KEYS: dict[str, str] = {
     "model_name_or_path": "model.name_or_path",
     "trust_remote_code": "model.trust_remote_code",
-    "flash_attn": "model.attn_implementation",
+    "flash_attn": (
+        "model.attn_implementation (`auto`, the default, picks flash-attention where it is installed; `fa2` is "
+        "`flash_attention_2`, `sdpa` and `eager` keep their names)"
+    ),
+    "rope_scaling": "model.rope_scaling (e.g. `rope_scaling: yarn`, or `{type: yarn, factor: 4.0}`)",
+    "use_unsloth": (
+        "`unsloth: {enabled: true}` with `adapter.method: unsloth_lora` (ft-core-unsloth; the adapter's options "
+        "are lora's)"
+    ),
+    "use_unsloth_gc": "training.gradient_checkpointing: offload (activations offloaded to CPU memory)",
+    "enable_thinking": "template.kwargs.enable_thinking (e.g. `template: {kwargs: {enable_thinking: false}}`)",
     "template": "template",
     "default_system": "template.system",
     "dataset": "data.dataset",
@@ -32,13 +42,20 @@ LLAMAFACTORY_KEYS: dict[str, str] = {
     "freeze_trainable_layers": "adapter.trainable_layers",
     "freeze_trainable_modules": "adapter.trainable_modules",
     "freeze_extra_modules": "adapter.extra_modules",
-    "packing": "stage.packing (pt)",
+    "packing": "data.packing (padding-free packing for sft and pt; `auto`, the default, packs on GPU runs)",
+    "neat_packing": (
+        "data.packing (ft-core's packing keeps samples apart, as neat_packing does; `auto`, the default, packs "
+        "on GPU runs)"
+    ),
     "quantization_bit": "quantization.bits (with `quantization: bitsandbytes`)",
     "quantization_method": "quantization.method (e.g. `quantization: bitsandbytes`)",
     "quantization_type": "quantization.quant_type",
     "double_quantization": "quantization.double_quant",
     "upcast_layernorm": "quantization.upcast: norms",
-    "enable_liger_kernel": "patches (e.g. `patches: [liger]`)",
+    "enable_liger_kernel": (
+        "no key at all (drop it): with ft-core-liger installed, Liger kernels are on by default on GPU runs of "
+        "the models it supports (`liger: {enabled: auto}`; `liger: {enabled: false}` turns them off)"
+    ),
     "neftune_noise_alpha": "neftune.alpha",
     "pref_beta": "stage.beta (dpo)",
     "pref_loss": "stage.loss_type (dpo)",
@@ -69,6 +86,7 @@ LLAMAFACTORY_KEYS: dict[str, str] = {
     "bf16": "training.precision: bf16",
     "fp16": "training.precision: fp16",
     "gradient_checkpointing": "training.gradient_checkpointing",
+    "torch_compile": "training.torch_compile",
     "plot_loss": "training.plot_loss",
     "dataloader_num_workers": "training.dataloader_num_workers",
 }

@@ -73,6 +73,31 @@ def _plugin_sections(raw: dict[str, Any], plugins: Plugins, problems: list[str])
     }
 
 
+def _remote_code_problems(config: RunConfig, plugins: Plugins) -> list[str]:
+    """A local model folder of a registered remote-code family (``ModelFamily.trust_remote_code``) needs
+    ``model.trust_remote_code: true`` (hub ids are not looked up: nothing is downloaded to validate)."""
+    model = config.model
+    if model.trust_remote_code:
+        return []
+    from ft_core.engine.models.loader import read_model_config
+
+    data = read_model_config(model.name_or_path)
+    if data is None:
+        return []
+    model_type = str(data.get("model_type", ""))
+    architectures = [str(a) for a in data.get("architectures") or []]
+    for name in plugins.names("model_family"):
+        family = plugins.get("model_family", name)
+        if family.trust_remote_code and family.covers(model_type, architectures):
+            return [
+                f"model.trust_remote_code: {model.name_or_path!r} is a {family.description or name} model "
+                f"(model_type {model_type!r}, architectures {architectures}) whose architecture transformers does "
+                "not include, so the model's own Python code must run. Set model.trust_remote_code: true if you "
+                "trust that code"
+            ]
+    return []
+
+
 def _check_core_rules(config: RunConfig, plugins: Plugins, problems: list[str]) -> None:
     model, data, training = config.model, config.data, config.training
     if not model.name_or_path:
@@ -85,6 +110,7 @@ def _check_core_rules(config: RunConfig, plugins: Plugins, problems: list[str]) 
         problem = check_model_reference(model.name_or_path)
         if problem:
             problems.append(f"model.name_or_path: {problem}")
+        problems.extend(_remote_code_problems(config, plugins))
     if model.attn_implementation in ("flash_attention_2", "flash_attention_3"):
         package = "flash_attn" if model.attn_implementation == "flash_attention_2" else "flash_attn_interface"
         if importlib.util.find_spec(package) is None:

@@ -72,10 +72,33 @@ def _unfinished(folder: Path, status: Any) -> FtCoreError:
     )
 
 
-def _load_pretrained(path: str, dtype: Any) -> Any:
-    from transformers import AutoModelForCausalLM
+def _load_pretrained(path: str, dtype: Any, rope: tuple[dict[str, Any], int] | None = None) -> Any:
+    """The model at ``path``; ``rope``: the run's ``(model.rope_scaling, data.cutoff_len)`` to apply first."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    if not rope:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    from ft_core.engine.models.loader import apply_rope_scaling
+
+    config = AutoConfig.from_pretrained(path)
+    apply_rope_scaling(config, *rope)
+    return AutoModelForCausalLM.from_pretrained(path, config=config, dtype=dtype)
+
+
+def _run_rope_scaling(folder: Path) -> tuple[dict[str, Any], int] | None:
+    """The run's ``model.rope_scaling`` (normalised) and ``data.cutoff_len``, from its saved config; ``None``
+    without scaling. The base model of an adapter run needs the same scaling it was trained with."""
+    import yaml
+
+    from ft_core.api.config import DataSection, normalize_rope_scaling
+
+    path = folder / output.RESOLVED_CONFIG
+    raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+    rope_scaling = (raw.get("model") or {}).get("rope_scaling")
+    if not rope_scaling:
+        return None
+    cutoff_len = (raw.get("data") or {}).get("cutoff_len") or DataSection.cutoff_len
+    return normalize_rope_scaling(rope_scaling), int(cutoff_len)
 
 
 def _run_target(folder: Path, plugins: Plugins) -> ChatTarget:
@@ -94,11 +117,12 @@ def _run_target(folder: Path, plugins: Plugins) -> ChatTarget:
     adapter = plugins.get("adapter", adapter_name)
     base = manifest["base_model"]["path"]
     template = manifest.get("template", {})
+    rope = _run_rope_scaling(folder)
     return ChatTarget(
         description=f"{folder} ({adapter_name} on {manifest['base_model']['name_or_path']})",
         tokenizer_path=str(artefact),
         load_model=lambda dtype: adapter.load_for_inference(
-            str(artefact), lambda: _load_pretrained(base, dtype)
+            str(artefact), lambda: _load_pretrained(base, dtype, rope)
         ),
         stop_words=list(template.get("stop_words", [])),
         system=template.get("system"),

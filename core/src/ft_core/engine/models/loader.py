@@ -83,17 +83,23 @@ def resolve_family(plugins: Plugins, model_config: Any) -> ModelFamily | None:
     return plugins.get("model_family", names[0]) if names else None
 
 
+def read_model_config(folder: str | Path) -> dict[str, Any] | None:
+    """The ``config.json`` of the local model folder ``folder`` as a dict; ``None`` when there is no readable one
+    (a hub id, a missing or broken file: transformers reports a broken file itself when loading)."""
+    try:
+        config = json.loads((Path(folder).expanduser() / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def require_remote_code_consent(folder: str, trust_remote_code: bool) -> None:
     """A model whose ``config.json`` maps its classes to its own Python code (``auto_map``) loads only with
     ``model.trust_remote_code: true``; say so before transformers fails with a generic message."""
-    path = Path(folder) / "config.json"
-    if trust_remote_code or not path.is_file():
+    if trust_remote_code:
         return
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return  # transformers reports the broken file itself
-    auto_map = config.get("auto_map") if isinstance(config, dict) else None
+    config = read_model_config(folder) or {}
+    auto_map = config.get("auto_map")
     if auto_map:
         raise FtCoreError(
             f"the model in {folder!r} ({config.get('model_type', 'unknown model_type')}) ships its own Python code "

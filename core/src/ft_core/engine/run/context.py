@@ -214,7 +214,8 @@ class EngineRun(RunContext):
         optimizer = self.config.optimizer
         stage = self.config.stage.component
         packing = plan_packing(self.config, stage, model, train_dataset, self.uses_gpu, self.say)
-        if packing is not None:  # data.packing: the engine's padding-free batches replace the stage's padded ones
+        # data.packing: the engine's padding-free batches replace the stage's padded ones
+        if packing is not None:
             data_collator = packing.collator
             self.facts["packing"] = packing.manifest()
         if data_collator is not None:
@@ -222,7 +223,9 @@ class EngineRun(RunContext):
             from ft_core.engine.vision import wrap_collator
 
             folder = model_folder(self.config.model)
-            trainer_kwargs["data_collator"] = wrap_collator(self, data_collator, folder, packed=packing is not None)
+            trainer_kwargs["data_collator"] = wrap_collator(
+                self, data_collator, folder, packed=packing is not None
+            )
         return build_trainer(
             trainer_class or Trainer,
             optimizer=optimizer,
@@ -256,7 +259,9 @@ class EngineRun(RunContext):
             template_name=template.name if template is not None else None,
             prefix_stable=template.prefix_stable if template is not None else True,
             template_kwargs=dict(template.template_kwargs) if template is not None else {},
-            vision=vision_encoding(self, model_folder(self.config.model)) if self.family is not None else None,
+            vision=vision_encoding(self, model_folder(self.config.model))
+            if self.family is not None
+            else None,
         )
 
     def emit(self, event: RunEvent) -> None:

@@ -46,6 +46,18 @@ class TemplateEncoder(Encoder):
         words = SimpleNamespace(stop_words=self.next_turn_stop_words)
         return frozenset(stop_token_ids(self.tokenizer, words))
 
+    def _supervision(self) -> dict[str, Any]:
+        """The ``data`` / ``template`` options every supervised encoding takes."""
+        return dict(
+            train_on_prompt=self.train_on_prompt,
+            mask_history=self.mask_history,
+            cutoff_len=self.cutoff_len,
+            system=self.system,
+            name=self.template_name,
+            template_kwargs=self.template_kwargs,
+            next_turn_stops=self._next_turn_stops(),
+        )
+
     def _vision_rows(self, conversation: Conversation) -> list[dict[str, Any]] | None:
         """The rows of a vision-language run (``None``: encode as text)."""
         if self.vision is not None:
@@ -69,18 +81,7 @@ class TemplateEncoder(Encoder):
     def encode_conversation(self, conversation: Conversation) -> dict[str, list[int]] | None:
         if (rows := self._vision_rows(conversation)) is not None:
             return rows[0] if rows else None
-        return encode_conversation(
-            self.tokenizer,
-            self._template(),
-            conversation,
-            train_on_prompt=self.train_on_prompt,
-            mask_history=self.mask_history,
-            cutoff_len=self.cutoff_len,
-            system=self.system,
-            name=self.template_name,
-            template_kwargs=self.template_kwargs,
-            next_turn_stops=self._next_turn_stops(),
-        )
+        return encode_conversation(self.tokenizer, self._template(), conversation, **self._supervision())
 
     def encode_supervised(self, conversation: Conversation) -> list[dict[str, list[int]]]:
         if (rows := self._vision_rows(conversation)) is not None:
@@ -90,13 +91,7 @@ class TemplateEncoder(Encoder):
             self._template(),
             conversation,
             prefix_stable=self.prefix_stable,
-            train_on_prompt=self.train_on_prompt,
-            mask_history=self.mask_history,
-            cutoff_len=self.cutoff_len,
-            system=self.system,
-            name=self.template_name,
-            template_kwargs=self.template_kwargs,
-            next_turn_stops=self._next_turn_stops(),
+            **self._supervision(),
         )
 
     def encode_completion(
