@@ -45,8 +45,8 @@ TINY_SIZES: dict[str, Any] = {
     "topk_group": 1,
     "kv_lora_rank": 16,
     "q_lora_rank": 16,
-    "qk_rope_head_dim": 8,  # = head_dim: multi-head latent attention (DeepSeek V2/V3) ropes head_dim channels
-    "qk_nope_head_dim": 8,
+    "qk_rope_head_dim": 4,  # DeepSeek V2/V3 (multi-head latent attention) also need head_dim = 4: pass it
+    "qk_nope_head_dim": 4,
     "v_head_dim": 8,
     "sliding_window": 64,
     "ffn_hidden_size": 64,
