@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import SimpleNamespace
 from typing import Any
 
@@ -40,7 +41,9 @@ class TemplateEncoder(Encoder):
     #: encoded by ``ft_core.engine.vision``); ``None`` for text models.
     vision: Any = None
 
+    @cached_property
     def _next_turn_stops(self) -> frozenset[int] | None:
+        """Token ids of the next-turn stop words (tokenized once, not per conversation)."""
         if self.next_turn_stop_words is None:
             return None
         words = SimpleNamespace(stop_words=self.next_turn_stop_words)
@@ -55,7 +58,7 @@ class TemplateEncoder(Encoder):
             system=self.system,
             name=self.template_name,
             template_kwargs=self.template_kwargs,
-            next_turn_stops=self._next_turn_stops(),
+            next_turn_stops=self._next_turn_stops,
         )
 
     def _vision_rows(self, conversation: Conversation) -> list[dict[str, Any]] | None:
