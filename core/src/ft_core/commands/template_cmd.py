@@ -88,8 +88,7 @@ class TemplateCommand(CliCommand):
         return 0
 
     def _show(self, args: argparse.Namespace) -> int:
-        from ft_core.engine.templates.render import TemplateRenderError
-        from ft_core.engine.templates.show import example_conversations, read_messages, show
+        from ft_core.engine.templates.show import example_conversations, read_messages, show_first
 
         template = args.plugins.get("chat_template", args.name)
         candidates = [read_messages(args.messages)] if args.messages else example_conversations(template)
@@ -101,20 +100,15 @@ class TemplateCommand(CliCommand):
             with loading("tokenizer", args.tokenizer):
                 tokenizer = load_tokenizer(ModelSection(name_or_path=args.tokenizer))
             special_tokens = dict(tokenizer.special_tokens_map)
-        for index, conversation in enumerate(candidates):
-            try:
-                shown = show(
-                    template,
-                    conversation,
-                    special_tokens=special_tokens,
-                    generation_prompt=args.generation_prompt,
-                    template_kwargs=_kwargs(args.kwarg),
-                    name=args.name,
-                )
-                break
-            except TemplateRenderError:
-                if index == len(candidates) - 1:
-                    raise  # the user's own messages, or no built-in example renders: say why
+        # The user's own messages, or the built-in examples in order; an error says why none renders.
+        shown = show_first(
+            template,
+            candidates,
+            special_tokens=special_tokens,
+            generation_prompt=args.generation_prompt,
+            template_kwargs=_kwargs(args.kwarg),
+            name=args.name,
+        )
         if args.json:
             print(json.dumps(shown.as_dict(), ensure_ascii=False, indent=2))
             return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ft_core.engine.templates.render import TemplateRenderError
-from ft_core.engine.templates.show import example_conversations, show
+from ft_core.engine.templates.show import example_conversations, show_first
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ft_core.engine.plugins import Plugins
@@ -34,12 +34,11 @@ def _families_of(plugins: Plugins, template: str) -> list[str]:
 
 
 def _example(template: Any, name: str) -> str:
-    for conversation in example_conversations(template):
-        try:
-            return show(template, conversation, special_tokens=template.special_tokens, name=name).text
-        except TemplateRenderError:
-            continue
-    return "(no built-in example renders with this template)"
+    try:
+        conversations = example_conversations(template)
+        return show_first(template, conversations, special_tokens=template.special_tokens, name=name).text
+    except TemplateRenderError:
+        return "(no built-in example renders with this template)"
 
 
 def _fence(text: str) -> str:

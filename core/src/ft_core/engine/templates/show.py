@@ -17,7 +17,12 @@ from ft_core.api.conversation import Conversation, Message
 from ft_core.api.descriptors import ChatTemplate
 from ft_core.api.errors import DataError
 from ft_core.engine.templates.golden import TOOLS_SOURCE, golden_conversations, reasoning_conversations
-from ft_core.engine.templates.render import locate_assistant_spans, render, turn_by_turn
+from ft_core.engine.templates.render import (
+    TemplateRenderError,
+    locate_assistant_spans,
+    render,
+    turn_by_turn,
+)
 
 ROLES = ("system", "user", "assistant", "tool")
 
@@ -166,7 +171,18 @@ def show(
             None, template.jinja, view, last_only=not template.prefix_stable, **options
         )
         rows.append((row_text, _spans(row_text, spans)))
-    trained = [s for s in rows[-1][1] if text[s.start : s.end] == s.text] if rows else []
     if template.prefix_stable:
-        trained = rows[0][1]
-    return Shown(text, trained, rows)
+        return Shown(text, rows[0][1], rows)
+    # Turn by turn: the spans of the last row that are also in the whole rendering.
+    return Shown(text, [s for s in rows[-1][1] if text[s.start : s.end] == s.text], rows)
+
+
+def show_first(template: ChatTemplate, conversations: list[Conversation], **options: Any) -> Shown:
+    """:func:`show` of the first of ``conversations`` the template renders (the built-in examples are tried in
+    order: a template without a system role refuses the first); the last one's error when none renders."""
+    for conversation in conversations[:-1]:
+        try:
+            return show(template, conversation, **options)
+        except TemplateRenderError:
+            continue
+    return show(template, conversations[-1], **options)
