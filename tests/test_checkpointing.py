@@ -119,13 +119,21 @@ def test_every_layer_when_only_that_fits_then_offload():
 
 # ---------------------------------------------------------------------------------------------- the run's plan
 def _config(
-    setting="auto", reentrant=None, full=False, batch=2, cutoff=512, packing=False, packing_tokens=None
+    setting="auto",
+    reentrant=None,
+    full=False,
+    batch=2,
+    cutoff=512,
+    packing=False,
+    packing_tokens=None,
+    accumulation=1,
 ):
     return SimpleNamespace(
         training=SimpleNamespace(
             gradient_checkpointing=setting,
             gradient_checkpointing_reentrant=reentrant,
             per_device_train_batch_size=batch,
+            gradient_accumulation_steps=accumulation,
         ),
         data=SimpleNamespace(cutoff_len=cutoff, packing=packing, packing_tokens=packing_tokens),
         adapter=SimpleNamespace(
@@ -169,6 +177,20 @@ def test_auto_on_a_gpu_follows_the_free_memory(monkeypatch, free_gib, mode):
     plan = plan_for_run(_config(batch=2, cutoff=4096), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16)
     assert plan.mode == mode
     assert plan.numbers["free"] == free_gib
+
+
+@pytest.mark.parametrize(
+    ("free_gib", "setting", "fits"),
+    [(60, False, True), (30, False, False), (20, True, True), (5, True, False)],
+)
+def test_a_merged_packed_micro_batch_must_fit_with_the_plan(free_gib, setting, fits):
+    """Llama-3-8B shape, LoRA bf16, a merged micro-batch of 4,300 tokens (the reference workload's two packed
+    micro-batches): about 28 GiB of activations and logits kept without checkpointing, 7 GiB with it (5 of them
+    the logits)."""
+    model = SimpleNamespace(config=LLAMA3_8B, parameters=lambda: iter([torch.zeros(1, dtype=torch.bfloat16)]))
+    plan = checkpointing.explicit_plan(setting, reentrant=True)
+    config = _config(setting)
+    assert checkpointing.merged_batch_fits(config, model, plan, 4300, free=free_gib * GIB) is fits
 
 
 def test_micro_batch_tokens_follow_batch_and_cutoff_or_a_packing_budget():

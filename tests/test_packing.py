@@ -260,10 +260,11 @@ def test_packing_true_with_rows_it_cannot_concatenate_is_an_error(tiny_tokenizer
     assert lines and lines[0].startswith("packing: off (the rows hold columns")
 
 
-def _plan_config(packing, packing_tokens=None, batch_size=2):
+def _plan_config(packing, packing_tokens=None, batch_size=2, attention="sdpa"):
     return types.SimpleNamespace(
         data=types.SimpleNamespace(packing=packing, packing_tokens=packing_tokens),
         training=types.SimpleNamespace(per_device_train_batch_size=batch_size, seed=0),
+        model=types.SimpleNamespace(attn_implementation=attention),
     )
 
 
@@ -307,6 +308,81 @@ def test_auto_packs_gpu_runs_with_a_varlen_kernel_or_a_small_dense_mask(tiny_tok
     varlen = plan(flash, packing_tokens=20000)
     assert varlen is not None and "(flash_attention_2, varlen kernel)" in lines[-1]
     assert varlen.collator([{"input_ids": [1, 2]}, {"input_ids": [3]}])["cu_seq_lens_k"].tolist() == [0, 2, 3]
+
+
+def test_auto_switches_packed_sdpa_gpu_runs_to_the_varlen_kernel(tiny_tokenizer, monkeypatch):
+    from datasets import Dataset
+
+    from ft_core.engine.models import varlen_attention
+    from ft_core.engine.training.packing import plan_packing
+
+    rows = Dataset.from_dict({"input_ids": [[1] * n for n in (3000, 5000, 7000, 5000)]})
+    lines: list[str] = []
+
+    def plan(model, attention="auto", **kwargs):
+        config = _plan_config("auto", attention=attention, **kwargs)
+        return plan_packing(config, _Stage(), model, rows, True, lines.append)  # type: ignore[arg-type]
+
+    unavailable = plan(tiny_model(tiny_tokenizer, attn_implementation="sdpa"))  # this machine has no CUDA GPU
+    assert unavailable is not None and unavailable.attention == "sdpa"
+    assert "torch_varlen unavailable: no CUDA GPU" in lines[0]
+    monkeypatch.setattr(varlen_attention, "unavailable_reason", lambda dtype, head_dim=None: None)
+    explicit = tiny_model(tiny_tokenizer, attn_implementation="sdpa")
+    assert plan(explicit, attention="sdpa").attention == "sdpa"  # an explicit sdpa is used as given
+    model = tiny_model(tiny_tokenizer, attn_implementation="sdpa")
+    switched = plan(model, packing_tokens=20000)  # no dense mask: large packed batches are fine
+    assert switched is not None and switched.attention == "torch_varlen"
+    assert model.config._attn_implementation == "torch_varlen"
+    assert any("attention: torch_varlen for packed rows" in line for line in lines)
+    assert switched.collator([{"input_ids": [1, 2]}, {"input_ids": [3]}])["cu_seq_lens_q"].tolist() == [
+        0,
+        2,
+        3,
+    ]
+    capped = tiny_model(tiny_tokenizer, attn_implementation="sdpa")
+    capped.config.attn_logit_softcapping = 50.0
+    assert plan(capped).attention == "sdpa"
+    assert any("torch_varlen unavailable: the model soft-caps its attention logits" in line for line in lines)
+
+
+def test_merging_accumulation_packs_each_steps_rows_into_one_micro_batch(tiny_tokenizer):
+    from datasets import Dataset
+
+    from ft_core.engine.training.packing import plan_packing
+
+    rows = Dataset.from_dict({"input_ids": [[1] * n for n in (30, 50, 70, 50, 20, 10, 40, 60)]})
+    lines: list[str] = []
+    model = tiny_model(tiny_tokenizer, attn_implementation="sdpa")
+    single = plan_packing(_plan_config(True), _Stage(), model, rows, False, lines.append)  # type: ignore[arg-type]
+    merged = plan_packing(
+        _plan_config(True), _Stage(), model, rows, False, lines.append, merge_accumulation=2
+    )  # type: ignore[arg-type]
+    assert single.sampler.num_batches == 4 and merged.sampler.num_batches == 2
+    assert merged.manifest()["merged_accumulation_steps"] == 2
+    assert "2 micro-batches of 2 rows per batch merged into one step" in lines[-1]
+    assert sorted(i for batch in merged.sampler for i in batch) == list(range(8))
+
+
+@pytest.mark.parametrize(("setting", "merged"), [(True, 3), (False, 1), ("auto", 1)])
+def test_a_packed_run_merges_its_accumulation_steps_when_asked(make_config, setting, merged):
+    recorder, seen = _recorder()
+    path = make_config(
+        data={"packing": True, "packing_merge_accumulation": setting, "max_samples": 12},
+        training={
+            "max_steps": -1,
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 2,
+            "gradient_accumulation_steps": 3,
+        },
+    )
+    run = _train(path, plugins=_plugins(recorder))
+    manifest = _manifest(run)
+    assert manifest["status"] == "completed"
+    assert manifest["packing"]["merged_accumulation_steps"] == merged  # auto: CPU runs keep their micro-steps
+    assert len(seen) == math.ceil(12 / 2) // merged  # micro-batches seen
+    assert manifest["metrics"]["num_input_tokens_seen"] == sum(len(b["ids"][0]) for b in seen)
+    state = json.loads((run / "trainer_state.json").read_text())
+    assert state["global_step"] == 2  # optimizer steps: 12 rows / (2 x 3), merged or not
 
 
 def _cancel_at(step: int) -> types.ModuleType:

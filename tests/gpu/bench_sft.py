@@ -80,6 +80,19 @@ MODES: dict[str, Mode] = {
         "lora",
         "LoRA on an FP8 base (torchao float8_dynamic), ft-core's defaults, checkpointing on",
     ),
+    "lora_fp8fb_ckpt": Mode(
+        {
+            "quantization": {**FP8["quantization"], "fp8_backward": True},
+            "training": {"gradient_checkpointing": True},
+        },
+        "lora",
+        "LoRA on an FP8 base, FP8 matmuls backward too (fp8_backward), ft-core's defaults, checkpointing on",
+    ),
+    "qlora4_fast_ckpt": Mode(
+        {**QLORA4, "training": {"gradient_checkpointing": True}},
+        "qlora4",
+        "QLoRA 4-bit NF4, ft-core's defaults, checkpointing on",
+    ),
     "lora_unsloth": Mode(UNSLOTH, "lora", "LoRA bf16 through Unsloth (ft-core-unsloth)"),
     "qlora4_unsloth": Mode({**UNSLOTH, **QLORA4}, "qlora4", "QLoRA 4-bit through Unsloth (ft-core-unsloth)"),
     "lora_unsloth_packed": Mode(

@@ -28,6 +28,8 @@ BASELINES = {
     "lora_fast_ckpt": "lora",
     "lora_fp8": "lora",
     "lora_fp8_ckpt": "lora",
+    "lora_fp8fb_ckpt": "lora",
+    "qlora4_fast_ckpt": "qlora4",
     "lora_unsloth": "lora",
     "qlora4_unsloth": "qlora4",
     "lora_unsloth_packed": "lora",

@@ -109,6 +109,11 @@ class DataSection:
     #: Tokens per device micro-batch when packing; ``null`` = per_device_train_batch_size x the mean row length
     #: (the same rows and, on average, the same tokens per optimizer step as the padded run).
     packing_tokens: int | None = None
+    #: Packed runs: each micro-batch holds the rows of all ``gradient_accumulation_steps`` padded micro-batches,
+    #: one micro-step per optimizer step (same rows and tokens per step, fewer kernel launches per token).
+    #: ``auto``: on GPU runs when the merged micro-batch fits the GPU with the run's checkpointing plan (and
+    #: ``packing_tokens`` is null); ``true``: whenever packing; ``false``: never.
+    packing_merge_accumulation: bool | Literal["auto"] = "auto"
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,10 @@ class EngineRun(RunContext):
         )
         if attention.implementation:
             kwargs["attn_implementation"] = attention.implementation
+        if attention.implementation == "torch_varlen":
+            from ft_core.engine.models import varlen_attention
+
+            varlen_attention.register()
         self.say(attention.log_line(), key="attention")
         self.facts.setdefault("attention", attention.manifest())
         plan = self.checkpointing_plan(model_config, dtype) if trainable else None
@@ -213,11 +218,23 @@ class EngineRun(RunContext):
 
         optimizer = self.config.optimizer
         stage = self.config.stage.component
-        packing = plan_packing(self.config, stage, model, train_dataset, self.uses_gpu, self.say)
+        merge, merged_fits = self._accumulation_to_merge(args, model)
+        packing = plan_packing(
+            self.config,
+            stage,
+            model,
+            train_dataset,
+            self.uses_gpu,
+            self.say,
+            merge_accumulation=merge,
+            merged_fits=merged_fits,
+        )
         # data.packing: the engine's padding-free batches replace the stage's padded ones
         if packing is not None:
             data_collator = packing.collator
             self.facts["packing"] = packing.manifest()
+            if packing.merged_accumulation > 1:
+                args.gradient_accumulation_steps = 1
         if data_collator is not None:
             from ft_core.engine.models.loader import model_folder
             from ft_core.engine.vision import wrap_collator
@@ -242,6 +259,22 @@ class EngineRun(RunContext):
             processing_class=self.tokenizer,
             **trainer_kwargs,
         )
+
+    def _accumulation_to_merge(self, args: Any, model: Any) -> tuple[int, Callable[[int], bool] | None]:
+        """The gradient accumulation steps a packed run may merge into one micro-batch, and the check the largest
+        merged micro-batch (in tokens) must pass (``data.packing_merge_accumulation``; ``(1, None)``: none)."""
+        data, steps = self.config.data, int(getattr(args, "gradient_accumulation_steps", 1) or 1)
+        setting = data.packing_merge_accumulation
+        if steps <= 1 or setting is False or data.packing_tokens is not None:
+            return 1, None
+        if setting is True:
+            return steps, None
+        if not self.uses_gpu:
+            return 1, None
+        from ft_core.engine.training.checkpointing import merged_batch_fits
+
+        plan, device = self.checkpointing_plan(), self.process.local_rank
+        return steps, lambda tokens: merged_batch_fits(self.config, model, plan, tokens, device=device)
 
     # ------------------------------------------------------------------ data and events
     def encoder(self) -> Encoder:

@@ -324,3 +324,37 @@ def _least_across_processes(free: float, device: int) -> float:
         value = value.to(f"cuda:{device}")
     dist.all_reduce(value, op=dist.ReduceOp.MIN)
     return float(value.item())
+
+
+def merged_batch_fits(
+    config: Any,
+    model: Any,
+    plan: CheckpointingPlan,
+    tokens: int,
+    *,
+    device: int = 0,
+    free: float | None = None,
+) -> bool:
+    """Whether a packed micro-batch of ``tokens`` tokens (the largest of a run merging its gradient accumulation
+    steps) fits the GPU now, with ``plan``'s checkpointing: its activations, the trained parameters' gradients and
+    optimizer state against the free memory (``free``, default ``torch.cuda.mem_get_info``: measured after the
+    weights loaded, so they are not counted again) less the safety margin."""
+    import torch
+
+    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    parameter = next(base.parameters(), None)
+    dtype = str(getattr(parameter, "dtype", "bfloat16")).replace("torch.", "")
+    estimate = estimate_memory(
+        base.config,
+        batch_size=1,
+        seq_len=tokens,
+        dtype_bytes=_DTYPE_BYTES.get(dtype, 2),
+        full_training=bool(config.adapter.component.saves_full_model),
+        adapter_rank=_adapter_rank(config),
+        eager_attention=config.model.attn_implementation == "eager",
+    )
+    if free is None:
+        free = _least_across_processes(float(torch.cuda.mem_get_info(device)[0]), device)
+    every_n = plan.every_n_layers if plan.enabled else None
+    needed = estimate.gradients + estimate.optimizer + estimate.activations(every_n, offload=plan.offload)
+    return needed <= free * SAFETY - RESERVE_BYTES

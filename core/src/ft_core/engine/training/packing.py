@@ -28,7 +28,7 @@ from ft_core.api.context import IGNORE_INDEX
 from ft_core.api.errors import FtCoreError
 
 #: Attention implementations with a varlen kernel: packing makes them strictly faster (``auto`` packs with them).
-VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", "flex_attention")
+VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", "flex_attention", "torch_varlen")
 #: Attention implementations that keep packed rows apart through transformers' block-causal mask (a dense mask
 #: over the whole packed row: correct, but its cost grows with the square of the packed length).
 MASKED_ATTENTION = ("sdpa", "eager")
@@ -230,6 +230,8 @@ class PackingPlan:
     attention: str
     collator: Any
     sampler: TokenBudgetBatchSampler
+    #: Padded micro-batches merged into each packed one (1: none; else the run's gradient accumulation).
+    merged_accumulation: int = 1
     mixin: type = PackingTrainerMixin
 
     def manifest(self) -> dict[str, Any]:
@@ -239,13 +241,17 @@ class PackingPlan:
             "batches_per_epoch": self.sampler.num_batches,
             "tokens_per_epoch": self.sampler.total,
             "mean_tokens_per_batch": round(self.sampler.mean_tokens, 1),
+            "merged_accumulation_steps": self.merged_accumulation,
         }
 
     def describe(self, batch_size: int) -> str:
         kind = "varlen kernel" if is_varlen(self.attention) else "block-causal mask"
+        padded = f"{batch_size} rows per batch"
+        if self.merged_accumulation > 1:
+            padded = f"{self.merged_accumulation} micro-batches of {padded} merged into one step"
         return (
             f"packing: on ({self.attention}, {kind}): {self.sampler.num_batches} batches per epoch of "
-            f"~{self.sampler.mean_tokens:.0f} tokens (padded: {batch_size} rows per batch), no padding"
+            f"~{self.sampler.mean_tokens:.0f} tokens (padded: {padded}), no padding"
         )
 
 
@@ -280,9 +286,17 @@ def plan_packing(
     train_dataset: Any,
     uses_gpu: bool,
     say: Callable[[str], None],
+    merge_accumulation: int = 1,
+    merged_fits: Callable[[int], bool] | None = None,
 ) -> PackingPlan | None:
     """Decide whether this run packs (``data.packing``), say so in one line, and return the plan (``None``: the
-    stage's own padded batches). ``data.packing: true`` with something that cannot pack is an error."""
+    stage's own padded batches). ``data.packing: true`` with something that cannot pack is an error.
+
+    ``merge_accumulation`` > 1 makes each packed micro-batch hold that many padded micro-batches' rows (the
+    caller then runs one micro-step per optimizer step: the same rows and tokens per step, fewer, larger
+    micro-steps), provided ``merged_fits`` (if given) accepts the largest merged micro-batch's token count; else
+    the micro-batches stay as they are, with one log line saying why. A packed GPU run with ``model.attn_implementation: auto`` on ``sdpa`` switches to
+    ``torch_varlen`` where it can run (:func:`switch_to_varlen`)."""
     setting = config.data.packing
     if setting is False or not getattr(stage, "supports_packing", False) or train_dataset is None:
         return None
@@ -308,12 +322,26 @@ def plan_packing(
             f"the rows hold columns it cannot concatenate ({', '.join(sorted(columns - PACKABLE_COLUMNS))})"
         )
     training = config.training
-    sampler = TokenBudgetBatchSampler(
-        row_lengths(train_dataset),
-        batch_size=training.per_device_train_batch_size,
-        budget=config.data.packing_tokens,
-        seed=training.seed,
-    )
+    lengths = row_lengths(train_dataset)
+
+    def sampler_of(rows_per_batch: int) -> TokenBudgetBatchSampler:
+        return TokenBudgetBatchSampler(
+            lengths, batch_size=rows_per_batch, budget=config.data.packing_tokens, seed=training.seed
+        )
+
+    sampler = sampler_of(training.per_device_train_batch_size * merge_accumulation)
+    if (
+        merge_accumulation > 1
+        and merged_fits is not None
+        and not merged_fits(largest := sampler.largest_batch())
+    ):
+        say(
+            f"packing: {merge_accumulation} accumulation steps not merged (a merged micro-batch of up to {largest} "
+            "tokens would not fit the GPU with this checkpointing)"
+        )
+        merge_accumulation, sampler = 1, sampler_of(training.per_device_train_batch_size)
+    if attention == "sdpa" and uses_gpu and config.model.attn_implementation == "auto":
+        attention = switch_to_varlen(model, say)
     if not forced:
         if attention == "eager":
             say("packing: off (auto does not pack with eager attention; data.packing: true packs anyway)")
@@ -326,11 +354,43 @@ def plan_packing(
                 "data.packing_tokens, use model.attn_implementation: flash_attention_2, or data.packing: true)"
             )
             return None
-    plan = PackingPlan(attention, packing_collator(varlen_kwargs="flash" in attention.lower()), sampler)
+    plan = PackingPlan(
+        attention, packing_collator(varlen_kwargs=is_varlen(attention)), sampler, merge_accumulation
+    )
     say(plan.describe(training.per_device_train_batch_size))
     if attention == "sdpa" and uses_gpu:
         _without_cudnn_attention(say)
     return plan
+
+
+def switch_to_varlen(model: Any, say: Callable[[str], None]) -> str:
+    """Switch a packed model from ``sdpa`` to ``torch_varlen`` (PyTorch's varlen flash kernel) when it can serve
+    the model exactly; returns the attention the run packs with, saying which and why in one line."""
+    from ft_core.engine.models import varlen_attention
+
+    base = _base_model(model)
+    model_config = base.config
+    parameter = next(base.parameters(), None)
+    head_dim = getattr(model_config, "head_dim", None) or (
+        model_config.hidden_size // model_config.num_attention_heads
+        if getattr(model_config, "num_attention_heads", None)
+        else None
+    )
+    reason = varlen_attention.unavailable_reason(getattr(parameter, "dtype", None), head_dim)
+    if reason is None and getattr(model_config, "attn_logit_softcapping", None):
+        reason = "the model soft-caps its attention logits"
+    if reason is None and getattr(model_config, "attention_dropout", 0.0):
+        reason = "the model uses attention dropout"
+    if reason is not None:
+        say(f"attention: sdpa for packed rows ({varlen_attention.NAME} unavailable: {reason})")
+        return "sdpa"
+    varlen_attention.register()
+    base.set_attn_implementation(varlen_attention.NAME)
+    say(
+        f"attention: {varlen_attention.NAME} for packed rows (PyTorch's varlen flash kernel: no dense mask, no "
+        "masked-out work; flash-attn is not installed)"
+    )
+    return varlen_attention.NAME
 
 
 def _without_cudnn_attention(say: Callable[[str], None]) -> None:
