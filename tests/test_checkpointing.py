@@ -4,7 +4,6 @@ checkpointing give the gradients of an unchecked model (LoRA and full)."""
 
 from __future__ import annotations
 
-import contextlib
 from types import SimpleNamespace
 
 import pytest
@@ -249,27 +248,33 @@ def test_selective_checkpointing_marks_every_nth_layer(tiny_tokenizer):
     assert model.get_input_embeddings()(torch.tensor([[1]])).requires_grad  # reentrant needs input grads
 
 
-def test_offload_saves_the_layer_inputs_through_save_on_cpu(tiny_tokenizer, monkeypatch):
-    """transformers wraps each checkpoint in ``save_on_cpu`` (pinned memory needs a GPU: counted here instead)."""
-    import transformers.modeling_utils as modeling_utils
+def test_offload_hooks_each_checkpoint_and_saves_the_layer_inputs(tiny_tokenizer, monkeypatch):
+    """Each checkpointed layer runs its checkpoint under the offload hooks, which see the layer's input hidden
+    states (the copy to pinned memory needs a GPU: counted here, run on the GPU below)."""
+    from ft_core.engine.models import offload
 
     packed: list[tuple[int, ...]] = []
+    original = offload.AsyncHostOffload.pack
 
-    @contextlib.contextmanager
-    def counting_save_on_cpu(pin_memory=False, device_type="cpu"):
-        def pack(tensor):
-            packed.append(tuple(tensor.shape))
-            return tensor
+    def counting_pack(self, tensor):
+        packed.append(tuple(tensor.shape))
+        return original(self, tensor)  # a CPU tensor: kept as it is
 
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-            yield
-
-    monkeypatch.setattr(modeling_utils, "save_on_cpu", counting_save_on_cpu)
+    monkeypatch.setattr(offload.AsyncHostOffload, "pack", counting_pack)
     model = tiny_model(tiny_tokenizer, num_hidden_layers=3).train()
     prepare_for_training(model, CheckpointingPlan("offload", reentrant=True))
+    assert all(
+        getattr(layer._gradient_checkpointing_func, "ft_offloaded", False) for layer in model.model.layers
+    )
     ids = torch.randint(3, 100, (2, 8))
     model(input_ids=ids, labels=ids).loss.backward()
     assert packed == [(2, 8, 32)] * 3  # one hidden-state input per layer
+    checkpointed = [m for m in model.modules() if getattr(m, "gradient_checkpointing", False)]
+    assert offload.offload_checkpoints(model) == len(
+        checkpointed
+    )  # the layers and the model (old-style calls)
+    inner = model.model.layers[0]._gradient_checkpointing_func.__wrapped__
+    assert not getattr(inner, "ft_offloaded", False)  # wrapping again keeps one wrapper per layer
 
 
 def test_plan_off_undoes_checkpointing_a_quantizer_turned_on(tiny_model):
@@ -339,8 +344,19 @@ def test_the_run_decides_once_logs_and_records_it(make_config, tmp_path, capsys)
 # ---------------------------------------------------------------------------------------------- GPU
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_offload_on_a_gpu_gives_the_gradients_of_no_checkpointing():
-    """Real offloading (pinned host memory) of the checkpointed layer inputs, LoRA, reentrant."""
+def test_offload_on_a_gpu_gives_the_gradients_of_no_checkpointing(monkeypatch):
+    """Real offloading (pinned host memory, side stream) of the checkpointed layer inputs, LoRA, reentrant."""
+    from ft_core.engine.models import offload
+
+    counts: list[int] = []
+    original = offload.AsyncHostOffload.unpack
+
+    def counting_unpack(self, packed):
+        counts.append(isinstance(packed, offload._Offloaded))
+        return original(self, packed)
+
+    monkeypatch.setattr(offload, "MIN_BYTES", 0)  # the tiny model's inputs are a few KB
+    monkeypatch.setattr(offload.AsyncHostOffload, "unpack", counting_unpack)
 
     def grads(plan):
         torch.manual_seed(0)
@@ -357,6 +373,7 @@ def test_offload_on_a_gpu_gives_the_gradients_of_no_checkpointing():
 
     reference = grads(CheckpointingPlan("off"))
     offloaded = grads(CheckpointingPlan("offload", reentrant=True))
+    assert counts and all(counts)  # every saved layer input came back from host memory
     for name in reference:
         torch.testing.assert_close(offloaded[name], reference[name], rtol=1e-4, atol=1e-5, msg=name)
 

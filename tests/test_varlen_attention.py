@@ -186,5 +186,5 @@ def test_the_real_kernel_matches_sdpa_forward_and_backward(tiny_tokenizer):
     )
     alone.float().sum().backward()
     torch.testing.assert_close(packed, alone.float(), atol=2e-2, rtol=2e-2)
-    for got, want in zip(grads, (p.grad for p in model.parameters()), strict=True):
-        torch.testing.assert_close(got.float(), want.float(), atol=5e-2, rtol=5e-2)
+    for got, want in zip(grads, (p.grad for p in model.parameters()), strict=True):  # bf16: compare norms
+        assert (got.float() - want.float()).norm() <= 2e-2 * want.float().norm() + 1e-3

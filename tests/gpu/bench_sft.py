@@ -74,6 +74,16 @@ MODES: dict[str, Mode] = {
         "lora",
         "LoRA bf16, ft-core's defaults, checkpointing on",
     ),
+    "lora_fast_offload": Mode(
+        {"training": {"gradient_checkpointing": "offload"}},
+        "lora",
+        "LoRA bf16, ft-core's defaults, checkpointing on with the layer inputs offloaded to CPU memory",
+    ),
+    "lora_fast_ckpt_split": Mode(
+        {"training": {"gradient_checkpointing": True}, "data": {"packing_merge_accumulation": False}},
+        "lora",
+        "LoRA bf16, ft-core's defaults, checkpointing on, accumulation steps not merged (less memory)",
+    ),
     "lora_fp8": Mode(FP8, "lora", "LoRA on an FP8 base (torchao float8_dynamic), ft-core's defaults"),
     "lora_fp8_ckpt": Mode(
         {**FP8, "training": {"gradient_checkpointing": True}},

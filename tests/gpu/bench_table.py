@@ -26,6 +26,8 @@ BASELINES = {
     "lora_fast": "lora",
     "qlora4_fast": "qlora4",
     "lora_fast_ckpt": "lora",
+    "lora_fast_offload": "lora",
+    "lora_fast_ckpt_split": "lora",
     "lora_fp8": "lora",
     "lora_fp8_ckpt": "lora",
     "lora_fp8fb_ckpt": "lora",

@@ -8,7 +8,7 @@
 # runs, then the LLaMA-Factory mode it is compared with (each LLaMA-Factory mode once per call).
 # Environment: UNSLOTH_WHEELS (default .whl-unsloth; the unsloth modes are skipped when it holds no unsloth wheel),
 # TORCHAO_WHEELS (default .whl-torchao: the torchao wheel for the FP8 modes lora_fp8 / lora_fp8_ckpt),
-# RUN_TIMEOUT (seconds per run, default 300), PROFILE_MODES (ft-core modes re-run with --profile after the measured
+# RUN_TIMEOUT (seconds per run, default 300), WARMUP (default 1: a 2-step run first compiles the kernels), PROFILE_MODES (ft-core modes re-run with --profile after the measured
 # runs; top-20 operators by CUDA time), PROFILE_STEPS (default 3), SKIP_LF=1 (ft-core only), WORK (/tmp/ftbench).
 # Full logs: $OUT/ft-MODE.log, $OUT/lf-MODE.log, $OUT/ft-MODE-profile.log; the summary table is printed at the
 # end and written to $OUT/summary.md (results.json: every RESULT). One call must end within the device's
@@ -55,6 +55,13 @@ lf_run() {  # LF_MODE
   grep -E "^RESULT .*LLaMA-Factory|Error|error" "$log" | tail -3 | cut -c1-600
 }
 
+# One-time compilation (Liger's Triton kernels, cached on disk per machine) is not a training cost: a 2-step run
+# pays it before the measured runs (WARMUP=0 skips it; its log is not part of the summary).
+if [[ ${WARMUP:-1} == 1 ]]; then
+  PYTHONPATH=/tmp/ftcore:/tmp/ftdeps timeout $RUN_TIMEOUT python3 tests/gpu/bench_sft.py $WORK lora_fast 2 \
+    >/tmp/ftbench-warmup.log 2>&1
+  echo "=== warm-up (lora_fast, 2 steps): $(status $?)"
+fi
 LF_DONE=" "
 for mode in $MODES; do
   if [[ $mode == *unsloth* && $HAVE_UNSLOTH != 1 ]]; then

@@ -152,7 +152,8 @@ def prepare_for_training(model: Any, gradient_checkpointing: Any) -> Any:
 
 def set_checkpointing(model: Any, kwargs: dict[str, Any] | None) -> None:
     """Turn activation checkpointing on with ``kwargs`` (``use_reentrant`` for ``torch.utils.checkpoint``,
-    ``every_n_layers`` and ``offload`` for transformers), or off when ``kwargs`` is ``None`` and it is on."""
+    ``every_n_layers`` for transformers, ``offload`` for :func:`~ft_core.engine.models.offload.offload_checkpoints`),
+    or off when ``kwargs`` is ``None`` and it is on."""
     if kwargs is None:
         active = getattr(model, "is_activation_checkpointing", None)
         if active is None:  # pragma: no cover - older transformers
@@ -167,11 +168,13 @@ def set_checkpointing(model: Any, kwargs: dict[str, Any] | None) -> None:
     kwargs = dict(kwargs)
     every_n, offload = kwargs.pop("every_n_layers", 1), kwargs.pop("offload", False)
     if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
-        model.activation_checkpointing_enable(
-            activation_checkpointing_kwargs=kwargs, every_n_layers=every_n, offload=offload
-        )
-    else:  # pragma: no cover - older transformers: every layer, no offload
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs, every_n_layers=every_n)
+    else:  # pragma: no cover - older transformers: every layer
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    if offload:  # ft-core's own offloading: copies on a side stream (see ft_core.engine.models.offload)
+        from ft_core.engine.models.offload import offload_checkpoints
+
+        offload_checkpoints(model)
 
 
 def apply_rope_scaling(model_config: Any, rope_scaling: dict[str, Any] | None, cutoff_len: int) -> str | None:
