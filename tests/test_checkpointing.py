@@ -277,6 +277,27 @@ def test_offload_hooks_each_checkpoint_and_saves_the_layer_inputs(tiny_tokenizer
     assert not getattr(inner, "ft_offloaded", False)  # wrapping again keeps one wrapper per layer
 
 
+def test_offloading_survives_the_trainer_turning_checkpointing_on_again(tiny_tokenizer, tmp_path):
+    from ft_core.engine.training.callbacks import offload_callback
+
+    plan = CheckpointingPlan("offload", reentrant=True)
+    training = SimpleNamespace(**{f: getattr(_training_defaults(), f) for f in vars(_training_defaults())})
+    kwargs = training_arguments_kwargs(TrainingArguments, training, tmp_path, False, checkpointing=plan)
+    assert kwargs["activation_checkpointing_kwargs"] == {
+        "use_reentrant": True
+    }  # not transformers' save_on_cpu
+    model = tiny_model(tiny_tokenizer, num_hidden_layers=2).train()
+    prepare_for_training(model, plan)
+    model.activation_checkpointing_enable(
+        activation_checkpointing_kwargs={"use_reentrant": True}
+    )  # train() does
+    assert not getattr(model.model.layers[0]._gradient_checkpointing_func, "ft_offloaded", False)
+    offload_callback().on_train_begin(None, None, None, model=model)
+    assert all(
+        getattr(layer._gradient_checkpointing_func, "ft_offloaded", False) for layer in model.model.layers
+    )
+
+
 def test_plan_off_undoes_checkpointing_a_quantizer_turned_on(tiny_model):
     tiny_model.activation_checkpointing_enable()
     prepare_for_training(tiny_model, CheckpointingPlan("off"))

@@ -18,6 +18,7 @@ from ft_core.engine.training.callbacks import (
     CancelRequest,
     control_callback,
     event_callback,
+    offload_callback,
     progress_callback,
 )
 from ft_core.engine.training.heads import find_heads, heads_callback, train_heads
@@ -194,6 +195,8 @@ class EngineRun(RunContext):
             ]
         if self.heads:
             callbacks.append(heads_callback(self.heads))
+        if self._checkpointing is not None and self._checkpointing.offload:
+            callbacks.append(offload_callback())
         optimizer = self.config.optimizer
         callbacks += optimizer.component.callbacks(optimizer.options)
         for found in self.plugins.hook.ft_trainer_callbacks(run=self):

@@ -1,4 +1,5 @@
-"""Trainer callbacks of every run: trainer progress as run events, and cooperative cancellation."""
+"""Trainer callbacks of every run: trainer progress as run events, cooperative cancellation, and offloaded
+checkpointing."""
 
 from __future__ import annotations
 
@@ -152,3 +153,19 @@ def progress_callback(prior_seconds: float) -> Any:
                 (folder / PROGRESS_FILE).write_text(json.dumps({"train_runtime": seconds}), encoding="utf-8")
 
     return ProgressCallback()
+
+
+def offload_callback() -> Any:
+    """A ``TrainerCallback`` offloading the checkpointed layer inputs (``gradient_checkpointing: offload``) once
+    training begins: the Trainer turns checkpointing on again at the start of ``train()``, which replaces the
+    checkpoint function of each layer; this wraps the new ones (idempotent)."""
+    from transformers import TrainerCallback
+
+    from ft_core.engine.models.offload import offload_checkpoints
+
+    class OffloadCallback(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if model is not None:
+                offload_checkpoints(model)
+
+    return OffloadCallback()
