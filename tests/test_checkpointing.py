@@ -278,7 +278,7 @@ def test_offload_hooks_each_checkpoint_and_saves_the_layer_inputs(tiny_tokenizer
 
 
 def test_offloading_survives_the_trainer_turning_checkpointing_on_again(tiny_tokenizer, tmp_path):
-    from ft_core.engine.training.callbacks import offload_callback
+    from ft_core.engine.training.callbacks import checkpointing_callback
 
     plan = CheckpointingPlan("offload", reentrant=True)
     training = SimpleNamespace(**{f: getattr(_training_defaults(), f) for f in vars(_training_defaults())})
@@ -292,10 +292,23 @@ def test_offloading_survives_the_trainer_turning_checkpointing_on_again(tiny_tok
         activation_checkpointing_kwargs={"use_reentrant": True}
     )  # train() does
     assert not getattr(model.model.layers[0]._gradient_checkpointing_func, "ft_offloaded", False)
-    offload_callback().on_train_begin(None, None, None, model=model)
+    checkpointing_callback(1, offload=True).on_train_begin(None, None, None, model=model)
     assert all(
         getattr(layer._gradient_checkpointing_func, "ft_offloaded", False) for layer in model.model.layers
     )
+
+
+def test_selective_checkpointing_survives_a_trainer_without_every_n_layers(tiny_tokenizer):
+    from ft_core.engine.training.callbacks import checkpointing_callback
+
+    model = tiny_model(tiny_tokenizer, num_hidden_layers=4).train()
+    prepare_for_training(model, CheckpointingPlan("selective", reentrant=True, every_n_layers=2))
+    model.gradient_checkpointing_enable(
+        gradient_checkpointing_kwargs={"use_reentrant": True}
+    )  # older Trainers
+    assert all(layer.gradient_checkpointing for layer in model.model.layers)
+    checkpointing_callback(2, offload=False).on_train_begin(None, None, None, model=model)
+    assert [layer.gradient_checkpointing for layer in model.model.layers] == [True, False, True, False]
 
 
 def test_plan_off_undoes_checkpointing_a_quantizer_turned_on(tiny_model):

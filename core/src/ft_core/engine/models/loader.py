@@ -169,12 +169,25 @@ def set_checkpointing(model: Any, kwargs: dict[str, Any] | None) -> None:
     every_n, offload = kwargs.pop("every_n_layers", 1), kwargs.pop("offload", False)
     if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.2x
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs, every_n_layers=every_n)
-    else:  # pragma: no cover - older transformers: every layer
+    else:  # older transformers: no every_n_layers argument
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        checkpoint_every_nth_layer(model, every_n)
     if offload:  # ft-core's own offloading: copies on a side stream (see ft_core.engine.models.offload)
         from ft_core.engine.models.offload import offload_checkpoints
 
         offload_checkpoints(model)
+
+
+def checkpoint_every_nth_layer(model: Any, every_n: int) -> None:
+    """Keep checkpointing on for every ``every_n``-th decoder layer only (layers 0, n, 2n, ...), as transformers'
+    ``every_n_layers`` does; for releases without it, and after a Trainer turned every layer on again."""
+    if every_n <= 1:
+        return
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    layers = [m for m in model.modules() if isinstance(m, GradientCheckpointingLayer)]
+    for index, layer in enumerate(layers):
+        layer.gradient_checkpointing = index % every_n == 0
 
 
 def apply_rope_scaling(model_config: Any, rope_scaling: dict[str, Any] | None, cutoff_len: int) -> str | None:

@@ -16,9 +16,9 @@ from ft_core.engine.run import distributed
 from ft_core.engine.templates.encoder import TemplateEncoder
 from ft_core.engine.training.callbacks import (
     CancelRequest,
+    checkpointing_callback,
     control_callback,
     event_callback,
-    offload_callback,
     progress_callback,
 )
 from ft_core.engine.training.heads import find_heads, heads_callback, train_heads
@@ -195,8 +195,9 @@ class EngineRun(RunContext):
             ]
         if self.heads:
             callbacks.append(heads_callback(self.heads))
-        if self._checkpointing is not None and self._checkpointing.offload:
-            callbacks.append(offload_callback())
+        plan = self._checkpointing
+        if plan is not None and plan.enabled and (plan.offload or plan.every_n_layers > 1):
+            callbacks.append(checkpointing_callback(plan.every_n_layers, plan.offload))
         optimizer = self.config.optimizer
         callbacks += optimizer.component.callbacks(optimizer.options)
         for found in self.plugins.hook.ft_trainer_callbacks(run=self):

@@ -37,11 +37,11 @@ def _checkpointing_arguments(arguments_class: Any, plan: CheckpointingPlan) -> d
     plan's ``use_reentrant`` and ``every_n_layers`` (the latter only where transformers knows it: the
     ``activation_checkpointing`` releases). Not ``offload``: the Trainer would wrap each checkpoint in PyTorch's
     blocking ``save_on_cpu``; ft-core's own offloading is re-applied after the Trainer enables checkpointing
-    (:func:`~ft_core.engine.training.callbacks.offload_callback`)."""
+    (:func:`~ft_core.engine.training.callbacks.checkpointing_callback`)."""
     fields = {f.name for f in dataclasses.fields(arguments_class)}
     name = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     kwargs = plan.kwargs()
-    if kwargs is not None:  # ft-core offloads itself (offload_callback), on a side stream
+    if kwargs is not None:  # ft-core offloads itself (checkpointing_callback), on a side stream
         kwargs.pop("offload", None)
     if kwargs is not None and name == "gradient_checkpointing":
         kwargs = {"use_reentrant": kwargs["use_reentrant"]}

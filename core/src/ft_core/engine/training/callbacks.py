@@ -1,5 +1,5 @@
-"""Trainer callbacks of every run: trainer progress as run events, cooperative cancellation, and offloaded
-checkpointing."""
+"""Trainer callbacks of every run: trainer progress as run events, cooperative cancellation, and the run's
+checkpointing plan kept in place."""
 
 from __future__ import annotations
 
@@ -155,17 +155,21 @@ def progress_callback(prior_seconds: float) -> Any:
     return ProgressCallback()
 
 
-def offload_callback() -> Any:
-    """A ``TrainerCallback`` offloading the checkpointed layer inputs (``gradient_checkpointing: offload``) once
-    training begins: the Trainer turns checkpointing on again at the start of ``train()``, which replaces the
-    checkpoint function of each layer; this wraps the new ones (idempotent)."""
+def checkpointing_callback(every_n_layers: int, offload: bool) -> Any:
+    """A ``TrainerCallback`` re-applying what the Trainer undoes when it turns checkpointing on again at the start
+    of ``train()`` (it replaces each layer's checkpoint function, and releases without ``every_n_layers`` mark every
+    layer): selective checkpointing (every ``every_n_layers``-th layer) and offloading (``offload``). Idempotent."""
     from transformers import TrainerCallback
 
+    from ft_core.engine.models.loader import checkpoint_every_nth_layer
     from ft_core.engine.models.offload import offload_checkpoints
 
-    class OffloadCallback(TrainerCallback):
+    class CheckpointingCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
-            if model is not None:
+            if model is None:
+                return
+            checkpoint_every_nth_layer(model, every_n_layers)
+            if offload:
                 offload_checkpoints(model)
 
-    return OffloadCallback()
+    return CheckpointingCallback()
