@@ -87,6 +87,36 @@ def test_training_mode_adds_uniform_noise_of_the_paper_scale(tiny_model, tmp_pat
     ft_core_neftune.detach(str(tmp_path))
 
 
+def test_a_packed_batch_gets_each_samples_own_noise_scale(tiny_model, tmp_path):
+    """Packed samples (one row, position ids restarting at 0) each get ``alpha / sqrt(L_i * d)`` from their own
+    length, not the packed row's: the noise a sample gets does not depend on what it was packed with."""
+    import torch
+
+    alpha, lengths = 5.0, (5, 20, 39)
+    ft_core_neftune.ft_model_ready(model=tiny_model, run=_run(tmp_path, alpha), role="policy")
+    tiny_model.train()
+    hidden = tiny_model.config.hidden_size
+    input_ids = _ids(tiny_model, 1, sum(lengths))
+    positions = torch.cat([torch.arange(n) for n in lengths]).unsqueeze(0)
+    seen: list = []
+    handle = tiny_model.get_input_embeddings().register_forward_hook(
+        lambda module, args, output: seen.append(output - module.weight[args[0]])
+    )  # registered after NEFTune's hook: sees the noisy output
+    with torch.no_grad():
+        tiny_model(input_ids=input_ids, position_ids=positions)
+    handle.remove()
+    noise, start = seen[0][0], 0
+    for n in lengths:
+        bound = alpha / math.sqrt(n * hidden)
+        magnitude = noise[start : start + n].abs()
+        assert magnitude.max().item() <= bound * (1 + 1e-5)
+        assert magnitude.max().item() > 0.9 * bound
+        start += n
+    unpacked = _noise(tiny_model, input_ids)  # no position ids: the row's own length
+    assert unpacked.abs().max().item() <= alpha / math.sqrt(sum(lengths) * hidden) * (1 + 1e-5)
+    ft_core_neftune.detach(str(tmp_path))
+
+
 def test_eval_mode_is_untouched_and_the_model_output_changes_only_in_training(tiny_model, tmp_path):
     import torch
 
