@@ -35,6 +35,7 @@ def load(names: list[str], produces: str = "conversation", seed: int = 0, **data
 def write_rows(tmp_path: Path, count: int, entry: dict[str, Any] | None = None) -> str:
     """Register ``count`` alpaca rows as dataset ``d``; returns the dataset_dir."""
     rows = [{"instruction": f"q{i}", "output": f"a{i}"} for i in range(count)]
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "d.json").write_text(json.dumps(rows))
     (tmp_path / "dataset_info.json").write_text(json.dumps({"d": {"file_name": "d.json", **(entry or {})}}))
     return str(tmp_path)
@@ -164,6 +165,20 @@ def test_fingerprint_follows_content_and_spec(tmp_path: Path) -> None:
     write_rows(tmp_path, 4, {"columns": {"system": "system"}})
     changed_spec = dataset_fingerprint(resolve_datasets(["d"], dataset_dir))
     assert len({before, changed_rows, changed_spec}) == 3
+
+
+def test_a_moved_image_dataset_gets_a_new_fingerprint(tmp_path: Path) -> None:
+    """Prepared rows of an image dataset hold the images' absolute paths: a copy elsewhere must not reuse them
+    (a text dataset's fingerprint is location-independent)."""
+    import shutil
+
+    image_entry = {"formatting": "sharegpt", "columns": {"messages": "conversations", "images": "images"}}
+    fingerprints = {}
+    for name, entry in (("text", None), ("images", image_entry)):
+        first = write_rows(tmp_path / name / "a", 3, entry)
+        moved = shutil.copytree(first, tmp_path / name / "b")
+        fingerprints[name] = {dataset_fingerprint(resolve_datasets(["d"], str(d))) for d in (first, moved)}
+    assert len(fingerprints["text"]) == 1 and len(fingerprints["images"]) == 2
 
 
 def test_cache_miss_hit_and_overwrite(tmp_path: Path) -> None:

@@ -124,19 +124,8 @@ def test_packed_rows_on_the_sdpa_fallback_stay_apart(tiny_tokenizer):
 
 
 def test_the_fallback_keeps_a_sliding_window(tiny_tokenizer):
-    from transformers import MistralConfig, MistralForCausalLM
-
-    torch.manual_seed(0)
-    config = MistralConfig(
-        vocab_size=len(tiny_tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        sliding_window=4,
-    )
-    model = MistralForCausalLM(config).eval()
+    model = tiny_model(tiny_tokenizer, model_type="mistral", sliding_window=4).eval()
+    assert model.config.sliding_window == 4
     packed, alone = _packed_and_alone(model, _rows(tiny_tokenizer, (9, 6, 11)))
     torch.testing.assert_close(packed, alone, atol=1e-5, rtol=1e-5)
 

@@ -228,11 +228,15 @@ def split_validation(samples: Sequence[Any], val_size: float, seed: int) -> tupl
 def dataset_fingerprint(specs: Sequence[DatasetSpec]) -> str:
     """SHA-256 over each spec (location-independent) and the bytes of its data files, for cache keys.
 
-    The hash depends on content only, so moving ``dataset_dir`` keeps the cache valid.
+    The hash depends on content only, so moving ``dataset_dir`` keeps the cache valid, except for datasets with an
+    ``images`` column: their prepared rows hold the images' absolute paths (read when batches are made), so the
+    folder is part of their hash.
     """
     digest = hashlib.sha256()
     for spec in specs:
         digest.update(json.dumps(spec.to_json(), sort_keys=True).encode())
+        if spec.columns.images:
+            digest.update(b"images in " + str(Path(spec.dataset_dir).resolve()).encode())
         for file in data_files(spec.path):
             digest.update(file.name.encode() + b"\0" + file_sha256(file).encode())
     return digest.hexdigest()
