@@ -143,6 +143,19 @@ def test_padded_batches_and_generation_fall_back_to_sdpa(tiny_tokenizer):
     assert torch.equal(model.generate(**batch, max_new_tokens=5, do_sample=False), expected)
 
 
+def test_new_tokens_after_a_cache_see_the_cache_and_each_other_causally():
+    """Three new queries after five cached keys: query i sees keys 0..5+i (SDPA's own is_causal would align them
+    to the first keys instead)."""
+    torch.manual_seed(0)
+    query, key, value = torch.randn(1, 2, 3, 8), torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8)
+    module = torch.nn.Module()
+    module.is_causal = True
+    output, _ = varlen_attention.varlen_attention_forward(module, query, key, value, None)
+    allowed = torch.arange(8)[None, :] <= torch.arange(5, 8)[:, None]
+    expected = torch.nn.functional.scaled_dot_product_attention(query, key, value, attn_mask=allowed)
+    torch.testing.assert_close(output, expected.transpose(1, 2))
+
+
 def test_soft_capped_logits_are_refused_on_the_fallback():
     with pytest.raises(NotImplementedError, match="cannot soft-cap"):
         query = torch.zeros(1, 2, 3, 4)

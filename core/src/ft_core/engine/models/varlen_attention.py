@@ -161,6 +161,8 @@ def _sdpa_fallback(
     elif attention_mask is not None and attention_mask.dim() == 2:
         keep = attention_mask[:, None, None, -k_len:].bool()
         keep = keep & before if causal else keep
+    elif attention_mask is None and causal and 1 < q_len < k_len:
+        keep = before[None, None]  # new tokens after a cache: SDPA's is_causal would align them top-left
     else:
         keep = attention_mask
     window = kwargs.get("sliding_window")
