@@ -199,6 +199,25 @@ def test_micro_batch_tokens_follow_batch_and_cutoff_or_a_packing_budget():
     assert micro_batch(_config(packing=False, packing_tokens=16384)) == (2, 512)
 
 
+def test_the_prepared_rows_tighten_the_micro_batch_bound():
+    short = [100, 300, 120, 80, 200, 90]  # the longest 300 of a 512 cutoff
+    assert micro_batch(_config(batch=2, cutoff=512), short) == (2, 300)  # padded to the longest row
+    # packed: 3 batches of the epoch's 890 tokens, at most a share (297) plus one row (300): under 2 x 300
+    assert micro_batch(_config(batch=2, cutoff=512, packing="auto"), short) == (2, 300)
+    even = [300] * 6  # a share (600) plus one row is more than 2 x 300: the packed bound counts
+    assert micro_batch(_config(batch=2, cutoff=512, packing="auto"), even) == (1, 900)
+    assert micro_batch(_config(batch=2, cutoff=512, packing="auto", packing_tokens=1000), short) == (1, 1000)
+    assert micro_batch(_config(batch=2, cutoff=256), short) == (2, 256)  # rows are cut to cutoff_len anyway
+
+
+def test_short_rows_need_no_checkpointing_where_the_cutoff_bound_would(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (80 * GIB, 80 * GIB))
+    config = _config(batch=4, cutoff=2048)
+    assert plan_for_run(config, LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16).mode == "selective"
+    rows = [400] * 100  # alpaca-like rows far below the cutoff
+    assert plan_for_run(config, LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16, lengths=rows).mode == "off"
+
+
 # ---------------------------------------------------------------------------------------------- the model
 def _lora_model(seed=0):
     from peft import LoraConfig, get_peft_model

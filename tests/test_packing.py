@@ -213,6 +213,21 @@ def test_a_run_packs_with_data_packing_true(make_config, tmp_path, stage, datase
     assert math.isfinite(manifest["metrics"]["train_loss"])
 
 
+def test_a_run_hands_the_prepared_row_lengths_to_the_memory_estimate(make_config):
+    from ft_core.engine.training.packing import row_lengths
+
+    seen: list = []
+    recorder = types.ModuleType("lengths_recorder")
+
+    @hookimpl
+    def ft_before_train(trainer, run):
+        seen.append((run.train_lengths, row_lengths(trainer.train_dataset)))
+
+    recorder.ft_before_train = ft_before_train
+    _train(make_config(training={"max_steps": 1}), plugins=_plugins(recorder))
+    assert seen and seen[0][0] == seen[0][1] and len(seen[0][0]) > 1
+
+
 def test_the_cli_runs_a_packed_sft_run(make_config, tmp_path, monkeypatch):
     monkeypatch.setenv("FT_CORE_STRICT", "0")  # a plugin in the making elsewhere must not fail this run
     path = make_config(data={"packing": True}, training={"max_steps": 2})

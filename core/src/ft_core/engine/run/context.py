@@ -44,6 +44,8 @@ class EngineRun(RunContext):
         #: Facts the model loading decided (attention, RoPE scaling, checkpointing), for the run manifest.
         self.facts: dict[str, Any] = {}
         self._checkpointing: Any = None
+        #: Token counts of the prepared training rows (set once the data is ready), for the checkpointing estimate.
+        self.train_lengths: list[int] | None = None
         self._said: set[str] = set()
 
     def say(self, message: str, key: str | None = None) -> None:
@@ -157,7 +159,12 @@ class EngineRun(RunContext):
                     )
                 dtype = choose_dtype(model_section, training.precision, training.use_cpu)
             self._checkpointing = plan_for_run(
-                self.config, model_config, on_gpu=self.uses_gpu, dtype=dtype, device=self.process.local_rank
+                self.config,
+                model_config,
+                on_gpu=self.uses_gpu,
+                dtype=dtype,
+                device=self.process.local_rank,
+                lengths=self.train_lengths,
             )
             self.say(self._checkpointing.log_line())
             self.facts["gradient_checkpointing"] = self._checkpointing.manifest()

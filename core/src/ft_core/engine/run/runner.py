@@ -33,6 +33,7 @@ from ft_core.engine.run.plot import plot_loss
 from ft_core.engine.run.sinks import read_metrics
 from ft_core.engine.training.callbacks import read_progress
 from ft_core.engine.training.heads import HEADS_FILE, load_heads, save_heads
+from ft_core.engine.training.packing import row_lengths
 
 
 def say(message: str) -> None:
@@ -240,6 +241,10 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
                 f"training rows: {prepared.train.rows}"
                 + (f", evaluation rows: {prepared.eval.rows}" if prepared.eval else "")
             )
+            if "input_ids" in (
+                prepared.train.dataset.column_names or []
+            ):  # causal-LM rows (not preference pairs)
+                run.train_lengths = row_lengths(prepared.train.dataset)
             run.phase("model", "loading the model")
             run.prior_runtime = read_progress(checkpoint)
             eval_dataset = prepared.eval.dataset if prepared.eval else None

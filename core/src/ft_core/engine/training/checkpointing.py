@@ -3,7 +3,8 @@ offload``.
 
 ``auto`` estimates, from the model config alone (no weights loaded), what one optimizer micro-step needs on the GPU
 — weights, gradients and optimizer state of the trained parameters, and the activations the backward pass keeps
-for ``per_device_train_batch_size × cutoff_len`` tokens — and compares it with the free GPU memory
+for the largest micro-batch (:func:`micro_batch`: ``per_device_train_batch_size`` × the longest prepared row, or
+a packed batch's bound; ``× cutoff_len`` before the data is known) — and compares it with the free GPU memory
 (``torch.cuda.mem_get_info``) less a safety margin:
 
 - everything fits with every activation kept → **off** (the fastest: nothing is recomputed);
@@ -252,15 +253,27 @@ def explicit_plan(setting: bool | str, *, reentrant: bool) -> CheckpointingPlan:
     return CheckpointingPlan("off", reason=reason)
 
 
-def micro_batch(config: Any) -> tuple[int, int]:
-    """(sequences, tokens per sequence) of one micro-batch: ``per_device_train_batch_size × cutoff_len`` (an upper
-    bound: batches are padded to their longest row only); with packing (``data.packing`` not false) and a token
-    budget (``data.packing_tokens``), one row of that many tokens."""
+def micro_batch(config: Any, lengths: list[int] | None = None) -> tuple[int, int]:
+    """(sequences, tokens per sequence) bounding one micro-batch: ``per_device_train_batch_size × cutoff_len``, or
+    with packing (``data.packing`` not false) and a token budget (``data.packing_tokens``) one row of that many
+    tokens. With the training rows' token counts (``lengths``) the bound is tighter: padded batches are padded to
+    their longest row, so ``batch size × the longest row``; a packed batch holds at most its share of the epoch's
+    tokens plus one row (:class:`~ft_core.engine.training.packing.TokenBudgetBatchSampler` cuts at the row ends
+    closest to equal shares), so whichever of the two is larger when the run may pack."""
     batch, seq_len = config.training.per_device_train_batch_size, config.data.cutoff_len
+    packing = getattr(config.data, "packing", False) is not False
     budget = getattr(config.data, "packing_tokens", None)
-    if getattr(config.data, "packing", False) is not False and isinstance(budget, int) and budget > 0:
+    if packing and isinstance(budget, int) and budget > 0:
         return 1, budget
-    return batch, seq_len
+    if not lengths:
+        return batch, seq_len
+    longest = min(seq_len, max(lengths))
+    if packing:
+        batches = max(1, min(len(lengths), math.ceil(len(lengths) / max(batch, 1))))
+        packed = math.ceil(sum(lengths) / batches) + longest
+        if packed > batch * longest:
+            return 1, packed
+    return batch, longest
 
 
 def _adapter_rank(config: Any) -> int:
@@ -269,9 +282,17 @@ def _adapter_rank(config: Any) -> int:
 
 
 def plan_for_run(
-    config: Any, model_config: Any, *, on_gpu: bool, dtype: Any, device: int = 0, fused_loss: bool = False
+    config: Any,
+    model_config: Any,
+    *,
+    on_gpu: bool,
+    dtype: Any,
+    device: int = 0,
+    fused_loss: bool = False,
+    lengths: list[int] | None = None,
 ) -> CheckpointingPlan:
-    """The checkpointing plan of a run (``config`` is the :class:`~ft_core.api.config.RunConfig`)."""
+    """The checkpointing plan of a run (``config`` is the :class:`~ft_core.api.config.RunConfig`; ``lengths``: the
+    training rows' token counts when the data is prepared, for a tighter micro-batch bound, :func:`micro_batch`)."""
     training = config.training
     setting = training.gradient_checkpointing
     full_training = bool(config.adapter.component.saves_full_model)
@@ -296,7 +317,7 @@ def plan_for_run(
     if quantizer is not None:
         bits = getattr(quantizer.options, "bits", 4)
         weight_bytes = (bits if isinstance(bits, int) else 4) / 8 + 0.05  # scales / absmax
-    batch, seq_len = micro_batch(config)
+    batch, seq_len = micro_batch(config, lengths)
     estimate = estimate_memory(
         model_config,
         batch_size=batch,
