@@ -9,7 +9,6 @@ import importlib.metadata
 import importlib.util
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -17,30 +16,17 @@ from torch import nn
 
 import ft_core_bitsandbytes
 from ft_core.api import (
-    DataSection,
     FtCoreError,
-    ModelSection,
     OptionsError,
-    RunConfig,
-    TemplateSection,
     TrainingSection,
 )
 from ft_core.testing import tiny_model, tiny_tokenizer
 from ft_core.testing.import_light import check_import_light
+from ft_core.testing.quantizers import load_quantized, quantizer_config, quantizer_run, text_batch
 from ft_core_bitsandbytes import BitsAndBytesOptions, BitsAndBytesQuantizer, resolve_compute_dtype
 
 bnb = pytest.importorskip("bitsandbytes")
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def run_config(**training) -> RunConfig:
-    return RunConfig(
-        model=ModelSection(name_or_path="unused"),
-        template=TemplateSection(),
-        data=DataSection(dataset=["identity"]),
-        training=TrainingSection(output_dir="unused", **training),
-        selections={},
-    )
 
 
 def checkpointing(model) -> bool:
@@ -49,37 +35,6 @@ def checkpointing(model) -> bool:
         if hasattr(model, "is_activation_checkpointing")
         else (model.is_gradient_checkpointing)
     )
-
-
-def fake_run(**training) -> SimpleNamespace:
-    """What ``prepare`` reads of a run: its config and this process's place."""
-    from ft_core.api import ProcessInfo
-
-    return SimpleNamespace(config=run_config(**training), process=ProcessInfo())
-
-
-def load_quantized(model_dir: str, options: BitsAndBytesOptions, dtype=torch.float32):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.from_pretrained(model_dir)
-    kwargs = BitsAndBytesQuantizer().load_kwargs(options, config)
-    # transformers places a quantized model on the GPU when there is one: keep these tests on the CPU
-    return AutoModelForCausalLM.from_pretrained(
-        model_dir, config=config, dtype=dtype, device_map={"": "cpu"}, **kwargs
-    )
-
-
-def batch(model_dir: str):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    ids = tokenizer(["hello world, this is a tiny test", "another short sentence here"], padding=True)
-    input_ids = torch.tensor(ids["input_ids"])
-    return {
-        "input_ids": input_ids,
-        "attention_mask": torch.tensor(ids["attention_mask"]),
-        "labels": input_ids,
-    }
 
 
 # ----------------------------------------------------------------------------------------- registration
@@ -193,8 +148,8 @@ def test_config_validator_refuses_full_tuning_of_quantized_weights(tmp_path, tin
 def test_validate_accepts_a_cpu_run():
     # bitsandbytes' CPU backend runs 4-bit and 8-bit layers: a CPU-only run is no problem.
     quantizer = BitsAndBytesQuantizer()
-    assert quantizer.validate(BitsAndBytesOptions(), run_config(use_cpu=True)) == []
-    assert quantizer.validate(BitsAndBytesOptions(bits=8), run_config(use_cpu=True)) == []
+    assert quantizer.validate(BitsAndBytesOptions(), quantizer_config(use_cpu=True)) == []
+    assert quantizer.validate(BitsAndBytesOptions(bits=8), quantizer_config(use_cpu=True)) == []
 
 
 def test_validate_says_how_to_install_a_missing_bitsandbytes(monkeypatch):
@@ -204,7 +159,7 @@ def test_validate_says_how_to_install_a_missing_bitsandbytes(monkeypatch):
         "find_spec",
         lambda name, *a: None if name == "bitsandbytes" else real_find_spec(name, *a),
     )
-    problems = BitsAndBytesQuantizer().validate(BitsAndBytesOptions(), run_config())
+    problems = BitsAndBytesQuantizer().validate(BitsAndBytesOptions(), quantizer_config())
     assert problems == [
         "quantization.method: the bitsandbytes package is not installed: pip install 'bitsandbytes>=0.49'"
     ]
@@ -217,7 +172,7 @@ def test_validate_refuses_an_old_bitsandbytes(monkeypatch):
     monkeypatch.setattr(
         importlib.metadata, "version", lambda name: "0.45.5" if name == "bitsandbytes" else real_version(name)
     )
-    (problem,) = BitsAndBytesQuantizer().validate(BitsAndBytesOptions(), run_config())
+    (problem,) = BitsAndBytesQuantizer().validate(BitsAndBytesOptions(), quantizer_config())
     assert "bitsandbytes 0.45.5 is too old" in problem and "pip install 'bitsandbytes>=0.49'" in problem
 
 
@@ -291,7 +246,9 @@ def test_four_bit_nf4_quantizes_every_projection_but_not_the_head(tiny_model_dir
     from transformers import AutoModelForCausalLM
 
     options = BitsAndBytesOptions(compute_dtype="float32")
-    model = BitsAndBytesQuantizer().prepare(load_quantized(tiny_model_dir, options), options, fake_run())
+    model = BitsAndBytesQuantizer().prepare(
+        load_quantized(BitsAndBytesQuantizer(), tiny_model_dir, options), options, quantizer_run()
+    )
     for name, module in model.named_modules():
         if name.rsplit(".", 1)[-1] in PROJECTIONS:
             assert isinstance(module, bnb.nn.Linear4bit), name
@@ -299,7 +256,7 @@ def test_four_bit_nf4_quantizes_every_projection_but_not_the_head(tiny_model_dir
     assert not isinstance(model.lm_head, bnb.nn.Linear4bit)
     # Quantization is close to, but not the same as, the full-precision model.
     reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    inputs = batch(tiny_model_dir)
+    inputs = text_batch(tiny_model_dir)
     with torch.no_grad():
         quantized_loss, reference_loss = model(**inputs).loss, reference(**inputs).loss
     assert torch.isfinite(quantized_loss)
@@ -308,7 +265,9 @@ def test_four_bit_nf4_quantizes_every_projection_but_not_the_head(tiny_model_dir
 
 def test_skip_modules_stay_unquantized(tiny_model_dir):
     options = BitsAndBytesOptions(skip_modules=["down_proj", r"model\.layers\.1\.self_attn\.q_proj"])
-    model = BitsAndBytesQuantizer().prepare(load_quantized(tiny_model_dir, options), options, fake_run())
+    model = BitsAndBytesQuantizer().prepare(
+        load_quantized(BitsAndBytesQuantizer(), tiny_model_dir, options), options, quantizer_run()
+    )
     assert type(model.model.layers[1].self_attn.q_proj) is nn.Linear
     assert isinstance(model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
     layer = model.model.layers[0]
@@ -319,20 +278,22 @@ def test_skip_modules_stay_unquantized(tiny_model_dir):
 
 def test_prepare_refuses_skip_modules_that_match_nothing(tiny_model_dir):
     options = BitsAndBytesOptions(skip_modules=["down_prj"])
-    model = load_quantized(tiny_model_dir, options)
+    model = load_quantized(BitsAndBytesQuantizer(), tiny_model_dir, options)
     with pytest.raises(FtCoreError, match=r"skip_modules: 'down_prj' matches no module .*down_proj"):
-        BitsAndBytesQuantizer().prepare(model, options, fake_run())
+        BitsAndBytesQuantizer().prepare(model, options, quantizer_run())
 
 
 @pytest.mark.parametrize("gradient_checkpointing", [True, "auto", "offload", False])
 def test_prepare_sets_the_run_compute_dtype_freezes_and_leaves_checkpointing_to_core(
     tiny_model_dir, capsys, gradient_checkpointing
 ):
-    model = load_quantized(tiny_model_dir, BitsAndBytesOptions(), dtype=torch.bfloat16)
+    model = load_quantized(
+        BitsAndBytesQuantizer(), tiny_model_dir, BitsAndBytesOptions(), dtype=torch.bfloat16
+    )
     prepared = BitsAndBytesQuantizer().prepare(
         model,
         BitsAndBytesOptions(),
-        fake_run(precision="bf16", gradient_checkpointing=gradient_checkpointing),
+        quantizer_run(precision="bf16", gradient_checkpointing=gradient_checkpointing),
     )
     four_bit = [m for m in prepared.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(four_bit) == 2 * len(PROJECTIONS)
@@ -351,8 +312,8 @@ def test_prepare_sets_the_run_compute_dtype_freezes_and_leaves_checkpointing_to_
 @pytest.mark.parametrize("upcast", ["norms", "all"])
 def test_prepare_upcasts(tiny_model_dir, upcast):
     options = BitsAndBytesOptions(upcast=upcast)
-    model = load_quantized(tiny_model_dir, options, dtype=torch.bfloat16)
-    prepared = BitsAndBytesQuantizer().prepare(model, options, fake_run(precision="bf16"))
+    model = load_quantized(BitsAndBytesQuantizer(), tiny_model_dir, options, dtype=torch.bfloat16)
+    prepared = BitsAndBytesQuantizer().prepare(model, options, quantizer_run(precision="bf16"))
     norms = [prepared.model.norm.weight, prepared.model.layers[0].input_layernorm.weight]
     assert {p.dtype for p in norms} == {torch.float32}
     embeddings = prepared.model.embed_tokens.weight.dtype
@@ -363,14 +324,14 @@ def test_prepare_upcasts(tiny_model_dir, upcast):
 
 def test_prepare_refuses_a_model_without_quantized_layers(tiny_model):
     with pytest.raises(FtCoreError, match="no layer of LlamaForCausalLM was quantized"):
-        BitsAndBytesQuantizer().prepare(tiny_model, BitsAndBytesOptions(), fake_run())
+        BitsAndBytesQuantizer().prepare(tiny_model, BitsAndBytesOptions(), quantizer_run())
 
 
 def lora_on_quantized(model_dir: str, options: BitsAndBytesOptions, **training):
     from peft import LoraConfig, get_peft_model
 
-    model = load_quantized(model_dir, options)
-    model = BitsAndBytesQuantizer().prepare(model, options, fake_run(**training))
+    model = load_quantized(BitsAndBytesQuantizer(), model_dir, options)
+    model = BitsAndBytesQuantizer().prepare(model, options, quantizer_run(**training))
     layer_type = bnb.nn.Linear4bit if options.bits == 4 else bnb.nn.Linear8bitLt
     assert isinstance(model.model.layers[0].self_attn.q_proj, layer_type)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -394,7 +355,7 @@ def test_lora_trains_on_quantized_weights(tiny_model_dir, bits):
     model, optimizer, frozen = lora_on_quantized(
         tiny_model_dir, options, use_cpu=True, gradient_checkpointing=True
     )
-    inputs = batch(tiny_model_dir)
+    inputs = text_batch(tiny_model_dir)
     losses = [train_step(model, optimizer, inputs) for _ in range(3)]
     assert losses[-1] < losses[0]
     # Only the adapter trained: every base weight (quantized or not) is unchanged.
@@ -423,7 +384,7 @@ def test_gradients_still_flow_after_an_evaluation_pass(wide_model_dir, bits):
     # On AVX512-BF16 CPUs bitsandbytes repacks 4-bit weights in place into an inference-only layout (whose kernel
     # has no backward) on the first eval-mode, no-grad forward; prepare() keeps the trainable layout.
     model, optimizer, _ = lora_on_quantized(wide_model_dir, BitsAndBytesOptions(bits=bits), use_cpu=True)
-    inputs = batch(wide_model_dir)
+    inputs = text_batch(wide_model_dir)
     train_step(model, optimizer, inputs)  # the B matrices leave zero, so every A gets a gradient
 
     def lora_gradients() -> dict[str, torch.Tensor]:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
 
-from ft_core.api import DataSection, ModelSection, RunConfig, TemplateSection, TrainingSection
+from ft_core.testing.quantizers import quantizer_run
 from ft_core_bitsandbytes import BitsAndBytesOptions, BitsAndBytesQuantizer
 
 pytestmark = [
@@ -18,19 +17,6 @@ pytestmark = [
 ]
 bnb = pytest.importorskip("bitsandbytes")
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-def fake_run(**training) -> SimpleNamespace:
-    config = RunConfig(
-        model=ModelSection(name_or_path="unused"),
-        template=TemplateSection(),
-        data=DataSection(dataset=["identity"]),
-        training=TrainingSection(output_dir="unused", **training),
-        selections={},
-    )
-    from ft_core.api import ProcessInfo
-
-    return SimpleNamespace(config=config, process=ProcessInfo())
 
 
 @pytest.mark.parametrize("bits", [4, 8])
@@ -47,7 +33,7 @@ def test_quantized_lora_trains_on_the_gpu(tiny_model_dir, bits):
         device_map={"": 0},
         **quantizer.load_kwargs(options, config),
     )
-    model = quantizer.prepare(model, options, fake_run(precision="bf16", gradient_checkpointing=True))
+    model = quantizer.prepare(model, options, quantizer_run(precision="bf16", gradient_checkpointing=True))
     q_proj = model.model.layers[0].self_attn.q_proj
     assert isinstance(q_proj, bnb.nn.Linear4bit if bits == 4 else bnb.nn.Linear8bitLt)
     assert q_proj.weight.device.type == "cuda"

@@ -22,7 +22,6 @@ import statistics
 import sys
 import tempfile
 import time
-from types import SimpleNamespace
 
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 #: ``float8_dynamic_fp8_backward`` = ``float8_dynamic`` with ``fp8_backward: true``.
@@ -113,34 +112,13 @@ def _reset_peak() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def fake_run(gradient_checkpointing: bool) -> SimpleNamespace:
-    from ft_core.api import (
-        DataSection,
-        ModelSection,
-        ProcessInfo,
-        RunConfig,
-        TemplateSection,
-        TrainingSection,
-    )
-
-    config = RunConfig(
-        model=ModelSection(name_or_path="unused"),
-        template=TemplateSection(),
-        data=DataSection(dataset=["identity"]),
-        training=TrainingSection(
-            output_dir="unused", precision="bf16", gradient_checkpointing=gradient_checkpointing
-        ),
-        selections={},
-    )
-    return SimpleNamespace(config=config, process=ProcessInfo())
-
-
 def measure(scheme: str, model_dir: str, args: argparse.Namespace) -> dict:
     import torch
     from peft import LoraConfig, get_peft_model
     from torch import nn
     from transformers import AutoConfig, AutoModelForCausalLM
 
+    from ft_core.testing.quantizers import quantizer_run
     from ft_core_torchao import TorchAoOptions, TorchAoQuantizer
     from ft_core_torchao.linear import weight_bytes
 
@@ -166,7 +144,11 @@ def measure(scheme: str, model_dir: str, args: argparse.Namespace) -> dict:
         **kwargs,
     )
     if quantizer is not None:
-        model = quantizer.prepare(model, options, fake_run(args.gradient_checkpointing))
+        model = quantizer.prepare(
+            model,
+            options,
+            quantizer_run(precision="bf16", gradient_checkpointing=args.gradient_checkpointing),
+        )
     else:
         model.requires_grad_(False)
     load_s = time.perf_counter() - start

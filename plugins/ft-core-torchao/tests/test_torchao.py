@@ -21,17 +21,12 @@ from torch import nn
 
 import ft_core_torchao
 from ft_core.api import (
-    DataSection,
     FtCoreError,
-    ModelSection,
     OptionsError,
-    ProcessInfo,
-    RunConfig,
     Selection,
-    TemplateSection,
-    TrainingSection,
 )
 from ft_core.testing.import_light import check_import_light
+from ft_core.testing.quantizers import load_quantized, quantizer_config, quantizer_run, text_batch
 from ft_core_torchao import TorchAoOptions, TorchAoQuantizer, ignore_quantized_weights_in_ddp, torchao_config
 
 torchao = pytest.importorskip("torchao")
@@ -46,46 +41,10 @@ from ft_core_torchao.linear import (  # noqa: E402 - after the importorskip
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-def run_config(model_dtype: str = "auto", selections=None, **training) -> RunConfig:
-    return RunConfig(
-        model=ModelSection(name_or_path="unused", dtype=model_dtype),
-        template=TemplateSection(),
-        data=DataSection(dataset=["identity"]),
-        training=TrainingSection(output_dir="unused", **training),
-        selections=selections or {},
-    )
-
-
-def fake_run(**training) -> SimpleNamespace:
-    """What ``prepare`` reads of a run: its config and this process's place."""
-    return SimpleNamespace(config=run_config(**training), process=ProcessInfo())
-
-
-def load_quantized(model_dir: str, options: TorchAoOptions, dtype=torch.float32):
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    config = AutoConfig.from_pretrained(model_dir)
-    kwargs = TorchAoQuantizer().load_kwargs(options, config)
-    return AutoModelForCausalLM.from_pretrained(
-        model_dir, config=config, dtype=dtype, device_map={"": "cpu"}, **kwargs
-    )
-
-
 def prepared(model_dir: str, options: TorchAoOptions, dtype=torch.float32):
-    return TorchAoQuantizer().prepare(load_quantized(model_dir, options, dtype), options, fake_run())
-
-
-def batch(model_dir: str):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    ids = tokenizer(["hello world, this is a tiny test", "another short sentence here"], padding=True)
-    input_ids = torch.tensor(ids["input_ids"])
-    return {
-        "input_ids": input_ids,
-        "attention_mask": torch.tensor(ids["attention_mask"]),
-        "labels": input_ids,
-    }
+    return TorchAoQuantizer().prepare(
+        load_quantized(TorchAoQuantizer(), model_dir, options, dtype), options, quantizer_run()
+    )
 
 
 def dequantized_copy(model_dir: str, quantized, dtype=torch.float32):
@@ -216,11 +175,11 @@ def test_torchao_config_per_scheme(values, config_class, granularity):
 # ------------------------------------------------------------------------------------------- validation
 @pytest.mark.parametrize("scheme", ["int8_weight_only", "float8_weight_only"])
 def test_weight_only_schemes_validate_on_a_cpu_run(scheme):
-    assert TorchAoQuantizer().validate(TorchAoOptions(scheme=scheme), run_config(use_cpu=True)) == []
+    assert TorchAoQuantizer().validate(TorchAoOptions(scheme=scheme), quantizer_config(use_cpu=True)) == []
 
 
 def test_float8_dynamic_is_refused_on_a_cpu_run():
-    (problem,) = TorchAoQuantizer().validate(TorchAoOptions(), run_config(use_cpu=True))
+    (problem,) = TorchAoQuantizer().validate(TorchAoOptions(), quantizer_config(use_cpu=True))
     assert problem.startswith("quantization.scheme: scheme float8_dynamic runs FP8 matmuls")
     assert "compute capability >= 8.9" in problem and "training.use_cpu is true" in problem
     assert "float8_weight_only" in problem and "int8_weight_only" in problem
@@ -228,7 +187,7 @@ def test_float8_dynamic_is_refused_on_a_cpu_run():
 
 def test_float8_dynamic_is_refused_without_a_gpu(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    (problem,) = TorchAoQuantizer().validate(TorchAoOptions(), run_config())
+    (problem,) = TorchAoQuantizer().validate(TorchAoOptions(), quantizer_config())
     assert "no CUDA GPU is visible" in problem
 
 
@@ -240,7 +199,7 @@ def test_float8_dynamic_needs_compute_capability_8_9(monkeypatch, capability, ok
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Some GPU")
     monkeypatch.setattr(torch.version, "hip", None)
-    problems = TorchAoQuantizer().validate(TorchAoOptions(), run_config(precision="bf16"))
+    problems = TorchAoQuantizer().validate(TorchAoOptions(), quantizer_config(precision="bf16"))
     if ok:
         assert problems == []
     else:
@@ -261,7 +220,9 @@ def test_float8_dynamic_needs_compute_capability_8_9(monkeypatch, capability, ok
 def test_row_scaled_float8_dynamic_needs_bf16_weights(monkeypatch, granularity, model_dtype, precision, ok):
     monkeypatch.setattr(ft_core_torchao.quantizer, "fp8_hardware_problem", lambda config: None)
     options = TorchAoOptions(granularity=granularity)
-    problems = TorchAoQuantizer().validate(options, run_config(model_dtype=model_dtype, precision=precision))
+    problems = TorchAoQuantizer().validate(
+        options, quantizer_config(model_dtype=model_dtype, precision=precision)
+    )
     if ok:
         assert problems == []
     else:
@@ -276,7 +237,7 @@ def test_validate_says_how_to_install_a_missing_torchao(monkeypatch):
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real_find_spec(name, *a)
     )
-    problems = TorchAoQuantizer().validate(TorchAoOptions(scheme="int8_weight_only"), run_config())
+    problems = TorchAoQuantizer().validate(TorchAoOptions(scheme="int8_weight_only"), quantizer_config())
     assert problems == [
         "quantization.method: the torchao package is not installed: pip install 'torchao>=0.18' (a release "
         "built for your torch version)"
@@ -290,7 +251,7 @@ def test_validate_refuses_an_old_torchao(monkeypatch):
     monkeypatch.setattr(
         importlib.metadata, "version", lambda name: "0.12.0" if name == "torchao" else real_version(name)
     )
-    (problem,) = TorchAoQuantizer().validate(TorchAoOptions(scheme="int8_weight_only"), run_config())
+    (problem,) = TorchAoQuantizer().validate(TorchAoOptions(scheme="int8_weight_only"), quantizer_config())
     assert "torchao 0.12.0 is too old" in problem
 
 
@@ -406,7 +367,7 @@ def test_every_projection_is_quantized_but_not_the_head(tiny_model_dir, capsys, 
     assert 4 * projection.out_features <= extra <= 5 * projection.out_features
     # close to, but not the same as, the full-precision model
     reference = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=dtype)
-    inputs = batch(tiny_model_dir)
+    inputs = text_batch(tiny_model_dir)
     with torch.no_grad():
         quantized_loss, reference_loss = model(**inputs).loss.float(), reference(**inputs).loss.float()
     assert 0 < abs(quantized_loss - reference_loss) < 0.02 * reference_loss
@@ -425,7 +386,7 @@ def test_skip_modules_stay_unquantized(tiny_model_dir, capsys):
 
 def test_prepare_refuses_a_model_without_quantized_layers(tiny_model):
     with pytest.raises(FtCoreError, match="no layer of LlamaForCausalLM was quantized by torchao"):
-        TorchAoQuantizer().prepare(tiny_model, TorchAoOptions(scheme="int8_weight_only"), fake_run())
+        TorchAoQuantizer().prepare(tiny_model, TorchAoOptions(scheme="int8_weight_only"), quantizer_run())
 
 
 # ----------------------------------------------------------------------- gradients through the quantized base
@@ -444,7 +405,7 @@ def test_adapter_gradients_equal_those_of_the_dequantized_model(tiny_model_dir, 
     reference = dequantized_copy(tiny_model_dir, quantized, dtype)
     quantized, reference = with_lora(quantized, use_dora), with_lora(reference, use_dora)
     assert type(quantized.base_model.model.model.layers[0].self_attn.q_proj).__name__ == "TorchaoLoraLinear"
-    inputs = batch(tiny_model_dir)
+    inputs = text_batch(tiny_model_dir)
     loss, grads = adapter_grads(quantized, inputs)
     reference_loss, reference_grads = adapter_grads(reference, inputs)
     assert loss == pytest.approx(reference_loss, rel=1e-5)
@@ -557,7 +518,7 @@ def test_lora_trains_on_int8_weights_like_on_full_precision_ones(tiny_model_dir)
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    inputs = batch(tiny_model_dir)
+    inputs = text_batch(tiny_model_dir)
     losses = {}
     for quantize in (True, False):
         if quantize:
@@ -597,7 +558,7 @@ def test_ddp_ignores_the_quantized_weights(tiny_model_dir, tmp_path):
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
         wrapped = nn.parallel.DistributedDataParallel(model)
-        loss = wrapped(**batch(tiny_model_dir)).loss
+        loss = wrapped(**text_batch(tiny_model_dir)).loss
         loss.backward()
     finally:
         dist.destroy_process_group()
@@ -610,9 +571,9 @@ def test_model_ready_hook_marks_the_quantized_weights_of_torchao_runs(tiny_model
     selection = Selection(
         "quantization", "quantizer", "torchao", quantizer, TorchAoOptions(), "ft-core-torchao", "0"
     )
-    ft_core_torchao.ft_model_ready(model=model, run=SimpleNamespace(config=run_config()), role="policy")
+    ft_core_torchao.ft_model_ready(model=model, run=SimpleNamespace(config=quantizer_config()), role="policy")
     assert not hasattr(model, "_ddp_params_and_buffers_to_ignore")  # not a torchao run
-    run = SimpleNamespace(config=run_config(selections={"quantization": [selection]}))
+    run = SimpleNamespace(config=quantizer_config(selections={"quantization": [selection]}))
     ft_core_torchao.ft_model_ready(model=model, run=run, role="policy")
     assert len(model._ddp_params_and_buffers_to_ignore) == 2 * len(PROJECTIONS)
 

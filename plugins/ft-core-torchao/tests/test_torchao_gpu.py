@@ -4,13 +4,12 @@ weight-only LoRA training, weight memory, and an ``ft-core run``."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
 
-from ft_core.api import DataSection, ModelSection, ProcessInfo, RunConfig, TemplateSection, TrainingSection
+from ft_core.testing.quantizers import quantizer_run
 from ft_core_torchao import TorchAoOptions, TorchAoQuantizer
 
 pytestmark = [
@@ -26,17 +25,6 @@ def fp8_gpu() -> bool:
 
 
 needs_fp8 = pytest.mark.skipif(not fp8_gpu(), reason="FP8 matmuls need compute capability >= 8.9")
-
-
-def fake_run(**training) -> SimpleNamespace:
-    config = RunConfig(
-        model=ModelSection(name_or_path="unused"),
-        template=TemplateSection(),
-        data=DataSection(dataset=["identity"]),
-        training=TrainingSection(output_dir="unused", **training),
-        selections={},
-    )
-    return SimpleNamespace(config=config, process=ProcessInfo())
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +52,7 @@ def load(model_dir: str, options: TorchAoOptions | None):
     )
     if options is None:
         return model.requires_grad_(False)
-    return TorchAoQuantizer().prepare(model, options, fake_run(precision="bf16"))
+    return TorchAoQuantizer().prepare(model, options, quantizer_run(precision="bf16"))
 
 
 def with_lora(model):

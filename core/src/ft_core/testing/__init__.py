@@ -15,7 +15,8 @@ Helpers: :func:`run_config` (a whole ``ft-core run`` in-process with the plugin 
 stage's ``preprocess``), :func:`tiny_tokenizer`, :func:`tiny_model`, :func:`save_tiny_model_dir`.
 
 Conformance checks: :mod:`ft_core.testing.conformance` (chat templates), :mod:`ft_core.testing.conformance_adapters`
-(adapter methods) and :mod:`ft_core.testing.import_light` (any plugin: registration imports no heavy library).
+(adapter methods) and :mod:`ft_core.testing.import_light` (any plugin: registration imports no heavy library);
+:mod:`ft_core.testing.quantizers` has the run, config, loading and batch helpers a quantizer's tests need.
 """
 
 from __future__ import annotations
