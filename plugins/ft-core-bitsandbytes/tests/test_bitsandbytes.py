@@ -109,38 +109,28 @@ def test_skip_modules_accepts_a_comma_separated_string():
     ]
 
 
-def _validate(tmp_path, model_dir, quantization, capsys, adapter="lora"):
+def _validate(make_config, quantization, capsys, adapter="lora"):
+    """``ft-core validate`` of the kit's tiny run config with ``quantization`` and ``adapter``: (status, stderr)."""
     from ft_core.cli import main
 
-    config = {
-        "model": {"name_or_path": model_dir},
-        "data": {"dataset": ["identity"]},
-        "quantization": quantization,
-        "adapter": {"method": adapter},
-        "training": {"output_dir": str(tmp_path / "run")},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(config))
-    status = main(["validate", str(path)])
-    return status, capsys.readouterr().err
+    path = make_config(quantization=quantization, adapter={"method": adapter}, training={"use_cpu": None})
+    return main(["validate", str(path)]), capsys.readouterr().err
 
 
-def test_config_validator_reports_option_problems(tmp_path, tiny_model_dir, capsys):
-    status, err = _validate(
-        tmp_path, tiny_model_dir, {"method": "bitsandbytes", "bits": 8, "quant_type": "fp4"}, capsys
-    )
+def test_config_validator_reports_option_problems(make_config, capsys):
+    status, err = _validate(make_config, {"method": "bitsandbytes", "bits": 8, "quant_type": "fp4"}, capsys)
     assert status == 2 and "quantization: quant_type: fp4: 4-bit options, but bits is 8" in err
-    status, err = _validate(tmp_path, tiny_model_dir, {"method": "bnb", "quant_type": "nf8"}, capsys)
+    status, err = _validate(make_config, {"method": "bnb", "quant_type": "nf8"}, capsys)
     assert status == 2 and "quantization.quant_type" in err and "nf4" in err
-    status, err = _validate(tmp_path, tiny_model_dir, {"method": "bnb", "double_quantization": True}, capsys)
+    status, err = _validate(make_config, {"method": "bnb", "double_quantization": True}, capsys)
     assert status == 2 and "quantization.double_quantization: unknown key" in err and "double_quant" in err
-    status, err = _validate(tmp_path, tiny_model_dir, {"method": "bitsandbytes", "bits": 4}, capsys)
+    status, err = _validate(make_config, {"method": "bitsandbytes", "bits": 4}, capsys)
     assert status == 0, err
 
 
-def test_config_validator_refuses_full_tuning_of_quantized_weights(tmp_path, tiny_model_dir, capsys):
+def test_config_validator_refuses_full_tuning_of_quantized_weights(make_config, capsys):
     pytest.importorskip("ft_core_full")
-    status, err = _validate(tmp_path, tiny_model_dir, {"method": "bitsandbytes"}, capsys, adapter="full")
+    status, err = _validate(make_config, {"method": "bitsandbytes"}, capsys, adapter="full")
     assert status == 2 and "quantization" in err and "full" in err
 
 

@@ -255,41 +255,27 @@ def test_validate_refuses_an_old_torchao(monkeypatch):
     assert "torchao 0.12.0 is too old" in problem
 
 
-def _validate(tmp_path, model_dir, quantization, capsys, adapter="lora"):
+def _validate(make_config, quantization, capsys, adapter="lora"):
+    """``ft-core validate`` of the kit's tiny run config with ``quantization`` and ``adapter``: (status, stderr)."""
     from ft_core.cli import main
 
-    config = {
-        "model": {"name_or_path": model_dir},
-        "data": {"dataset": ["identity"]},
-        "quantization": quantization,
-        "adapter": {"method": adapter},
-        "training": {"output_dir": str(tmp_path / "run"), "use_cpu": True},
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(json.dumps(config))
-    status = main(["validate", str(path)])
-    return status, capsys.readouterr().err
+    path = make_config(quantization=quantization, adapter={"method": adapter})
+    return main(["validate", str(path)]), capsys.readouterr().err
 
 
-def test_ft_core_validate(tmp_path, tiny_model_dir, capsys):
-    status, err = _validate(
-        tmp_path, tiny_model_dir, {"method": "torchao", "scheme": "int4_weight_only"}, capsys
-    )
+def test_ft_core_validate(make_config, capsys):
+    status, err = _validate(make_config, {"method": "torchao", "scheme": "int4_weight_only"}, capsys)
     assert status == 2 and "int4_weight_only cannot be trained" in err
-    status, err = _validate(
-        tmp_path, tiny_model_dir, {"method": "torchao", "scheme": "float8_dynamic"}, capsys
-    )
+    status, err = _validate(make_config, {"method": "torchao", "scheme": "float8_dynamic"}, capsys)
     assert status == 2 and "quantization.scheme: scheme float8_dynamic runs FP8 matmuls" in err
-    status, err = _validate(
-        tmp_path, tiny_model_dir, {"method": "torchao", "scheme": "int8_weight_only"}, capsys
-    )
+    status, err = _validate(make_config, {"method": "torchao", "scheme": "int8_weight_only"}, capsys)
     assert status == 0, err
 
 
-def test_ft_core_validate_refuses_full_tuning_of_quantized_weights(tmp_path, tiny_model_dir, capsys):
+def test_ft_core_validate_refuses_full_tuning_of_quantized_weights(make_config, capsys):
     pytest.importorskip("ft_core_full")
     quantization = {"method": "torchao", "scheme": "int8_weight_only"}
-    status, err = _validate(tmp_path, tiny_model_dir, quantization, capsys, adapter="full")
+    status, err = _validate(make_config, quantization, capsys, adapter="full")
     assert status == 2 and "quantization" in err and "full" in err
 
 
