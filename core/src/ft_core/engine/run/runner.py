@@ -241,9 +241,8 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
                 f"training rows: {prepared.train.rows}"
                 + (f", evaluation rows: {prepared.eval.rows}" if prepared.eval else "")
             )
-            if "input_ids" in (
-                prepared.train.dataset.column_names or []
-            ):  # causal-LM rows (not preference pairs)
+            # causal-LM rows (not preference pairs): their lengths bound the checkpointing estimate's micro-batch
+            if "input_ids" in (prepared.train.dataset.column_names or []):
                 run.train_lengths = row_lengths(prepared.train.dataset)
             run.phase("model", "loading the model")
             run.prior_runtime = read_progress(checkpoint)

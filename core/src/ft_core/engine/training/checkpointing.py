@@ -269,8 +269,10 @@ def micro_batch(config: Any, lengths: list[int] | None = None) -> tuple[int, int
         return batch, seq_len
     longest = min(seq_len, max(lengths))
     if packing:
-        batches = max(1, min(len(lengths), math.ceil(len(lengths) / max(batch, 1))))
-        packed = math.ceil(sum(lengths) / batches) + longest
+        from ft_core.engine.training.packing import TokenBudgetBatchSampler
+
+        share = TokenBudgetBatchSampler(lengths, batch_size=batch, shuffle=False).mean_tokens
+        packed = math.ceil(share) + longest
         if packed > batch * longest:
             return 1, packed
     return batch, longest
@@ -311,26 +313,42 @@ def plan_for_run(
         return CheckpointingPlan("off", reason="auto on the CPU")
     import torch
 
-    dtype_bytes = _DTYPE_BYTES.get(str(dtype).replace("torch.", ""), 2)
     weight_bytes = None
     quantizer = config.one("quantization")
     if quantizer is not None:
         bits = getattr(quantizer.options, "bits", 4)
         weight_bytes = (bits if isinstance(bits, int) else 4) / 8 + 0.05  # scales / absmax
     batch, seq_len = micro_batch(config, lengths)
-    estimate = estimate_memory(
+    estimate = _run_estimate(
+        config, model_config, dtype, batch, seq_len, weight_bytes=weight_bytes, fused_loss=fused_loss
+    )
+    free, _total = torch.cuda.mem_get_info(device)
+    return decide(estimate, _least_across_processes(float(free), device), reentrant=reentrant)
+
+
+def _run_estimate(
+    config: Any,
+    model_config: Any,
+    dtype: Any,
+    batch: int,
+    seq_len: int,
+    *,
+    weight_bytes: float | None = None,
+    fused_loss: bool = False,
+) -> MemoryEstimate:
+    """:func:`estimate_memory` with what the run's config says of the training: full or adapter (its rank), eager
+    attention, weights in ``dtype``."""
+    return estimate_memory(
         model_config,
         batch_size=batch,
         seq_len=seq_len,
-        dtype_bytes=dtype_bytes,
-        full_training=full_training,
+        dtype_bytes=_DTYPE_BYTES.get(str(dtype).replace("torch.", ""), 2),
+        full_training=bool(config.adapter.component.saves_full_model),
         adapter_rank=_adapter_rank(config),
         weight_bytes=weight_bytes,
         fused_loss=fused_loss,
         eager_attention=config.model.attn_implementation == "eager",
     )
-    free, _total = torch.cuda.mem_get_info(device)
-    return decide(estimate, _least_across_processes(float(free), device), reentrant=reentrant)
 
 
 def _least_across_processes(free: float, device: int) -> float:
@@ -364,16 +382,7 @@ def merged_batch_fits(
 
     base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
     parameter = next(base.parameters(), None)
-    dtype = str(getattr(parameter, "dtype", "bfloat16")).replace("torch.", "")
-    estimate = estimate_memory(
-        base.config,
-        batch_size=1,
-        seq_len=tokens,
-        dtype_bytes=_DTYPE_BYTES.get(dtype, 2),
-        full_training=bool(config.adapter.component.saves_full_model),
-        adapter_rank=_adapter_rank(config),
-        eager_attention=config.model.attn_implementation == "eager",
-    )
+    estimate = _run_estimate(config, base.config, getattr(parameter, "dtype", "bfloat16"), 1, tokens)
     if free is None:
         free = _least_across_processes(float(torch.cuda.mem_get_info(device)[0]), device)
     every_n = plan.every_n_layers if plan.enabled else None
