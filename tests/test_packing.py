@@ -358,6 +358,12 @@ def test_auto_switches_packed_sdpa_gpu_runs_to_the_varlen_kernel(tiny_tokenizer,
     capped.config.attn_logit_softcapping = 50.0
     assert plan(capped).attention == "sdpa"
     assert any("torch_varlen unavailable: the model soft-caps its attention logits" in line for line in lines)
+    no_flash = tiny_model(tiny_tokenizer, attn_implementation="sdpa")
+    no_flash._supports_flash_attn = False  # model code without flash attention's varlen path
+    assert plan(no_flash).attention == "sdpa"
+    assert any(
+        "torch_varlen unavailable: LlamaForCausalLM does not support flash-attention" in x for x in lines
+    )
 
 
 def test_merging_accumulation_packs_each_steps_rows_into_one_micro_batch(tiny_tokenizer):

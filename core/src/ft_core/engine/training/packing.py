@@ -295,8 +295,9 @@ def plan_packing(
     ``merge_accumulation`` > 1 makes each packed micro-batch hold that many padded micro-batches' rows (the
     caller then runs one micro-step per optimizer step: the same rows and tokens per step, fewer, larger
     micro-steps), provided ``merged_fits`` (if given) accepts the largest merged micro-batch's token count; else
-    the micro-batches stay as they are, with one log line saying why. A packed GPU run with ``model.attn_implementation: auto`` on ``sdpa`` switches to
-    ``torch_varlen`` where it can run (:func:`switch_to_varlen`)."""
+    the micro-batches stay as they are, with one log line saying why. A packed GPU run with
+    ``model.attn_implementation: auto`` on ``sdpa`` switches to ``torch_varlen`` where it can run
+    (:func:`switch_to_varlen`)."""
     setting = config.data.packing
     if setting is False or not getattr(stage, "supports_packing", False) or train_dataset is None:
         return None
@@ -377,6 +378,9 @@ def switch_to_varlen(model: Any, say: Callable[[str], None]) -> str:
         else None
     )
     reason = varlen_attention.unavailable_reason(getattr(parameter, "dtype", None), head_dim)
+    if reason is None and not getattr(base, "_supports_flash_attn", False):
+        # the row boundaries reach the attention only in model code written for flash attention's varlen path
+        reason = f"{type(base).__name__} does not support flash-attention kernels"
     if reason is None and getattr(model_config, "attn_logit_softcapping", None):
         reason = "the model soft-caps its attention logits"
     if reason is None and getattr(model_config, "attention_dropout", 0.0):
