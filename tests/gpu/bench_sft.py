@@ -269,18 +269,20 @@ def profiler_plugin(start_step: int, steps: int, out_dir: Path, mode: str) -> ty
             self.profiler.__exit__(None, None, None)
             self.done = True
             events = self.profiler.key_averages()
-            table, sort = None, None
+            tables = []
             for sort in ("self_cuda_time_total", "self_device_time_total", "self_cpu_time_total"):
-                if sort.startswith("self_cpu") or torch.cuda.is_available():
+                if sort.startswith("self_cpu") or (torch.cuda.is_available() and len(tables) == 0):
                     try:
-                        table = events.table(sort_by=sort, row_limit=20)
-                        break
+                        tables.append((sort, events.table(sort_by=sort, row_limit=20)))
                     except (AttributeError, KeyError, ValueError):
                         continue
-            header = f"PROFILE {mode}: top-20 operators by {sort}, {profiled} optimizer steps after step {self.first}"
-            print(header, flush=True)
-            print(table, flush=True)
-            (out_dir / f"profile-{mode}.txt").write_text(f"{header}\n{table}\n")
+            text = "\n".join(
+                f"PROFILE {mode}: top-20 operators by {sort}, {profiled} optimizer steps after step {self.first}"
+                f"\n{table}"
+                for sort, table in tables
+            )
+            print(text, flush=True)
+            (out_dir / f"profile-{mode}.txt").write_text(text + "\n")
             self.profiler = None
 
     module = types.ModuleType("ft_core_bench_profiler")
@@ -288,6 +290,82 @@ def profiler_plugin(start_step: int, steps: int, out_dir: Path, mode: str) -> ty
     @hookimpl
     def ft_trainer_callbacks(run: Any) -> list[Any]:
         return [ProfileSteps()]
+
+    module.ft_trainer_callbacks = ft_trainer_callbacks
+    return module
+
+
+# ------------------------------------------------------------------------------------------------ step stats
+def step_stats_plugin(records: list[dict[str, Any]]) -> types.ModuleType:
+    """A plugin module whose callback appends, for each optimizer step on a GPU, its GPU time (CUDA events, no
+    synchronisation), its tokens and its peak allocated memory to ``records`` (the first entry: the set-up's peak,
+    before step 1). Shows where a run's first steps lose time and how peak memory grows with a step's tokens."""
+    from transformers import TrainerCallback
+
+    from ft_core.api import hookimpl
+
+    def _peaks() -> dict[str, float]:
+        import torch
+
+        return {
+            "peak_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 3),
+            "reserved_GiB": round(torch.cuda.max_memory_reserved() / 2**30, 3),
+        }
+
+    class StepStats(TrainerCallback):
+        def __init__(self) -> None:
+            self.events: list[Any] = []
+            self.rows: list[dict[str, Any]] = []
+            self.tokens = 0
+
+        def _event(self) -> Any:
+            import torch
+
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            import torch
+
+            if torch.cuda.is_available():
+                records.append({"step": 0, **_peaks()})
+                self.events.append(self._event())
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            import torch
+
+            if self.events:
+                torch.cuda.reset_peak_memory_stats()
+
+        def on_step_end(self, args, state, control, **kwargs):
+
+            if self.events:
+                seen = state.num_input_tokens_seen
+                self.events.append(self._event())
+                self.rows.append(
+                    {
+                        "step": state.global_step,
+                        "tokens": seen - self.tokens,
+                        **_peaks(),
+                    }
+                )
+                self.tokens = seen
+
+        def on_train_end(self, args, state, control, **kwargs):
+            import torch
+
+            if not self.events:
+                return
+            torch.cuda.synchronize()
+            for row, start, end in zip(self.rows, self.events, self.events[1:], strict=False):
+                records.append({**row, "ms": round(start.elapsed_time(end), 1)})
+
+    module = types.ModuleType("ft_core_bench_step_stats")
+
+    @hookimpl
+    def ft_trainer_callbacks(run: Any) -> list[Any]:
+        return [StepStats()]
 
     module.ft_trainer_callbacks = ft_trainer_callbacks
     return module
@@ -343,7 +421,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
 
     out_dir = args.out or Path(os.environ.get("OUT") or work)
     out_dir.mkdir(parents=True, exist_ok=True)
-    extra = []
+    steps_seen: list[dict[str, Any]] = []
+    extra = [(step_stats_plugin(steps_seen), "ft-core-bench-steps")]
     if args.profile:
         extra.append(
             (profiler_plugin(args.profile_start, args.profile_steps, out_dir, mode), "ft-core-bench")
@@ -360,6 +439,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     results = json.loads((run_dir / "train_results.json").read_text())
     flops = workload_flops(work, config["data"]["cutoff_len"])
     device = torch.cuda.get_device_name() if cuda else "cpu"
+    step_peaks = [row["peak_GiB"] for row in steps_seen]  # each step resets the peak: the run's is their max
+    if steps_seen:
+        print("STEPS", json.dumps(steps_seen), flush=True)
     peak = peak_tflops(device if cuda else None, args.peak_tflops)
     tokens_per_sec = results.get("effective_tokens_per_sec")
     result = {
@@ -370,8 +452,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "profiled": args.profile,
         "device": device,
         "wall_s": round(time.time() - started, 1),
-        "peak_alloc_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
-        "peak_reserved_GiB": round(torch.cuda.max_memory_reserved() / 2**30, 2) if cuda else None,
+        "peak_alloc_GiB": round(max([torch.cuda.max_memory_allocated() / 2**30, *step_peaks]), 2)
+        if cuda
+        else None,
+        "peak_reserved_GiB": round(
+            max([torch.cuda.max_memory_reserved() / 2**30] + [row["reserved_GiB"] for row in steps_seen]), 2
+        )
+        if cuda
+        else None,
         "mfu": mfu(tokens_per_sec, flops["flops_per_token"], peak),
         "peak_tflops": peak,
         **flops,

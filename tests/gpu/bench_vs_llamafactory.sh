@@ -9,7 +9,8 @@
 # Environment: UNSLOTH_WHEELS (default .whl-unsloth; the unsloth modes are skipped when it holds no unsloth wheel),
 # TORCHAO_WHEELS (default .whl-torchao: the torchao wheel for the FP8 modes lora_fp8 / lora_fp8_ckpt),
 # RUN_TIMEOUT (seconds per run, default 300), WARMUP (default 1: a 2-step run first compiles the kernels), PROFILE_MODES (ft-core modes re-run with --profile after the measured
-# runs; top-20 operators by CUDA time), PROFILE_STEPS (default 3), SKIP_LF=1 (ft-core only), WORK (/tmp/ftbench).
+# runs; top-20 operators by CUDA and by CPU time), PROFILE_STEPS (default 3), PROFILE_START (optimizer steps before
+# the profiled ones, default 3; 0 profiles the first steps), SKIP_LF=1 (ft-core only), WORK (/tmp/ftbench).
 # Full logs: $OUT/ft-MODE.log, $OUT/lf-MODE.log, $OUT/ft-MODE-profile.log; the summary table is printed at the
 # end and written to $OUT/summary.md (results.json: every RESULT). One call must end within the device's
 # 10 minutes: about 1.5 min per run after the first build of the workload, so split long mode lists over calls.
@@ -17,7 +18,7 @@ set -uo pipefail
 LF_WHEELS=$1; EXTRA=$2; BENCH=$3; MODES=$4; STEPS=${5:-30}
 WORK=${WORK:-/tmp/ftbench}; RUN_TIMEOUT=${RUN_TIMEOUT:-300}; UNSLOTH_WHEELS=${UNSLOTH_WHEELS:-.whl-unsloth}
 TORCHAO_WHEELS=${TORCHAO_WHEELS:-.whl-torchao}
-PROFILE_MODES=${PROFILE_MODES:-}; PROFILE_STEPS=${PROFILE_STEPS:-3}; SKIP_LF=${SKIP_LF:-0}
+PROFILE_MODES=${PROFILE_MODES:-}; PROFILE_STEPS=${PROFILE_STEPS:-3}; PROFILE_START=${PROFILE_START:-3}; SKIP_LF=${SKIP_LF:-0}
 LOGS=${OUT:-/tmp/ftbench-logs}; mkdir -p "$LOGS"
 PIP="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade"
 $PIP --target /tmp/lf "$LF_WHEELS"/*.whl "$EXTRA"/*.whl || exit 1
@@ -56,11 +57,15 @@ lf_run() {  # LF_MODE
 }
 
 # One-time compilation (Liger's Triton kernels, cached on disk per machine) is not a training cost: a 2-step run
-# pays it before the measured runs (WARMUP=0 skips it; its log is not part of the summary).
+# pays it before the measured runs, once for the bf16 modes and once more when a QLoRA mode is measured (its kernels
+# differ). WARMUP=0 skips it; the warm-up logs ($OUT/warmup-MODE.txt) are not part of the summary.
 if [[ ${WARMUP:-1} == 1 ]]; then
-  PYTHONPATH=/tmp/ftcore:/tmp/ftdeps timeout $RUN_TIMEOUT python3 tests/gpu/bench_sft.py $WORK lora_fast 2 \
-    >/tmp/ftbench-warmup.log 2>&1
-  echo "=== warm-up (lora_fast, 2 steps): $(status $?)"
+  warmups="lora_fast"; [[ " $MODES " == *" qlora4"* ]] && warmups="$warmups qlora4_fast_ckpt"
+  for mode in $warmups; do
+    PYTHONPATH=/tmp/ftcore:/tmp/ftdeps timeout $RUN_TIMEOUT python3 tests/gpu/bench_sft.py $WORK $mode 2 \
+      >"$LOGS/warmup-$mode.txt" 2>&1
+    echo "=== warm-up ($mode, 2 steps): $(status $?)"
+  done
 fi
 LF_DONE=" "
 for mode in $MODES; do
@@ -74,7 +79,8 @@ for mode in $MODES; do
   fi
 done
 for mode in $PROFILE_MODES; do
-  ft_run "$mode" "$LOGS/ft-$mode-profile.log" $((PROFILE_STEPS + 4)) --profile --profile-start 3 \
+  ft_run "$mode" "$LOGS/ft-$mode-profile.log" $((PROFILE_STEPS + PROFILE_START + 1)) --profile \
+    --profile-start "$PROFILE_START" \
     --profile-steps "$PROFILE_STEPS" --out "$LOGS"
   grep -A24 "^PROFILE" "$LOGS/ft-$mode-profile.log" | cut -c1-200
 done
