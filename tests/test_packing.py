@@ -11,6 +11,7 @@ import subprocess
 import sys
 import types
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -22,7 +23,7 @@ from ft_core.bootstrap import load_plugins
 from ft_core.cli import main
 from ft_core.engine.run.runner import load_and_validate, run_training
 from ft_core.engine.training.callbacks import CANCEL_FILE
-from ft_core.engine.training.packing import TokenBudgetBatchSampler, packing_collator
+from ft_core.engine.training.packing import TokenBudgetBatchSampler, packing_collator, packing_problems
 from ft_core.testing import tiny_model
 
 
@@ -243,12 +244,15 @@ def test_auto_does_not_pack_on_the_cpu(make_config, capsys):
 
 
 def test_packing_is_refused_where_it_cannot_work(make_config):
-    with pytest.raises(ConfigError, match="the dpo stage does not support padding-free packing"):
-        load_and_validate(
-            str(make_config(stage="dpo", data={"dataset": ["dpo_en_demo"], "packing": True})),
-            [],
-            _plugins(),
-        )
+    stage = SimpleNamespace(name="rm", component=object())  # a stage that neither packs rows nor batches
+    config = SimpleNamespace(
+        data=SimpleNamespace(packing=True, packing_tokens=None),
+        model=SimpleNamespace(attn_implementation="auto"),
+        one=lambda kind: stage,
+    )
+    assert packing_problems(config) == [
+        "data.packing: the rm stage does not support padding-free packing; set data.packing: auto or false"
+    ]
     with pytest.raises(ConfigError, match=r"data.packing_tokens: must be >= 1"):
         load_and_validate(str(make_config(data={"packing_tokens": 0})), [], _plugins())
     with pytest.raises(ConfigError, match="cannot keep packed rows apart"):

@@ -172,6 +172,9 @@ class DpoStage(TrainingStage[DpoOptions]):
     model_roles: ClassVar[tuple[str, ...]] = ("policy", "reference")
     options_schema: ClassVar[type] = DpoOptions
     description: ClassVar[str] = "Direct Preference Optimization on chosen / rejected pairs (TRL DPOTrainer)"
+    #: ``data.packing``: TRL's padded chosen / rejected batches run padding-free (TRL 1.16 turned its own
+    #: ``padding_free`` off); the engine restores the padded outputs TRL's loss reads.
+    packs_padded_batches: ClassVar[bool] = True
 
     def validate(self, options: DpoOptions, config: RunConfig) -> list[str]:
         problems = []

@@ -129,6 +129,11 @@ class TrainingStage(Component[OptionsT]):
     #: padding-free: :meth:`RunContext.build_trainer` then replaces the stage's collator with the engine's packing
     #: collator (rows concatenated, position ids per row) and batches rows by a token budget.
     supports_packing: ClassVar[bool] = False
+    #: The stage's own collator pads its batches (e.g. chosen and rejected answers side by side) and its loss
+    #: reads padded model outputs: with ``data.packing`` the engine keeps those batches and runs each forward pass
+    #: padding-free instead (the rows of a batch concatenated into one, position ids per row; the outputs get
+    #: their padded shape back before the stage's loss sees them).
+    packs_padded_batches: ClassVar[bool] = False
 
     def prepare_model(self, model: Any, run: RunContext, role: str) -> Any:
         """Change a loaded base model before the adapter is applied (e.g. add a head named in

@@ -224,7 +224,8 @@ class EngineRun(RunContext):
     ) -> Any:
         from transformers import Trainer
 
-        from ft_core.engine.training.packing import plan_packing
+        from ft_core.engine.training.packing import PaddedBatchesPlan, is_varlen, plan_packing
+        from ft_core.engine.training.padding_free import PaddingFreeForward
         from ft_core.engine.training.trainer import build_trainer
 
         optimizer = self.config.optimizer
@@ -240,10 +241,17 @@ class EngineRun(RunContext):
             merge_accumulation=merge,
             merged_fits=merged_fits,
         )
+        if packing is not None:
+            self.facts["packing"] = packing.manifest()
+        if isinstance(packing, PaddedBatchesPlan):  # the stage's batches, each forward pass padding-free
+            forward = PaddingFreeForward(varlen_kwargs=is_varlen(packing.attention))
+            for target in (model, trainer_kwargs.get("ref_model")):
+                if target is not None:
+                    forward.attach(target)
+            packing = None
         # data.packing: the engine's padding-free batches replace the stage's padded ones
         if packing is not None:
             data_collator = packing.collator
-            self.facts["packing"] = packing.manifest()
             if packing.merged_accumulation > 1:
                 args.gradient_accumulation_steps = 1
         if data_collator is not None:

@@ -54,6 +54,12 @@ def keeps_rows_apart(attention: str | None) -> bool:
     return attention in (None, "auto") or attention in MASKED_ATTENTION or is_varlen(attention)
 
 
+def can_pack(stage: Any) -> bool:
+    """Whether ``data.packing`` applies to ``stage``: its rows are packed (``supports_packing``) or its own padded
+    batches run padding-free (``packs_padded_batches``)."""
+    return bool(getattr(stage, "supports_packing", False) or getattr(stage, "packs_padded_batches", False))
+
+
 def packing_problems(config: RunConfig) -> list[str]:
     """``data.packing`` / ``data.packing_tokens`` problems found before anything loads."""
     data, problems = config.data, []
@@ -61,10 +67,9 @@ def packing_problems(config: RunConfig) -> list[str]:
         problems.append(f"data.packing_tokens: must be >= 1 (or null), got {data.packing_tokens}")
     if data.packing is True:
         stage = config.one("stage")
-        if stage is not None and not getattr(stage.component, "supports_packing", False):
-            why = " (TRL 1.16's DPOTrainer turns its padding_free option off)" if stage.name == "dpo" else ""
+        if stage is not None and not can_pack(stage.component):
             problems.append(
-                f"data.packing: the {stage.name} stage does not support padding-free packing{why}; set "
+                f"data.packing: the {stage.name} stage does not support padding-free packing; set "
                 "data.packing: auto or false"
             )
         attention = config.model.attn_implementation
@@ -288,18 +293,20 @@ def plan_packing(
     say: Callable[[str], None],
     merge_accumulation: int = 1,
     merged_fits: Callable[[int], bool] | None = None,
-) -> PackingPlan | None:
+) -> PackingPlan | PaddedBatchesPlan | None:
     """Decide whether this run packs (``data.packing``), say so in one line, and return the plan (``None``: the
     stage's own padded batches). ``data.packing: true`` with something that cannot pack is an error.
 
-    ``merge_accumulation`` > 1 makes each packed micro-batch hold that many padded micro-batches' rows (the
-    caller then runs one micro-step per optimizer step: the same rows and tokens per step, fewer, larger
-    micro-steps), provided ``merged_fits`` (if given) accepts the largest merged micro-batch's token count; else
-    the micro-batches stay as they are, with one log line saying why. A packed GPU run with
+    A stage with ``packs_padded_batches`` keeps its batches and gets a :class:`PaddedBatchesPlan` (padding-free
+    forward passes, :mod:`ft_core.engine.training.padding_free`); ``auto`` chooses it on GPU runs with a varlen
+    attention kernel. ``merge_accumulation`` > 1 makes each packed micro-batch hold that many padded
+    micro-batches' rows (the caller then runs one micro-step per optimizer step: the same rows and tokens per
+    step, fewer, larger micro-steps), provided ``merged_fits`` (if given) accepts the largest merged micro-batch's
+    token count; else the micro-batches stay as they are, with one log line saying why. A packed GPU run with
     ``model.attn_implementation: auto`` on ``sdpa`` switches to ``torch_varlen`` where it can run
     (:func:`switch_to_varlen`)."""
     setting = config.data.packing
-    if setting is False or not getattr(stage, "supports_packing", False) or train_dataset is None:
+    if setting is False or not can_pack(stage) or train_dataset is None:
         return None
     forced = setting is True
     if not forced and not uses_gpu:
@@ -317,6 +324,8 @@ def plan_packing(
     problem = _model_problem(model)
     if problem:
         return off(problem)
+    if not getattr(stage, "supports_packing", False):
+        return _plan_padded_batches(config, model, attention, uses_gpu, forced, say)
     columns = set(getattr(train_dataset, "column_names", None) or [])
     if "input_ids" not in columns or not columns <= PACKABLE_COLUMNS:
         return off(
@@ -359,6 +368,42 @@ def plan_packing(
         attention, packing_collator(varlen_kwargs=is_varlen(attention)), sampler, merge_accumulation
     )
     say(plan.describe(training.per_device_train_batch_size))
+    if attention == "sdpa" and uses_gpu:
+        _without_cudnn_attention(say)
+    return plan
+
+
+@dataclass(frozen=True)
+class PaddedBatchesPlan:
+    """A stage keeping its own padded batches runs each forward pass padding-free with ``attention``."""
+
+    attention: str
+
+    def manifest(self) -> dict[str, Any]:
+        """The run manifest's record of it."""
+        return {"attention": self.attention, "mode": "padding-free forward passes over the stage's batches"}
+
+    def describe(self) -> str:
+        kind = "varlen kernel" if is_varlen(self.attention) else "block-causal mask"
+        return (
+            f"packing: on ({self.attention}, {kind}): the stage's batches keep their rows, each forward pass "
+            "runs on their tokens concatenated, no padding"
+        )
+
+
+def _plan_padded_batches(
+    config: RunConfig, model: Any, attention: str, uses_gpu: bool, forced: bool, say: Callable[[str], None]
+) -> PaddedBatchesPlan | None:
+    if attention == "sdpa" and uses_gpu and config.model.attn_implementation == "auto":
+        attention = switch_to_varlen(model, say)
+    if not forced and not is_varlen(attention):
+        say(
+            f"packing: off (auto runs a stage's padded batches padding-free with a varlen attention kernel only, "
+            f"not {attention}'s dense mask; data.packing: true does it anyway)"
+        )
+        return None
+    plan = PaddedBatchesPlan(attention)
+    say(plan.describe())
     if attention == "sdpa" and uses_gpu:
         _without_cudnn_attention(say)
     return plan
