@@ -120,3 +120,17 @@ def test_the_varlen_kernel_gives_the_padded_pass_log_probs_on_a_gpu(tiny_tokeniz
     packed = model(input_ids=ids, attention_mask=mask, labels=labels, fused_lm_head=True).log_probs.float()
     assert forward.flattened == 1
     torch.testing.assert_close(packed.sum(dim=1), padded.sum(dim=1), atol=5e-2, rtol=2e-2)
+
+
+def test_a_pass_that_failed_leaves_the_next_one_correct(model):
+    ids, mask = padded_batch([6, 2, 4], width=6, seed=4)
+    reference = model(input_ids=ids, attention_mask=mask).logits
+    forward = PaddingFreeForward()
+    forward.attach(model)
+    failing = model.register_forward_pre_hook(lambda m, a, k: 1 / 0, with_kwargs=True)
+    with pytest.raises(ZeroDivisionError):
+        model(input_ids=ids, attention_mask=mask)  # flattened, then failed before the forward hook
+    failing.remove()
+    packed = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(packed[mask.bool()], reference[mask.bool()], rtol=1e-5, atol=1e-5)
+    assert forward.flattened == 2

@@ -235,8 +235,6 @@ def profiler_plugin(start_step: int, steps: int, out_dir: Path, mode: str) -> ty
     ``start_step + 1 .. start_step + steps`` (after a warm-up) and printing the top-20 operators."""
     from transformers import TrainerCallback
 
-    from ft_core.api import hookimpl
-
     class ProfileSteps(TrainerCallback):
         def __init__(self) -> None:
             self.profiler: Any = None
@@ -285,14 +283,7 @@ def profiler_plugin(start_step: int, steps: int, out_dir: Path, mode: str) -> ty
             (out_dir / f"profile-{mode}.txt").write_text(text + "\n")
             self.profiler = None
 
-    module = types.ModuleType("ft_core_bench_profiler")
-
-    @hookimpl
-    def ft_trainer_callbacks(run: Any) -> list[Any]:
-        return [ProfileSteps()]
-
-    module.ft_trainer_callbacks = ft_trainer_callbacks
-    return module
+    return callback_plugin("ft_core_bench_profiler", ProfileSteps)
 
 
 # ------------------------------------------------------------------------------------------------ step stats
@@ -301,8 +292,6 @@ def step_stats_plugin(records: list[dict[str, Any]]) -> types.ModuleType:
     synchronisation), its tokens and its peak allocated memory to ``records`` (the first entry: the set-up's peak,
     before step 1). Shows where a run's first steps lose time and how peak memory grows with a step's tokens."""
     from transformers import TrainerCallback
-
-    from ft_core.api import hookimpl
 
     def _peaks() -> dict[str, float]:
         import torch
@@ -361,11 +350,18 @@ def step_stats_plugin(records: list[dict[str, Any]]) -> types.ModuleType:
             for row, start, end in zip(self.rows, self.events, self.events[1:], strict=False):
                 records.append({**row, "ms": round(start.elapsed_time(end), 1)})
 
-    module = types.ModuleType("ft_core_bench_step_stats")
+    return callback_plugin("ft_core_bench_step_stats", StepStats)
+
+
+def callback_plugin(name: str, callback_class: type) -> types.ModuleType:
+    """A plugin module named ``name`` whose ``ft_trainer_callbacks`` adds a ``callback_class()`` to each trainer."""
+    from ft_core.api import hookimpl
+
+    module = types.ModuleType(name)
 
     @hookimpl
     def ft_trainer_callbacks(run: Any) -> list[Any]:
-        return [StepStats()]
+        return [callback_class()]
 
     module.ft_trainer_callbacks = ft_trainer_callbacks
     return module

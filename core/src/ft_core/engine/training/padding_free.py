@@ -31,6 +31,8 @@ class _Flattened:
     keep: Any
     within_rows: Any
     tokens: int
+    #: The packed ``input_ids`` handed to the model: the forward hook restores only the pass that got them.
+    input_ids: Any
 
 
 @dataclass
@@ -65,9 +67,10 @@ class PaddingFreeForward:
             return None  # nothing to save, or not right-padded (left padding is for generation)
         starts = torch.cumsum(lengths, dim=0) - lengths
         positions = torch.cumsum(keep, dim=1)[keep] - 1
+        flat_ids = ids[keep][None]
         flat_kwargs = dict(kwargs)
         flat_kwargs.update(
-            input_ids=ids[keep][None], attention_mask=None, position_ids=positions[None], use_cache=False
+            input_ids=flat_ids, attention_mask=None, position_ids=positions[None], use_cache=False
         )  # with a cache, transformers would not look for the rows in the position ids
         labels = kwargs.get("labels")
         if labels is not None:
@@ -83,7 +86,10 @@ class PaddingFreeForward:
         tokens = int(lengths.sum())
         within_rows = torch.ones(tokens - 1, dtype=torch.bool, device=keep.device)
         within_rows[starts[1:] - 1] = False  # the last token of a row predicting the next row's first token
-        self._pending = [*self._pending[-(MAX_PENDING - 1) :], _Flattened(keep, within_rows, tokens)]
+        self._pending = [
+            *self._pending[-(MAX_PENDING - 1) :],
+            _Flattened(keep, within_rows, tokens, flat_ids),
+        ]
         self.flattened += 1
         return (), flat_kwargs
 
