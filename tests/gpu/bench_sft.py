@@ -58,6 +58,10 @@ class Mode:
     description: str
 
 
+#: The workload's rows as preference pairs (each answer chosen over the next row's), for the dpo modes.
+PREFERENCE_DATASET = "synth_pref"
+DPO: dict[str, Any] = {"stage": {"name": "dpo", "beta": 0.1}}
+
 #: The frozen base's linear layers in FP8 (ft-core-torchao): FP8 matmuls forward, half the weight memory.
 FP8: dict[str, Any] = {"quantization": {"method": "torchao", "scheme": "float8_dynamic"}}
 
@@ -107,6 +111,16 @@ MODES: dict[str, Mode] = {
     "qlora4_unsloth": Mode({**UNSLOTH, **QLORA4}, "qlora4", "QLoRA 4-bit through Unsloth (ft-core-unsloth)"),
     "lora_unsloth_packed": Mode(
         {**UNSLOTH, "data": {"packing": True}}, "lora", "LoRA bf16 through Unsloth, padding-free packing"
+    ),
+    "dpo_lora": Mode(
+        {**DPO, "data": {"dataset": [PREFERENCE_DATASET], "packing": False}},
+        "lora",
+        "DPO, LoRA bf16, TRL's padded chosen / rejected batches (no LLaMA-Factory figure: compare with dpo_lora_packed)",
+    ),
+    "dpo_lora_packed": Mode(
+        {**DPO, "data": {"dataset": [PREFERENCE_DATASET], "packing": True}},
+        "lora",
+        "DPO, LoRA bf16, each forward pass over TRL's batches padding-free (data.packing: true)",
     ),
 }
 
@@ -175,6 +189,28 @@ def _supported(config: dict[str, Any], plugins: Any) -> dict[str, Any]:
         else:
             kept[name] = value
     return kept
+
+
+def add_preference_pairs(work: Path) -> None:
+    """Register ``PREFERENCE_DATASET`` in the workload: each row's answer chosen over the next row's answer."""
+    data = work / "data"
+    info_path = data / "dataset_info.json"
+    info = json.loads(info_path.read_text())
+    if PREFERENCE_DATASET in info:
+        return
+    rows = json.loads((data / info["synth"]["file_name"]).read_text())
+    pairs = [
+        {**row, "chosen": row["output"], "rejected": rows[(index + 1) % len(rows)]["output"]}
+        for index, row in enumerate(rows)
+    ]
+    (data / f"{PREFERENCE_DATASET}.json").write_text(json.dumps(pairs))
+    columns = {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}
+    info[PREFERENCE_DATASET] = {
+        "file_name": f"{PREFERENCE_DATASET}.json",
+        "ranking": True,
+        "columns": columns,
+    }
+    info_path.write_text(json.dumps(info))
 
 
 def config_for(work: Path, mode: str, steps: int, tiny: bool = False) -> dict[str, Any]:
@@ -409,6 +445,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     work, mode, steps = args.work, args.mode, args.steps
     if args.tiny:
         build_tiny_workload(work)
+    if PREFERENCE_DATASET in json.dumps(MODES[mode].sections):
+        add_preference_pairs(work)
     import torch
     import yaml
 

@@ -35,6 +35,8 @@ BASELINES = {
     "lora_unsloth": "lora",
     "qlora4_unsloth": "qlora4",
     "lora_unsloth_packed": "lora",
+    "dpo_lora": "lora",
+    "dpo_lora_packed": "lora",
 }
 
 

@@ -8,7 +8,8 @@
 # runs, then the LLaMA-Factory mode it is compared with (each LLaMA-Factory mode once per call).
 # Environment: UNSLOTH_WHEELS (default .whl-unsloth; the unsloth modes are skipped when it holds no unsloth wheel),
 # TORCHAO_WHEELS (default .whl-torchao: the torchao wheel for the FP8 modes lora_fp8 / lora_fp8_ckpt),
-# RUN_TIMEOUT (seconds per run, default 300), WARMUP (default 1: a 2-step run first compiles the kernels), PROFILE_MODES (ft-core modes re-run with --profile after the measured
+# TRL_WHEELS (default .whl-trl: trl 1.x for the dpo modes), RUN_TIMEOUT (seconds per run, default 300), WARMUP
+# (default 1: a 2-step run first compiles the kernels; WARMUP_MODES names the modes warmed up), PROFILE_MODES (ft-core modes re-run with --profile after the measured
 # runs; top-20 operators by CUDA and by CPU time), PROFILE_STEPS (default 3), PROFILE_START (optimizer steps before
 # the profiled ones, default 3; 0 profiles the first steps), SKIP_LF=1 (ft-core only), WORK (/tmp/ftbench).
 # Full logs: $OUT/ft-MODE.log, $OUT/lf-MODE.log, $OUT/ft-MODE-profile.log; the summary table is printed at the
@@ -17,7 +18,7 @@
 set -uo pipefail
 LF_WHEELS=$1; EXTRA=$2; BENCH=$3; MODES=$4; STEPS=${5:-30}
 WORK=${WORK:-/tmp/ftbench}; RUN_TIMEOUT=${RUN_TIMEOUT:-300}; UNSLOTH_WHEELS=${UNSLOTH_WHEELS:-.whl-unsloth}
-TORCHAO_WHEELS=${TORCHAO_WHEELS:-.whl-torchao}
+TORCHAO_WHEELS=${TORCHAO_WHEELS:-.whl-torchao}; TRL_WHEELS=${TRL_WHEELS:-.whl-trl}
 PROFILE_MODES=${PROFILE_MODES:-}; PROFILE_STEPS=${PROFILE_STEPS:-3}; PROFILE_START=${PROFILE_START:-3}; SKIP_LF=${SKIP_LF:-0}
 LOGS=${OUT:-/tmp/ftbench-logs}; mkdir -p "$LOGS"
 PIP="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade"
@@ -25,8 +26,10 @@ $PIP --target /tmp/lf "$LF_WHEELS"/*.whl "$EXTRA"/*.whl || exit 1
 $PIP --target /tmp/ftdeps "$LF_WHEELS"/{datasets,dill,multiprocess,omegaconf,bitsandbytes}-*.whl "$EXTRA"/*.whl || exit 1
 # torchao (the FP8 modes) goes to ft-core only: LLaMA-Factory's peft 0.18 breaks on a newer torchao.
 if ls "$TORCHAO_WHEELS"/torchao-*.whl >/dev/null 2>&1; then $PIP --target /tmp/ftdeps "$TORCHAO_WHEELS"/*.whl || exit 1; fi
+# TRL 1.x (the dpo modes) goes to ft-core only: LLaMA-Factory pins trl 0.24.
+if ls "$TRL_WHEELS"/trl-*.whl >/dev/null 2>&1; then $PIP --target /tmp/ftdeps "$TRL_WHEELS"/*.whl || exit 1; fi
 $PIP --no-build-isolation --target /tmp/ftcore ./core \
-  ./plugins/ft-core-{sft,lora,adamw,llama,templates-generic,liger,bitsandbytes,unsloth,torchao} >/dev/null || exit 1
+  ./plugins/ft-core-{sft,dpo,lora,adamw,llama,templates-generic,liger,bitsandbytes,unsloth,torchao} >/dev/null || exit 1
 HAVE_UNSLOTH=0
 if ls "$UNSLOTH_WHEELS"/unsloth-*.whl >/dev/null 2>&1; then
   $PIP --target /tmp/unsloth "$UNSLOTH_WHEELS"/*.whl && HAVE_UNSLOTH=1
@@ -61,6 +64,7 @@ lf_run() {  # LF_MODE
 # differ). WARMUP=0 skips it; the warm-up logs ($OUT/warmup-MODE.txt) are not part of the summary.
 if [[ ${WARMUP:-1} == 1 ]]; then
   warmups="lora_fast"; [[ " $MODES " == *" qlora4"* ]] && warmups="$warmups qlora4_fast_ckpt"
+  warmups=${WARMUP_MODES:-$warmups}
   for mode in $warmups; do
     PYTHONPATH=/tmp/ftcore:/tmp/ftdeps timeout $RUN_TIMEOUT python3 tests/gpu/bench_sft.py $WORK $mode 2 \
       >"$LOGS/warmup-$mode.txt" 2>&1
