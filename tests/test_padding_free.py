@@ -80,7 +80,7 @@ def test_no_row_is_trained_on_the_first_token_of_the_next(model):
 
 @pytest.mark.parametrize(
     ("lengths", "why"),
-    [([5, 5, 5], "no padding"), ([5], "a single row")],
+    [([5, 5, 5], "no padding"), ([5], "a single row"), ([5, 0, 3], "an empty row")],
 )
 def test_batches_with_nothing_to_save_pass_unchanged(model, lengths, why):
     ids, mask = padded_batch(lengths, width=5)

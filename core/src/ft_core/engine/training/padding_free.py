@@ -59,16 +59,20 @@ class PaddingFreeForward:
 
         ids = kwargs.get("input_ids", args[0] if args else None)
         mask = kwargs.get("attention_mask")
-        if not _flattenable(ids, mask, kwargs):
+        if len(args) > 1 or not _flattenable(ids, mask, kwargs):
             return None
         keep = mask.bool()
         lengths = keep.sum(dim=1)
-        if bool(keep.all()) or not bool((keep == _right_padded(lengths, keep.shape[1])).all()):
-            return None  # nothing to save, or not right-padded (left padding is for generation)
+        if bool(keep.all()) or not bool((lengths > 0).all()):
+            return None  # nothing to save, or an empty row
+        if not bool((keep == _right_padded(lengths, keep.shape[1])).all()):
+            return None  # left padding is for generation
         starts = torch.cumsum(lengths, dim=0) - lengths
         positions = torch.cumsum(keep, dim=1)[keep] - 1
         flat_ids = ids[keep][None]
-        flat_kwargs = dict(kwargs)
+        flat_kwargs = {  # other per-token inputs (token type ids, ...) are flattened alike
+            name: value[keep][None] if _per_token(value, ids) else value for name, value in kwargs.items()
+        }
         flat_kwargs.update(
             input_ids=flat_ids, attention_mask=None, position_ids=positions[None], use_cache=False
         )  # with a cache, transformers would not look for the rows in the position ids
@@ -123,6 +127,12 @@ def _flattenable(ids: Any, mask: Any, kwargs: dict[str, Any]) -> bool:
         and kwargs.get("position_ids") is None
         and kwargs.get("past_key_values") is None
     )
+
+
+def _per_token(value: Any, ids: Any) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor) and value.shape == ids.shape
 
 
 def _right_padded(lengths: Any, width: int) -> Any:
