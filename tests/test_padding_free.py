@@ -134,3 +134,15 @@ def test_a_pass_that_failed_leaves_the_next_one_correct(model):
     packed = model(input_ids=ids, attention_mask=mask).logits
     torch.testing.assert_close(packed[mask.bool()], reference[mask.bool()], rtol=1e-5, atol=1e-5)
     assert forward.flattened == 2
+
+
+def test_a_frozen_reference_gets_the_varlen_attention_the_policy_switched_to(tiny_tokenizer):
+    from ft_core.engine.models import varlen_attention
+    from ft_core.engine.training.packing import match_attention
+
+    reference = tiny_model(tiny_tokenizer, attn_implementation="sdpa")
+    match_attention(reference, "sdpa")
+    assert reference.config._attn_implementation == "sdpa"
+    varlen_attention.register()
+    match_attention(reference, varlen_attention.NAME)
+    assert reference.config._attn_implementation == varlen_attention.NAME

@@ -224,7 +224,12 @@ class EngineRun(RunContext):
     ) -> Any:
         from transformers import Trainer
 
-        from ft_core.engine.training.packing import PaddedBatchesPlan, is_varlen, plan_packing
+        from ft_core.engine.training.packing import (
+            PaddedBatchesPlan,
+            is_varlen,
+            match_attention,
+            plan_packing,
+        )
         from ft_core.engine.training.padding_free import PaddingFreeForward
         from ft_core.engine.training.trainer import build_trainer
 
@@ -245,9 +250,11 @@ class EngineRun(RunContext):
             self.facts["packing"] = packing.manifest()
         if isinstance(packing, PaddedBatchesPlan):  # the stage's batches, each forward pass padding-free
             forward = PaddingFreeForward(varlen_kwargs=is_varlen(packing.attention))
-            for target in (model, trainer_kwargs.get("ref_model")):
-                if target is not None:
-                    forward.attach(target)
+            forward.attach(model)
+            reference = trainer_kwargs.get("ref_model")
+            if reference is not None:
+                match_attention(reference, packing.attention)
+                forward.attach(reference)
             packing = None
         # data.packing: the engine's padding-free batches replace the stage's padded ones
         if packing is not None:

@@ -442,6 +442,16 @@ def switch_to_varlen(model: Any, say: Callable[[str], None]) -> str:
     return varlen_attention.NAME
 
 
+def match_attention(model: Any, attention: str) -> None:
+    """Give ``model`` (another model of the run, e.g. a frozen reference whose passes are packed too) the varlen
+    attention :func:`switch_to_varlen` gave the policy."""
+    from ft_core.engine.models import varlen_attention
+
+    base = _base_model(model)
+    if attention == varlen_attention.NAME and base.config._attn_implementation != attention:
+        base.set_attn_implementation(attention)
+
+
 def _without_cudnn_attention(say: Callable[[str], None]) -> None:
     """Packed batches change length every step, and cuDNN's attention builds an execution plan per new shape (on
     an H200 with Llama-3-8B: ~2 ms of CPU time per layer and call, the GPU idle meanwhile; the profile in
