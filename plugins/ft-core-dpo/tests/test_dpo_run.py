@@ -162,7 +162,8 @@ def test_training_raises_the_chosen_over_rejected_margin_on_held_out_pairs(tiny_
     assert sum(m > 0 for m in margins) == len(margins), margins
 
 
-def test_packed_dpo_trains_the_same_as_padded(tiny_model_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("adapter", ["lora", "full"])  # full: a frozen reference model, packed too
+def test_packed_dpo_trains_the_same_as_padded(tiny_model_dir, tmp_path, monkeypatch, adapter):
     """``data.packing: true``: TRL's padded chosen / rejected batches run padding-free (the engine flattens each
     forward pass and restores the padded outputs): the same losses and rewards, step by step, as the padded run."""
     from ft_core.engine.training.padding_free import PaddingFreeForward
