@@ -150,6 +150,12 @@ def prepare_for_training(model: Any, gradient_checkpointing: Any) -> Any:
     return model
 
 
+def base_model(model: Any) -> Any:
+    """The transformers model inside ``model`` (a PEFT model's base model), or ``model`` itself."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
 def set_checkpointing(model: Any, kwargs: dict[str, Any] | None) -> None:
     """Turn activation checkpointing on with ``kwargs`` (``use_reentrant`` for ``torch.utils.checkpoint``,
     ``every_n_layers`` for transformers, ``offload`` for :func:`~ft_core.engine.models.offload.offload_checkpoints`),

@@ -380,7 +380,9 @@ def merged_batch_fits(
     weights loaded, so they are not counted again) less the safety margin."""
     import torch
 
-    base = model.get_base_model() if callable(getattr(model, "get_base_model", None)) else model
+    from ft_core.engine.models.loader import base_model
+
+    base = base_model(model)
     parameter = next(base.parameters(), None)
     estimate = _run_estimate(config, base.config, getattr(parameter, "dtype", "bfloat16"), 1, tokens)
     if free is None:

@@ -26,6 +26,7 @@ from typing import Any
 from ft_core.api.config import RunConfig
 from ft_core.api.context import IGNORE_INDEX
 from ft_core.api.errors import FtCoreError
+from ft_core.engine.models.loader import base_model
 
 #: Attention implementations with a varlen kernel: packing makes them strictly faster (``auto`` packs with them).
 VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", "flex_attention", "torch_varlen")
@@ -260,14 +261,9 @@ class PackingPlan:
         )
 
 
-def _base_model(model: Any) -> Any:
-    get_base = getattr(model, "get_base_model", None)
-    return get_base() if callable(get_base) else model
-
-
 def _model_problem(model: Any) -> str | None:
     """Why ``model`` cannot be packed, or ``None``."""
-    base = _base_model(model)
+    base = base_model(model)
     config = getattr(base, "config", None)
     if config is not None and (
         getattr(config, "vision_config", None) is not None or hasattr(config, "text_config")
@@ -312,7 +308,7 @@ def plan_packing(
     if not forced and not uses_gpu:
         say("packing: off (auto packs on GPU runs only; data.packing: true packs here too)")
         return None
-    attention = getattr(getattr(_base_model(model), "config", None), "_attn_implementation", None) or "sdpa"
+    attention = getattr(getattr(base_model(model), "config", None), "_attn_implementation", None) or "sdpa"
 
     def off(reason: str) -> None:
         if forced:
@@ -350,8 +346,7 @@ def plan_packing(
             "tokens would not fit the GPU with this checkpointing)"
         )
         merge_accumulation, sampler = 1, sampler_of(training.per_device_train_batch_size)
-    if attention == "sdpa" and uses_gpu and config.model.attn_implementation == "auto":
-        attention = switch_to_varlen(model, say)
+    attention = _auto_varlen(config, model, attention, uses_gpu, say)
     if not forced:
         if attention == "eager":
             say("packing: off (auto does not pack with eager attention; data.packing: true packs anyway)")
@@ -394,8 +389,7 @@ class PaddedBatchesPlan:
 def _plan_padded_batches(
     config: RunConfig, model: Any, attention: str, uses_gpu: bool, forced: bool, say: Callable[[str], None]
 ) -> PaddedBatchesPlan | None:
-    if attention == "sdpa" and uses_gpu and config.model.attn_implementation == "auto":
-        attention = switch_to_varlen(model, say)
+    attention = _auto_varlen(config, model, attention, uses_gpu, say)
     if not forced and not is_varlen(attention):
         say(
             f"packing: off (auto runs a stage's padded batches padding-free with a varlen attention kernel only, "
@@ -409,12 +403,22 @@ def _plan_padded_batches(
     return plan
 
 
+def _auto_varlen(
+    config: RunConfig, model: Any, attention: str, uses_gpu: bool, say: Callable[[str], None]
+) -> str:
+    """The attention a packed run uses: ``sdpa`` becomes ``torch_varlen`` (:func:`switch_to_varlen`) on GPU runs
+    with ``model.attn_implementation: auto``."""
+    if attention == "sdpa" and uses_gpu and config.model.attn_implementation == "auto":
+        return switch_to_varlen(model, say)
+    return attention
+
+
 def switch_to_varlen(model: Any, say: Callable[[str], None]) -> str:
     """Switch a packed model from ``sdpa`` to ``torch_varlen`` (PyTorch's varlen flash kernel) when it can serve
     the model exactly; returns the attention the run packs with, saying which and why in one line."""
     from ft_core.engine.models import varlen_attention
 
-    base = _base_model(model)
+    base = base_model(model)
     model_config = base.config
     parameter = next(base.parameters(), None)
     head_dim = getattr(model_config, "head_dim", None) or (
@@ -447,7 +451,7 @@ def match_attention(model: Any, attention: str) -> None:
     attention :func:`switch_to_varlen` gave the policy."""
     from ft_core.engine.models import varlen_attention
 
-    base = _base_model(model)
+    base = base_model(model)
     if attention == varlen_attention.NAME and base.config._attn_implementation != attention:
         base.set_attn_implementation(attention)
 

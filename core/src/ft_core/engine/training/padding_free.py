@@ -19,6 +19,9 @@ from typing import Any
 
 from ft_core.api.context import IGNORE_INDEX
 
+#: Inputs the pre-hook flattens in their own way (the rest of the per-token inputs are just concatenated).
+_OWN_INPUTS = frozenset({"input_ids", "attention_mask", "labels"})
+
 #: Flattenings waiting for their forward hook; an exception between the two hooks leaves one behind.
 MAX_PENDING = 8
 
@@ -71,7 +74,8 @@ class PaddingFreeForward:
         positions = torch.cumsum(keep, dim=1)[keep] - 1
         flat_ids = ids[keep][None]
         flat_kwargs = {  # other per-token inputs (token type ids, ...) are flattened alike
-            name: value[keep][None] if _per_token(value, ids) else value for name, value in kwargs.items()
+            name: value[keep][None] if name not in _OWN_INPUTS and _per_token(value, ids) else value
+            for name, value in kwargs.items()
         }
         flat_kwargs.update(
             input_ids=flat_ids, attention_mask=None, position_ids=positions[None], use_cache=False
