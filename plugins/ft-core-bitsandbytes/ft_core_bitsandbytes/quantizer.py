@@ -57,6 +57,10 @@ class BitsAndBytesOptions:
     #: ``norms`` (layer/RMS norms only, like LLaMA-Factory's ``upcast_layernorm``) or ``all`` (norms, embeddings
     #: and output head, as peft's ``prepare_model_for_kbit_training`` / the QLoRA paper do).
     upcast: Literal["none", "norms", "all"] = "none"
+    #: Train through ft-core's lean 4-bit matmul (scales dequantized once, one dequantization and one matmul per
+    #: call, forward and backward) instead of bitsandbytes' ``matmul_4bit``: the same arithmetic with a fraction
+    #: of the host time per call. Costs 3 bytes per 64 weights with ``double_quant``. 4-bit only; default true.
+    fast_matmul: bool | None = None
 
     def __post_init__(self) -> None:
         if self.bits not in (4, 8):
@@ -71,6 +75,7 @@ class BitsAndBytesOptions:
                 "double_quant": self.double_quant,
                 "compute_dtype": None if self.compute_dtype == "auto" else self.compute_dtype,
                 "quant_storage": self.quant_storage,
+                "fast_matmul": self.fast_matmul,
             }
             given = [f"{key}: {value}" for key, value in four_bit_only.items() if value is not None]
             if given:
@@ -89,6 +94,8 @@ class BitsAndBytesOptions:
             self.quant_type = "nf4"
         if self.double_quant is None:
             self.double_quant = True
+        if self.fast_matmul is None:
+            self.fast_matmul = True
 
 
 def resolve_compute_dtype(options: BitsAndBytesOptions, training: TrainingSection | None) -> DType:
@@ -297,7 +304,7 @@ class BitsAndBytesQuantizer(Quantizer[BitsAndBytesOptions]):
                 "model loaded with this quantizer's load_kwargs, or is it already quantized another way?)"
             )
         _check_skip_modules(model, options.skip_modules)
-        dtype = None
+        dtype, fast = None, 0
         if options.bits == 4:
             dtype = resolve_compute_dtype(options, training)
             for module in four:
@@ -307,6 +314,10 @@ class BitsAndBytesQuantizer(Quantizer[BitsAndBytesOptions]):
                 # evaluation would silently stop propagating gradients through the base layers.
                 if hasattr(module, "support_avx512bf16_for_cpu"):
                     module.support_avx512bf16_for_cpu = False
+            if options.fast_matmul:
+                from ft_core_bitsandbytes.fast_matmul import enable_fast_matmul
+
+                fast = enable_fast_matmul(four)
             quantizer = getattr(model, "hf_quantizer", None)
             if quantizer is not None:
                 quantizer.quantization_config.bnb_4bit_compute_dtype = getattr(torch, dtype)
@@ -321,11 +332,12 @@ class BitsAndBytesQuantizer(Quantizer[BitsAndBytesOptions]):
             if options.upcast == "norms":
                 _upcast_norms(model)
         layers = f"{len(four)} Linear4bit" if options.bits == 4 else f"{len(eight)} Linear8bitLt"
+        layers += f" layers ({fast} through ft-core's fast 4-bit matmul)" if fast else " layers"
         detail = (
             f"{options.quant_type}{' + double quant' if options.double_quant else ''}, compute {dtype}"
             if options.bits == 4
             else f"LLM.int8, threshold {options.llm_int8_threshold}"
         )
         if run.process.is_main_process:
-            print(f"bitsandbytes: {options.bits}-bit ({detail}): {layers} layers", file=sys.stderr)
+            print(f"bitsandbytes: {options.bits}-bit ({detail}): {layers}", file=sys.stderr)
         return model

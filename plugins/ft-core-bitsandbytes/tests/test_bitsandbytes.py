@@ -75,12 +75,13 @@ def test_four_bit_defaults_are_qlora():
     assert (options.bits, options.quant_type, options.double_quant) == (4, "nf4", True)
     assert options.compute_dtype == "auto" and options.quant_storage is None
     assert options.llm_int8_threshold is None and options.upcast == "none"
+    assert options.fast_matmul is True
 
 
 def test_eight_bit_defaults_leave_four_bit_options_unset():
     options = BitsAndBytesOptions(bits=8)
     assert options.llm_int8_threshold == 6.0
-    assert options.quant_type is None and options.double_quant is None
+    assert options.quant_type is None and options.double_quant is None and options.fast_matmul is None
 
 
 @pytest.mark.parametrize(
@@ -91,6 +92,7 @@ def test_eight_bit_defaults_leave_four_bit_options_unset():
         ({"bits": 8, "double_quant": True}, "double_quant: True: 4-bit options"),
         ({"bits": 8, "compute_dtype": "bfloat16"}, "compute_dtype: bfloat16: 4-bit options"),
         ({"bits": 8, "quant_storage": "uint8"}, "quant_storage: uint8: 4-bit options"),
+        ({"bits": 8, "fast_matmul": False}, "fast_matmul: False: 4-bit options"),
         ({"bits": 4, "llm_int8_threshold": 4.0}, "llm_int8_threshold only applies to 8-bit"),
         ({"bits": 8, "llm_int8_threshold": -1.0}, "llm_int8_threshold must be >= 0"),
         ({"bits": 2}, "bits must be 4 or 8, got 2"),
@@ -397,6 +399,74 @@ def test_gradients_still_flow_after_an_evaluation_pass(wide_model_dir, bits):
         assert torch.allclose(after[name], grad, rtol=1e-4, atol=1e-6), name
 
 
+# ----------------------------------------------------------------------------------------- fast matmul
+def lora_gradients_and_logits(
+    model_dir, options
+) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
+    """One training forward and backward of a LoRA model on quantized weights: logits, LoRA gradients and the
+    gradient reaching the input embeddings (through every quantized layer)."""
+    torch.manual_seed(0)  # the same LoRA initialisation for both paths
+    model, _, _ = lora_on_quantized(model_dir, options, use_cpu=True)
+    for name, parameter in model.named_parameters():  # B leaves zero, so the A matrices get gradients too
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.1, generator=torch.Generator().manual_seed(len(name)))
+    model.train()
+    inputs = text_batch(model_dir)
+    embeds = model.get_input_embeddings()(inputs["input_ids"]).detach().requires_grad_(True)
+    out = model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"], labels=inputs["labels"])
+    out.loss.backward()
+    grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+    return out.logits.detach(), grads, embeds.grad
+
+
+@pytest.mark.parametrize("double_quant", [True, False])
+def test_fast_matmul_computes_what_bitsandbytes_computes(wide_model_dir, double_quant):
+    from ft_core_bitsandbytes.fast_matmul import FastLinear4bit
+
+    fast = lora_gradients_and_logits(wide_model_dir, BitsAndBytesOptions(double_quant=double_quant))
+    slow = lora_gradients_and_logits(
+        wide_model_dir, BitsAndBytesOptions(double_quant=double_quant, fast_matmul=False)
+    )
+    torch.testing.assert_close(fast[0], slow[0], rtol=1e-5, atol=1e-5)
+    assert fast[1].keys() == slow[1].keys() and len(fast[1]) == 4 * len(PROJECTIONS)
+    for name, grad in fast[1].items():
+        assert grad.abs().sum() > 0, name
+        torch.testing.assert_close(grad, slow[1][name], rtol=1e-4, atol=1e-6, msg=name)
+    assert fast[2].abs().sum() > 0
+    torch.testing.assert_close(fast[2], slow[2], rtol=1e-4, atol=1e-6)
+    model, _, _ = lora_on_quantized(wide_model_dir, BitsAndBytesOptions(), use_cpu=True)
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert layers and all(isinstance(m, FastLinear4bit) for m in layers)
+
+
+def test_fast_matmul_leaves_inference_to_bitsandbytes(wide_model_dir, monkeypatch):
+    from ft_core_bitsandbytes import fast_matmul
+
+    model, _, _ = lora_on_quantized(wide_model_dir, BitsAndBytesOptions(), use_cpu=True)
+    calls = []
+    original = fast_matmul.dequantized_weight
+    monkeypatch.setattr(fast_matmul, "dequantized_weight", lambda *a: calls.append(1) or original(*a))
+    inputs = text_batch(wide_model_dir)
+    with torch.no_grad():
+        model(**inputs)
+    assert calls == []  # no autograd: bitsandbytes' own (small-batch) kernels
+    model(**inputs).loss.backward()
+    # every layer of both blocks forward; backward all but the first block's q/k/v, whose input (the frozen
+    # embeddings' output) needs no gradient
+    assert len(calls) == 2 * len(PROJECTIONS) + 2 * len(PROJECTIONS) - 3
+
+
+def test_prepare_says_how_many_layers_use_the_fast_matmul(tiny_model_dir, capsys):
+    options = BitsAndBytesOptions()
+    model = load_quantized(BitsAndBytesQuantizer(), tiny_model_dir, options)
+    BitsAndBytesQuantizer().prepare(model, options, quantizer_run(use_cpu=True))
+    assert "14 Linear4bit layers (14 through ft-core's fast 4-bit matmul)" in capsys.readouterr().err
+    slow = BitsAndBytesOptions(fast_matmul=False)
+    model = load_quantized(BitsAndBytesQuantizer(), tiny_model_dir, slow)
+    BitsAndBytesQuantizer().prepare(model, slow, quantizer_run(use_cpu=True))
+    assert "14 Linear4bit layers\n" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------- QLoRA run
 def test_qlora_run_on_the_cpu(tmp_path, make_config, capfd):
     from ft_core.cli import main
@@ -409,7 +479,10 @@ def test_qlora_run_on_the_cpu(tmp_path, make_config, capfd):
     )
     assert main(["run", str(path)]) == 0
     err = capfd.readouterr().err
-    assert "bitsandbytes: 4-bit (nf4 + double quant, compute float32): 14 Linear4bit layers" in err
+    assert (
+        "bitsandbytes: 4-bit (nf4 + double quant, compute float32): 14 Linear4bit layers (14 through ft-core's fast 4-bit matmul)"
+        in err
+    )
     assert "gradient checkpointing: on, every layer" in err  # core's plan, applied after prepare
     artefact = Path(tmp_path / "run" / "model")
     assert (artefact / "adapter_model.safetensors").is_file()

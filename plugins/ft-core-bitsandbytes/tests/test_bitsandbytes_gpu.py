@@ -64,7 +64,8 @@ def test_quantized_lora_trains_on_the_gpu(tiny_model_dir, bits):
     [
         (
             {"method": "bitsandbytes", "bits": 4, "quant_type": "nf4", "double_quant": True},
-            "bitsandbytes: 4-bit (nf4 + double quant, compute bfloat16): 14 Linear4bit layers",
+            "bitsandbytes: 4-bit (nf4 + double quant, compute bfloat16): 14 Linear4bit layers (14 through ft-core's "
+            "fast 4-bit matmul)",
         ),
         (
             {"method": "bnb", "bits": 8},
@@ -90,3 +91,42 @@ def test_quantized_lora_run_on_the_gpu(tmp_path, make_config, capfd, quantizatio
     metrics = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     losses = [m["loss"] for m in metrics if "loss" in m]
     assert len(losses) == 2 and all(loss == loss for loss in losses)  # logged, not NaN
+
+
+def _qlora_pass(model_dir: str, options: BitsAndBytesOptions, ids: torch.Tensor):
+    """Logits and LoRA gradients of one bf16 training pass of a LoRA model on 4-bit weights, on the GPU."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    quantizer = BitsAndBytesQuantizer()
+    config = AutoConfig.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir,
+        config=config,
+        dtype=torch.bfloat16,
+        device_map={"": 0},
+        **quantizer.load_kwargs(options, config),
+    )
+    model = quantizer.prepare(model, options, quantizer_run(precision="bf16"))
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=list(PROJECTIONS)))
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:  # nonzero, so that every A gets a gradient
+            torch.nn.init.normal_(parameter, std=0.1)
+    model.train()
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(input_ids=ids, labels=ids)
+    out.loss.backward()
+    return out.logits.float(), {n: p.grad.float() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_fast_matmul_matches_bitsandbytes_on_the_gpu(tiny_model_dir):
+    # 2 x 320 tokens: above bitsandbytes' small-batch kernels, its matmul dequantizes and multiplies as ours does
+    ids = torch.randint(0, 100, (2, 320), generator=torch.Generator().manual_seed(0)).cuda()
+    fast = _qlora_pass(tiny_model_dir, BitsAndBytesOptions(), ids)
+    slow = _qlora_pass(tiny_model_dir, BitsAndBytesOptions(fast_matmul=False), ids)
+    torch.testing.assert_close(fast[0], slow[0], rtol=1e-2, atol=1e-2)
+    assert fast[1].keys() == slow[1].keys() and len(fast[1]) == 4 * len(PROJECTIONS)
+    for name, grad in fast[1].items():
+        assert grad.abs().sum() > 0, name
+        torch.testing.assert_close(grad, slow[1][name], rtol=2e-2, atol=1e-3, msg=name)
