@@ -67,7 +67,9 @@ def measure(module: bnb.nn.Linear4bit, x: torch.Tensor) -> tuple[float, float]:
 
 def main() -> None:
     tokens = int(sys.argv[1]) if len(sys.argv) > 1 else 4309
-    print(f"{torch.cuda.get_device_name()}, bitsandbytes {bnb.__version__}, {tokens} tokens, bf16, NF4 + double quant")
+    print(
+        f"{torch.cuda.get_device_name()}, bitsandbytes {bnb.__version__}, {tokens} tokens, bf16, NF4 + double quant"
+    )
     print("| shape | path | host µs / fwd+bwd | GPU µs / fwd+bwd |")
     print("| --- | --- | --- | --- |")
     for name, in_features, out_features in SHAPES:

@@ -9,17 +9,26 @@ and swaps each layer's class for :class:`FastLinear4bit`, whose training forward
 matmul, and whose backward is one dequantization op and one matmul: the same operations as bitsandbytes' own
 dequantize-then-multiply path, so the results are the same.
 
-Inference (no autograd recording: evaluation, generation) keeps bitsandbytes' own path, whose small-batch kernels
-are faster than dequantizing.
+Small batches without autograd (generation, small evaluation batches) keep bitsandbytes' own path, whose
+small-batch kernels are faster than dequantizing; above :data:`DEQUANTIZE_ABOVE_ROWS` rows bitsandbytes itself
+dequantizes and multiplies, so the lean path serves those too (the forward of a reentrant checkpoint runs without
+autograd).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import bitsandbytes as bnb
 import torch
 from torch.nn import functional
+
+#: Rows (tokens) above which bitsandbytes' own ``gemm_4bit`` dequantizes and multiplies on every GPU it tunes for
+#: (its small-batch kernels win below this only).
+DEQUANTIZE_ABOVE_ROWS = 1536
 
 
 def _scales(module: bnb.nn.Linear4bit) -> torch.Tensor:
@@ -37,12 +46,32 @@ def _scales(module: bnb.nn.Linear4bit) -> torch.Tensor:
     return scales
 
 
+@functools.cache
+def _cuda_dequantize() -> Callable[..., None] | None:
+    """bitsandbytes' CUDA implementation of its ``dequantize_4bit`` op, called without the op's dispatch (a third
+    of the op's host time), where this bitsandbytes release has it with the known signature; else ``None``."""
+    try:
+        from bitsandbytes.backends.cuda import ops
+    except Exception:  # no CUDA backend in this build
+        return None
+    impl = getattr(ops, "_dequantize_4bit_impl", None)
+    if impl is None:
+        return None
+    expected = ["A", "absmax", "blocksize", "quant_type", "dtype", "out"]
+    return impl if list(inspect.signature(impl).parameters) == expected else None
+
+
 def dequantized_weight(module: bnb.nn.Linear4bit, dtype: torch.dtype) -> torch.Tensor:
-    """``module``'s weight as a ``[out_features, in_features]`` tensor of ``dtype`` (one bitsandbytes op)."""
-    state = module.weight.quant_state
-    return torch.ops.bitsandbytes.dequantize_4bit.default(
-        module.weight.data, _scales(module), state.blocksize, state.quant_type, state.shape, dtype
-    )
+    """``module``'s weight as a ``[out_features, in_features]`` tensor of ``dtype`` (one bitsandbytes kernel)."""
+    state, packed = module.weight.quant_state, module.weight.data
+    kernel = _cuda_dequantize() if packed.device.type == "cuda" else None
+    if kernel is None:
+        return torch.ops.bitsandbytes.dequantize_4bit.default(
+            packed, _scales(module), state.blocksize, state.quant_type, state.shape, dtype
+        )
+    out = torch.empty(state.shape, dtype=dtype, device=packed.device)
+    kernel(packed, _scales(module), state.blocksize, state.quant_type, dtype, out)
+    return out
 
 
 class _Dequantized4bitMatmul(torch.autograd.Function):
@@ -64,13 +93,14 @@ class _Dequantized4bitMatmul(torch.autograd.Function):
 
 class FastLinear4bit(bnb.nn.Linear4bit):
     """A ``bnb.nn.Linear4bit`` (still an instance of it: PEFT wraps it as usual) whose training forward and
-    backward are :class:`_Dequantized4bitMatmul`."""
+    backward are :class:`_Dequantized4bitMatmul` (and whose forward without autograd is too, above
+    :data:`DEQUANTIZE_ABOVE_ROWS` rows)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         bias = self.bias
         if (
-            not torch.is_grad_enabled()
-            or x.numel() == 0
+            x.numel() == 0
+            or not (torch.is_grad_enabled() or x.numel() // x.shape[-1] > DEQUANTIZE_ABOVE_ROWS)
             or getattr(self.weight, "quant_state", None) is None
             or getattr(self.weight.quant_state, "packing_format_for_cpu", False)
             or (bias is not None and bias.requires_grad)

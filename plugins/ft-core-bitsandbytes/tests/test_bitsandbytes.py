@@ -456,6 +456,35 @@ def test_fast_matmul_leaves_inference_to_bitsandbytes(wide_model_dir, monkeypatc
     assert len(calls) == 2 * len(PROJECTIONS) + 2 * len(PROJECTIONS) - 3
 
 
+def test_lean_lora_forward_on_4bit_layers_computes_what_peft_computes(wide_model_dir):
+    # ft-core-lora gives PEFT's 4-bit LoRA layers a leaner forward; it must compute what PEFT's does
+    lean = pytest.importorskip("ft_core_lora.lean")
+    from peft.tuners.lora.bnb import Linear4bit as PeftLinear4bit
+
+    torch.manual_seed(0)
+    model, _, _ = lora_on_quantized(wide_model_dir, BitsAndBytesOptions(), use_cpu=True)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.1, generator=torch.Generator().manual_seed(len(name)))
+    inputs = text_batch(wide_model_dir)
+
+    def logits_and_grads():
+        model.zero_grad()
+        out = model(**inputs)
+        out.loss.backward()
+        return out.logits.detach(), {
+            n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad
+        }
+
+    expected = logits_and_grads()
+    assert lean.make_lean(model) == 2 * len(PROJECTIONS)
+    assert all(type(m).__name__ == "LeanLinear4bit" for m in model.modules() if isinstance(m, PeftLinear4bit))
+    logits, grads = logits_and_grads()
+    torch.testing.assert_close(logits, expected[0], rtol=0, atol=0)  # scaling 2: PEFT's roundings
+    for name, grad in grads.items():
+        torch.testing.assert_close(grad, expected[1][name], rtol=0, atol=0, msg=name)
+
+
 def test_prepare_says_how_many_layers_use_the_fast_matmul(tiny_model_dir, capsys):
     options = BitsAndBytesOptions()
     model = load_quantized(BitsAndBytesQuantizer(), tiny_model_dir, options)

@@ -121,6 +121,11 @@ def _qlora_pass(model_dir: str, options: BitsAndBytesOptions, ids: torch.Tensor)
 
 
 def test_fast_matmul_matches_bitsandbytes_on_the_gpu(tiny_model_dir):
+    from ft_core_bitsandbytes.fast_matmul import _cuda_dequantize
+
+    assert (
+        _cuda_dequantize() is not None
+    )  # this bitsandbytes' CUDA kernel is called without the op's dispatch
     # 2 x 320 tokens: above bitsandbytes' small-batch kernels, its matmul dequantizes and multiplies as ours does
     ids = torch.randint(0, 100, (2, 320), generator=torch.Generator().manual_seed(0)).cuda()
     fast = _qlora_pass(tiny_model_dir, BitsAndBytesOptions(), ids)

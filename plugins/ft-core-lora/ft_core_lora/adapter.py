@@ -85,6 +85,9 @@ class LoraAdapter(AdapterMethod[LoraOptions]):
             init_lora_weights=True if options.init == "default" else "gaussian",
         )
         peft_model = get_peft_model(model, config)
+        from ft_core_lora.lean import make_lean
+
+        make_lean(peft_model)
         upcast_trainable_parameters(peft_model)
         report_trainable(peft_model, "lora")
         return peft_model

@@ -134,3 +134,103 @@ def test_autocast_training_skips_the_input_casts_with_the_same_result(tiny_model
     trainer.args.bf16 = False
     ft_core_lora.ft_before_train(trainer=trainer, run=None)
     assert all(m.cast_input_dtype_enabled for m in layers)  # full precision: nothing to skip
+
+
+# ------------------------------------------------------------------------------------------------ lean forward
+def _lora_pair(tiny_model, options: LoraOptions):
+    """The same LoRA model twice: through ``LoraAdapter.apply`` (lean forward) and with PEFT's own classes."""
+    import copy
+
+    from peft.tuners.lora import layer
+
+    lean = LoraAdapter().apply(copy.deepcopy(tiny_model), options, None)
+    for name, parameter in lean.named_parameters():  # B leaves zero, so that the update counts
+        if "lora_" in name:
+            torch.nn.init.normal_(parameter, std=0.1, generator=torch.Generator().manual_seed(len(name)))
+    plain = copy.deepcopy(lean)
+    for module in plain.modules():
+        if isinstance(module, layer.Linear):
+            module.__class__ = layer.Linear
+    return lean, plain
+
+
+def _pass(model, inputs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    model.zero_grad()
+    out = model(input_ids=inputs, labels=inputs)
+    out.loss.backward()
+    return out.logits.detach(), {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize(
+    ("options", "exact"),
+    [
+        (LoraOptions(rank=4, alpha=8), True),  # scaling 2: the same roundings as PEFT
+        (LoraOptions(rank=4, alpha=5, dropout=0.0), False),  # scaling 1.25: one rounding fewer
+    ],
+    ids=["power-of-two-scaling", "other-scaling"],
+)
+def test_lean_forward_computes_what_peft_computes(tiny_model, options, exact):
+    from peft.tuners.lora import layer
+
+    from ft_core_lora import lean as lean_module
+
+    lean, plain = _lora_pair(tiny_model, options)
+    layers = [m for m in lean.modules() if isinstance(m, layer.Linear)]
+    assert len(layers) == 14 and all(type(m) is lean_module.LeanLinear for m in layers)
+    inputs = torch.tensor([[5, 6, 7, 8, 9, 10, 11]])
+    logits, grads = _pass(lean, inputs)
+    expected_logits, expected_grads = _pass(plain, inputs)
+    tolerance = {"rtol": 0, "atol": 0} if exact else {}
+    torch.testing.assert_close(logits, expected_logits, **tolerance)
+    assert grads.keys() == expected_grads.keys() and len(grads) == 28
+    for name, grad in grads.items():
+        assert grad.abs().sum() > 0, name
+        torch.testing.assert_close(grad, expected_grads[name], **tolerance, msg=name)
+
+
+def test_lean_forward_skips_peft_forward_in_the_common_case_only(tiny_model, monkeypatch):
+    from peft.tuners.lora import layer
+
+    lean, _ = _lora_pair(tiny_model, LoraOptions(rank=4, alpha=8, dropout=0.1))
+    peft_calls = []
+    original = layer.Linear.forward
+    monkeypatch.setattr(
+        layer.Linear, "forward", lambda self, *a, **k: peft_calls.append(1) or original(self, *a, **k)
+    )
+    inputs = torch.tensor([[5, 6, 7, 8]])
+    lean.train()
+    lean(input_ids=inputs)
+    assert peft_calls == []  # dropout is applied by the lean path too
+    with lean.disable_adapter():  # adapters off: PEFT's forward
+        lean(input_ids=inputs)
+    assert len(peft_calls) == 14
+    peft_calls.clear()
+    lean.eval()
+    with torch.no_grad():
+        before = lean(input_ids=inputs).logits
+        lean.merge_adapter()  # merged: PEFT's forward, the same logits
+        torch.testing.assert_close(lean(input_ids=inputs).logits, before)
+        lean.unmerge_adapter()
+    assert len(peft_calls) == 14
+
+
+def test_lean_forward_leaves_dora_to_peft(tiny_model):
+    from peft.tuners.lora import layer
+
+    lean, plain = _lora_pair(tiny_model, LoraOptions(rank=4, alpha=8, use_dora=True))
+    assert all(type(m).__name__ == "LeanLinear" for m in lean.modules() if isinstance(m, layer.Linear))
+    inputs = torch.tensor([[5, 6, 7, 8]])
+    torch.testing.assert_close(_pass(lean, inputs)[0], _pass(plain, inputs)[0], rtol=0, atol=0)
+
+
+def test_lean_layers_pickle_and_save_as_peft_layers(tiny_model, tmp_path):
+    import pickle
+
+    lean, plain = _lora_pair(tiny_model, LoraOptions(rank=4, alpha=8))
+    copy = pickle.loads(pickle.dumps(lean))
+    inputs = torch.tensor([[5, 6, 7, 8]])
+    torch.testing.assert_close(copy(input_ids=inputs).logits, lean(input_ids=inputs).logits, rtol=0, atol=0)
+    LoraAdapter().save(lean, str(tmp_path / "lean"))
+    LoraAdapter().save(plain, str(tmp_path / "plain"))
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        assert (tmp_path / "lean" / name).read_bytes() == (tmp_path / "plain" / name).read_bytes()
