@@ -311,10 +311,35 @@ def test_offloading_survives_the_trainer_turning_checkpointing_on_again(tiny_tok
         activation_checkpointing_kwargs={"use_reentrant": True}
     )  # train() does
     assert not getattr(model.model.layers[0]._gradient_checkpointing_func, "ft_offloaded", False)
+    from ft_core.engine.models.offload import installed_offload
+
+    before = installed_offload(model)
     checkpointing_callback(1, offload=True).on_train_begin(None, None, None, model=model)
     assert all(
         getattr(layer._gradient_checkpointing_func, "ft_offloaded", False) for layer in model.model.layers
     )
+    assert (
+        before is not None and installed_offload(model) is before
+    )  # its arena (pinned before training) kept
+
+
+def test_the_largest_steps_arena_is_pinned_before_training(tiny_tokenizer):
+    from ft_core.engine.models.offload import HostArena, installed_offload, reserve_for_largest_step
+    from ft_core.engine.training.checkpointing import hidden_bytes_per_token
+
+    model = tiny_model(tiny_tokenizer, num_hidden_layers=3).train()
+    assert reserve_for_largest_step(model, 100, 64, device=0) == 0  # no offloading installed: nothing to pin
+    prepare_for_training(model, CheckpointingPlan("offload", reentrant=True))
+    assert hidden_bytes_per_token(model) == 32 * 4  # hidden size 32, fp32
+    offload = installed_offload(model)
+    offload.arena = HostArena(pin=False)
+    asked = reserve_for_largest_step(model, 100, hidden_bytes_per_token(model), device=0)
+    assert offload.layers >= 3  # the layers (and the model itself, which old-style calls mark too)
+    assert asked == int(
+        100 * 128 * offload.layers * 1.25
+    )  # every checkpointed input, with the step's headroom
+    offload.wait_reserved()
+    assert offload.arena.capacity == asked and offload.arena.allocations == 1
 
 
 def test_selective_checkpointing_survives_a_trainer_without_every_n_layers(tiny_tokenizer):

@@ -47,6 +47,15 @@ def test_reserve_adds_one_chunk_making_up_the_difference(monkeypatch):
     assert [chunk.numel() for chunk in arena.chunks] == [10_000, 10_000]
 
 
+def test_reserve_in_background_pins_the_arena_before_the_first_copy():
+    hooks = AsyncHostOffload()
+    hooks.arena = HostArena(pin=False)
+    hooks.reserve_in_background(123_456, device=0)
+    hooks.wait_reserved()
+    assert hooks.arena.capacity == 123_456 and hooks.arena.allocations == 1
+    hooks.wait_reserved()  # nothing under way: returns
+
+
 def test_cpu_tensors_are_kept_as_they_are():
     hooks = AsyncHostOffload(min_bytes=0)
     tensor = torch.ones(4)

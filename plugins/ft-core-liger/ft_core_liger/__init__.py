@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ft_core.api import ConfigSection, ModelPatch, Register, RunConfig, RunContext, hookimpl
-from ft_core_liger.auto import SECTION, LigerSection, apply_automatically, validate
+from ft_core_liger.auto import SECTION, LigerSection, apply_automatically, validate, warmup_options
 from ft_core_liger.patch import PIP_INSTALL, SUPPORTED_MODEL_TYPES, LigerOptions, LigerPatch, unusable_reason
 
 __all__ = [
@@ -46,6 +46,30 @@ def ft_validate_config(config: RunConfig) -> list[str]:
     return validate(config)
 
 
+#: The kernel warm-up threads of this process's runs, joined before training (see :mod:`ft_core_liger.warmup`).
+_WARMUPS: list[Any] = []
+
+
+@hookimpl
+def ft_adjust_model_config(model_config: Any, run: RunContext, role: str) -> None:
+    """Before the policy model's weights load: load the Liger kernels it will use in a background thread."""
+    if role != "policy":
+        return
+    options = warmup_options(model_config, run)
+    if options is None:
+        return
+    from ft_core_liger.warmup import compute_dtype, start_warmup
+
+    _WARMUPS.append(start_warmup(model_config, options, compute_dtype(run), run.process.local_rank))
+
+
 @hookimpl
 def ft_patch_model(model: Any, run: RunContext, role: str) -> None:
     apply_automatically(model, run, role)
+
+
+@hookimpl
+def ft_before_train(trainer: Any, run: RunContext) -> None:
+    """Wait for the kernel warm-up: training never runs beside it."""
+    while _WARMUPS:
+        _WARMUPS.pop().join()

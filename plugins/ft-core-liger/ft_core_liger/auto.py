@@ -17,6 +17,7 @@ from ft_core.api import FtCoreError, OptionsError, RunConfig, RunContext
 from ft_core_liger.patch import (
     FUSED_FORWARD_MODEL_TYPES,
     PIP_INSTALL,
+    SUPPORTED_MODEL_TYPES,
     LigerOptions,
     LigerPatch,
     unsupported_reason,
@@ -88,6 +89,22 @@ def options_for(run: RunContext) -> LigerOptions:
     return LigerOptions(fused_linear_cross_entropy=not run.config.stage.component.head_modules)
 
 
+def warmup_options(model_config: Any, run: RunContext) -> LigerOptions | None:
+    """The kernels the policy model will get, judged from its config before the weights load (for
+    :mod:`ft_core_liger.warmup`), or ``None`` when Liger will not apply: automatically for the fused-forward
+    model types, or through ``patches: [liger]`` for any type liger-kernel supports."""
+    section: LigerSection = run.config.section(SECTION)
+    if section.enabled is False or not run.uses_gpu or unusable_reason() is not None:
+        return None
+    if getattr(model_config, "unsloth_version", None) or unsloth_reason(model_config, run) is not None:
+        return None
+    model_type = getattr(model_config, "model_type", None)
+    explicit = [selection for selection in run.config.many("patches") if selection.name == "liger"]
+    if explicit:
+        return explicit[0].options if model_type in SUPPORTED_MODEL_TYPES else None
+    return options_for(run) if model_type in FUSED_FORWARD_MODEL_TYPES else None
+
+
 def _say(run: RunContext, message: str) -> None:
     if run.process.is_main_process:
         print(f"[ft-core] {message}", file=sys.stderr, flush=True)
@@ -133,4 +150,5 @@ __all__ = [
     "skip_reason",
     "unsloth_reason",
     "validate",
+    "warmup_options",
 ]

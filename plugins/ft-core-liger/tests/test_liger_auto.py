@@ -172,3 +172,52 @@ def test_ft_core_validate_checks_the_section(tmp_path: Path, tiny_model_dir, cap
     config["liger"] = {"enabled": False}
     path.write_text(json.dumps(config))
     assert main(["validate", str(path)]) == 0
+
+
+# --------------------------------------------------------------------------------------- kernel warm-up
+def test_warmup_follows_where_the_patch_will_apply(gpu_machine):
+    llama, gemma = SimpleNamespace(model_type="llama"), SimpleNamespace(model_type="gemma2")
+    assert auto_module.warmup_options(llama, _run()) == LigerOptions()
+    assert auto_module.warmup_options(llama, _run(head_modules=("score",))) == LigerOptions(
+        fused_linear_cross_entropy=False
+    )  # a stage with its own heads keeps its logits
+    assert auto_module.warmup_options(gemma, _run()) is None  # auto: the fused-forward types only
+    assert auto_module.warmup_options(llama, _run(uses_gpu=False)) is None
+    assert auto_module.warmup_options(llama, _run(enabled=False)) is None
+    assert auto_module.warmup_options(llama, _run(unsloth=True)) is None
+
+
+def test_the_policy_model_warms_up_before_its_weights_load_and_training_waits(gpu_machine, monkeypatch):
+    from ft_core_liger import warmup
+
+    started, joined = [], []
+
+    class Thread:
+        def join(self):
+            joined.append(self)
+
+    def start_warmup(model_config, options, dtype, device):
+        started.append((model_config.model_type, options, device))
+        return Thread()
+
+    monkeypatch.setattr(warmup, "start_warmup", start_warmup)
+    monkeypatch.setattr(warmup, "compute_dtype", lambda run: "bf16")
+    run = _run()
+    run.process.local_rank = 3
+    config = SimpleNamespace(model_type="llama")
+    ft_core_liger.ft_adjust_model_config(model_config=config, run=run, role="reference")
+    assert started == []  # the policy model's kernels are the ones training needs first
+    ft_core_liger.ft_adjust_model_config(model_config=config, run=run, role="policy")
+    assert started == [("llama", LigerOptions(), 3)]
+    ft_core_liger.ft_before_train(trainer=None, run=run)
+    assert len(joined) == 1
+    ft_core_liger.ft_before_train(trainer=None, run=run)
+    assert len(joined) == 1  # joined once
+
+
+def test_a_large_vocabulary_warms_up_with_the_same_block_size():
+    from ft_core_liger.warmup import warm_vocabulary
+
+    assert warm_vocabulary(32000) == 32000
+    assert warm_vocabulary(128256) == 32784  # a multiple of 16 above the block cap: the same kernel
+    assert warm_vocabulary(151937) == 32769

@@ -247,3 +247,26 @@ def test_more_model_types_match_the_unpatched_model(tiny_tokenizer, model_type, 
     _assert_close_grads(grads, ref_grads)
     patched.train()
     assert patched(**batch).logits is None  # the fused loss materialises no logits
+
+
+def test_the_kernel_warm_up_runs_every_kernel_of_the_patch(monkeypatch):
+    from transformers import AutoConfig
+
+    from ft_core_liger import warmup
+
+    config = AutoConfig.for_model("llama", vocab_size=40000, **_DIMS)
+    called = []
+    import liger_kernel.transformers.functional as functional
+
+    for name in ("liger_rms_norm", "liger_swiglu", "liger_rope", "liger_fused_linear_cross_entropy"):
+        original = getattr(functional, name)
+        monkeypatch.setattr(
+            functional, name, lambda *a, _f=original, _n=name, **k: called.append(_n) or _f(*a, **k)
+        )
+    warmup.warm_kernels(config, LigerOptions(), torch.bfloat16, torch.cuda.current_device())
+    assert called == ["liger_rms_norm", "liger_swiglu", "liger_rope", "liger_fused_linear_cross_entropy"]
+    thread = warmup.start_warmup(
+        config, LigerOptions(rope=False), torch.bfloat16, torch.cuda.current_device()
+    )
+    thread.join(timeout=120)
+    assert not thread.is_alive()

@@ -10,6 +10,9 @@ backward pass asks for it. Here:
 - the host copies live in one pinned arena (:class:`HostArena`), sized at a step's first copy for all the
   checkpointed layers and reused by every step once the autograd graphs holding the earlier copies are gone: a run
   pins memory once, in one allocation, where a new pinned buffer per tensor made its first steps seconds slower;
+- where the run's largest micro-batch is known before training (:func:`reserve_for_largest_step`), that one
+  allocation is made for it in a background thread while the trainer is set up, so that neither the first step
+  nor a later, larger one waits for memory to be pinned;
 - when the backward pass takes a tensor back, the copy back of the tensor saved before it (the next one the
   backward pass needs) starts on the side stream, so the host-to-device copy overlaps the layer's recomputation.
 
@@ -22,6 +25,7 @@ own ``offload`` argument arrived with ``activation_checkpointing_enable``).
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from typing import Any
 
@@ -102,6 +106,7 @@ class AsyncHostOffload:
         #: How many came back through a prefetch started while the backward pass used the one saved after them.
         self.prefetched = 0
         self.arena = HostArena()
+        self._reserving: threading.Thread | None = None  # pinning the arena in the background
         self._streams: dict[int, Any] = {}
         self._live: list[weakref.ref[_Offloaded]] = []  # the autograd graph still holds them; in saving order
 
@@ -113,12 +118,32 @@ class AsyncHostOffload:
             self._streams[index] = torch.cuda.Stream(device=index)
         return self._streams[index]
 
+    def reserve_in_background(self, nbytes: int, device: int) -> None:
+        """Pin ``nbytes`` of arena (:meth:`HostArena.reserve`) in a background thread (CUDA ``device``'s
+        context); the first :meth:`pack` waits for it."""
+        import torch
+
+        def reserve() -> None:
+            if torch.cuda.is_available():
+                torch.cuda.set_device(device)
+            self.arena.reserve(nbytes)
+
+        self._reserving = threading.Thread(target=reserve, name="ft-core-pin-arena", daemon=True)
+        self._reserving.start()
+
+    def wait_reserved(self) -> None:
+        """Wait for a :meth:`reserve_in_background` under way."""
+        if self._reserving is not None:
+            self._reserving.join()
+            self._reserving = None
+
     def pack(self, tensor: Any) -> Any:
         import torch
 
         nbytes = tensor.numel() * tensor.element_size()
         if not tensor.is_cuda or nbytes < self.min_bytes:
             return tensor
+        self.wait_reserved()
         self._live = [ref for ref in self._live if ref() is not None]
         if not self._live:  # the graphs holding earlier copies are gone: their arena slices are free again
             self.arena.reset()
@@ -191,15 +216,26 @@ class _Offloaded:
         self.unpacked = False
 
 
+def installed_offload(model: Any) -> AsyncHostOffload | None:
+    """The :class:`AsyncHostOffload` that :func:`offload_checkpoints` installed on ``model``'s layers, if any."""
+    for module in model.modules():
+        offload = getattr(module, "ft_host_offload", None)
+        if isinstance(offload, AsyncHostOffload):
+            return offload
+    return None
+
+
 def offload_checkpoints(model: Any, offload: AsyncHostOffload | None = None) -> int:
-    """Run every checkpointed layer's checkpoint call of ``model`` under ``offload``'s hooks; returns the number of
-    layers wrapped. Call after checkpointing is turned on (each layer then has ``_gradient_checkpointing_func``)."""
-    offload = offload or AsyncHostOffload()
+    """Run every checkpointed layer's checkpoint call of ``model`` under ``offload``'s hooks (by default the one
+    installed before, so that a re-application keeps its arena); returns the number of layers wrapped. Call after
+    checkpointing is turned on (each layer then has ``_gradient_checkpointing_func``)."""
+    offload = offload or installed_offload(model) or AsyncHostOffload()
     wrapped = 0
     for module in model.modules():
         function = getattr(module, "_gradient_checkpointing_func", None)
         if not getattr(module, "gradient_checkpointing", False) or function is None:
             continue
+        module.ft_host_offload = offload
         if getattr(function, "ft_offloaded", False):
             wrapped += 1
             continue
@@ -214,3 +250,15 @@ def offload_checkpoints(model: Any, offload: AsyncHostOffload | None = None) -> 
         wrapped += 1
     offload.layers = max(offload.layers, wrapped)
     return wrapped
+
+
+def reserve_for_largest_step(model: Any, tokens: int, bytes_per_token: int, device: int) -> int:
+    """Start pinning, in the background (CUDA ``device``'s context), the arena that a micro-batch of ``tokens``
+    tokens (the run's largest) offloads from ``model``'s checkpointed layers (``bytes_per_token`` per layer: hidden
+    size x element size); returns the bytes asked for (0 when no offloading is installed)."""
+    offload = installed_offload(model)
+    if offload is None or tokens <= 0:
+        return 0
+    nbytes = int(tokens * bytes_per_token * offload.layers * STEP_HEADROOM)
+    offload.reserve_in_background(nbytes, device)
+    return nbytes

@@ -225,6 +225,7 @@ class EngineRun(RunContext):
         from transformers import Trainer
 
         from ft_core.engine.training.packing import (
+            PackingPlan,
             PaddedBatchesPlan,
             is_varlen,
             match_attention,
@@ -248,6 +249,7 @@ class EngineRun(RunContext):
         )
         if packing is not None:
             self.facts["packing"] = packing.manifest()
+        self._pin_offload_arena(model, packing if isinstance(packing, PackingPlan) else None)
         if isinstance(packing, PaddedBatchesPlan):  # the stage's batches, each forward pass padding-free
             forward = PaddingFreeForward(varlen_kwargs=is_varlen(packing.attention))
             forward.attach(model)
@@ -285,6 +287,23 @@ class EngineRun(RunContext):
             processing_class=self.tokenizer,
             **trainer_kwargs,
         )
+
+    def _pin_offload_arena(self, model: Any, packing: Any) -> None:
+        """With offloaded checkpointing on a GPU, start pinning the host memory that the run's largest micro-batch
+        offloads now, in the background, instead of in its first steps (``packing``: the run's
+        :class:`~ft_core.engine.training.packing.PackingPlan`, or ``None`` for padded batches)."""
+        plan = self._checkpointing
+        if plan is None or not plan.offload or not self.uses_gpu:
+            return
+        from ft_core.engine.models.offload import reserve_for_largest_step
+        from ft_core.engine.training.checkpointing import hidden_bytes_per_token, micro_batch
+
+        if packing is not None:
+            tokens = packing.sampler.largest_batch()
+        else:
+            sequences, length = micro_batch(self.config, self.train_lengths)
+            tokens = sequences * length
+        reserve_for_largest_step(model, tokens, hidden_bytes_per_token(model), self.process.local_rank)
 
     def _accumulation_to_merge(self, args: Any, model: Any) -> tuple[int, Callable[[int], bool] | None]:
         """The gradient accumulation steps a packed run may merge into one micro-batch, and the check the largest

@@ -137,6 +137,17 @@ def _int(config: Any, *names: str, default: int = 0) -> int:
     return default
 
 
+def hidden_bytes_per_token(model: Any) -> int:
+    """Bytes of one token's hidden state in ``model`` (hidden size x the element size of its dtype): what a
+    checkpointed layer keeps per token."""
+    import torch
+
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    dtype = getattr(model, "dtype", None)
+    element = torch.empty((), dtype=dtype).element_size() if isinstance(dtype, torch.dtype) else 2
+    return _int(config, "hidden_size", "n_embd", "d_model") * element
+
+
 def estimate_memory(
     model_config: Any,
     *,
