@@ -19,21 +19,28 @@ bnb = pytest.importorskip("bitsandbytes")
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-@pytest.mark.parametrize("bits", [4, 8])
-def test_quantized_lora_trains_on_the_gpu(tiny_model_dir, bits):
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+def _prepared_on_the_gpu(model_dir: str, options: BitsAndBytesOptions, **training):
+    """``model_dir`` loaded in bf16 on GPU 0 with the quantizer's load kwargs, then ``prepare``d."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    options, quantizer = BitsAndBytesOptions(bits=bits), BitsAndBytesQuantizer()
-    config = AutoConfig.from_pretrained(tiny_model_dir)
+    quantizer = BitsAndBytesQuantizer()
+    config = AutoConfig.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(
-        tiny_model_dir,
+        model_dir,
         config=config,
         dtype=torch.bfloat16,
         device_map={"": 0},
         **quantizer.load_kwargs(options, config),
     )
-    model = quantizer.prepare(model, options, quantizer_run(precision="bf16", gradient_checkpointing=True))
+    return quantizer.prepare(model, options, quantizer_run(precision="bf16", **training))
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_quantized_lora_trains_on_the_gpu(tiny_model_dir, bits):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoTokenizer
+
+    model = _prepared_on_the_gpu(tiny_model_dir, BitsAndBytesOptions(bits=bits), gradient_checkpointing=True)
     q_proj = model.model.layers[0].self_attn.q_proj
     assert isinstance(q_proj, bnb.nn.Linear4bit if bits == 4 else bnb.nn.Linear8bitLt)
     assert q_proj.weight.device.type == "cuda"
@@ -96,18 +103,8 @@ def test_quantized_lora_run_on_the_gpu(tmp_path, make_config, capfd, quantizatio
 def _qlora_pass(model_dir: str, options: BitsAndBytesOptions, ids: torch.Tensor):
     """Logits and LoRA gradients of one bf16 training pass of a LoRA model on 4-bit weights, on the GPU."""
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoConfig, AutoModelForCausalLM
 
-    quantizer = BitsAndBytesQuantizer()
-    config = AutoConfig.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(
-        model_dir,
-        config=config,
-        dtype=torch.bfloat16,
-        device_map={"": 0},
-        **quantizer.load_kwargs(options, config),
-    )
-    model = quantizer.prepare(model, options, quantizer_run(precision="bf16"))
+    model = _prepared_on_the_gpu(model_dir, options)
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=list(PROJECTIONS)))
     for name, parameter in model.named_parameters():
