@@ -32,6 +32,9 @@ def _lean_update(layer: Any, x: torch.Tensor) -> torch.Tensor | None:
     name = adapters[0]
     if name not in layer.lora_A or name in layer.lora_variant:
         return None
+    scaling = layer.scaling[name]
+    if not isinstance(scaling, (int, float)):  # torch.add takes a number as alpha
+        return None
     lora_a, lora_b = layer.lora_A[name], layer.lora_B[name]
     if type(lora_a) is not nn.Linear or type(lora_b) is not nn.Linear:
         return None
@@ -54,7 +57,7 @@ def _lean_update(layer: Any, x: torch.Tensor) -> torch.Tensor | None:
     if not isinstance(dropout, nn.Identity):
         x = dropout(x)
     update = functional.linear(functional.linear(x, lora_a.weight, lora_a.bias), lora_b.weight, lora_b.bias)
-    return torch.add(result, update, alpha=layer.scaling[name]).to(result_dtype)
+    return torch.add(result, update, alpha=scaling).to(result_dtype)
 
 
 def _lean_class(peft_class: type) -> type:
