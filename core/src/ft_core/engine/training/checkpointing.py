@@ -42,6 +42,11 @@ RESERVE_BYTES = 1 * GIB
 _DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
+def _dtype_bytes(dtype: Any) -> int:
+    """Bytes per element of ``dtype`` (a ``torch.dtype`` or its name); 2 when unknown."""
+    return _DTYPE_BYTES.get(str(dtype).replace("torch.", ""), 2)
+
+
 @dataclass(frozen=True)
 class MemoryEstimate:
     """Bytes one training micro-step needs on the GPU, from the model shape and the micro-batch."""
@@ -140,12 +145,8 @@ def _int(config: Any, *names: str, default: int = 0) -> int:
 def hidden_bytes_per_token(model: Any) -> int:
     """Bytes of one token's hidden state in ``model`` (hidden size x the element size of its dtype): what a
     checkpointed layer keeps per token."""
-    import torch
-
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    dtype = getattr(model, "dtype", None)
-    element = torch.empty((), dtype=dtype).element_size() if isinstance(dtype, torch.dtype) else 2
-    return _int(config, "hidden_size", "n_embd", "d_model") * element
+    return _int(config, "hidden_size", "n_embd", "d_model") * _dtype_bytes(getattr(model, "dtype", None))
 
 
 def estimate_memory(
@@ -353,7 +354,7 @@ def _run_estimate(
         model_config,
         batch_size=batch,
         seq_len=seq_len,
-        dtype_bytes=_DTYPE_BYTES.get(str(dtype).replace("torch.", ""), 2),
+        dtype_bytes=_dtype_bytes(dtype),
         full_training=bool(config.adapter.component.saves_full_model),
         adapter_rank=_adapter_rank(config),
         weight_bytes=weight_bytes,
