@@ -35,6 +35,23 @@ def test_every_plugin_package_is_bound_to_the_public_api() -> None:
     assert {"ft_core.engine", "ft_core.cli", "ft_core.testing"} <= set(plugin_contract["forbidden_modules"])
 
 
+def test_every_engine_module_sits_in_an_engine_layer() -> None:
+    """A new module of ft_core.engine cannot escape the layering: the engine-layers contract names every one."""
+    engine = ROOT / "core" / "src" / "ft_core" / "engine"
+    modules = {p.stem for p in engine.glob("*.py") if p.name != "__init__.py"}
+    modules |= {p.name for p in engine.iterdir() if (p / "__init__.py").is_file()}
+    contract = next(c for c in _contracts()["contracts"] if c["id"] == "engine-layers")
+    assert contract["containers"] == ["ft_core.engine"]
+    layered = {
+        name.strip().strip("()")
+        for layer in contract["layers"]
+        for name in layer.replace(":", "|").split("|")
+        if name.strip()
+    }
+    assert modules - layered == set(), "add these engine modules to a layer of the engine-layers contract"
+    assert layered - modules == set(), "the engine-layers contract names modules that do not exist"
+
+
 def test_import_contracts_are_kept() -> None:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"],

@@ -95,7 +95,7 @@ def test_the_loaded_model_uses_the_choice_and_the_run_records_it(make_config, tm
     plugins = load_plugins()
     config = load_and_validate(str(make_config()), [], plugins)
     assert config.model.attn_implementation == "auto"
-    run = EngineRun(config, plugins, tmp_path)
+    run = EngineRun.from_config(config, plugins, tmp_path)
     model = run.load_model("reference", trainable=False)
     assert model.config._attn_implementation == "sdpa"
     assert run.facts["attention"] == {"implementation": "sdpa", "reason": "CPU run"}
@@ -108,7 +108,7 @@ def test_the_manifest_records_the_attention(make_config):
     run_dir = run_training(load_and_validate(str(make_config()), [], plugins), plugins)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["attention"] == {"implementation": "sdpa", "reason": "CPU run"}
-    assert manifest["gradient_checkpointing"]["mode"] == "off"
+    assert manifest["decisions"]["gradient_checkpointing"]["value"]["mode"] == "off"
 
 
 @pytest.mark.gpu
@@ -116,7 +116,7 @@ def test_the_manifest_records_the_attention(make_config):
 def test_a_gpu_run_loads_the_fastest_installed_attention(make_config, tmp_path):
     plugins = load_plugins()
     config = load_and_validate(str(make_config(training={"use_cpu": None})), [], plugins)
-    run = EngineRun(config, plugins, tmp_path)
+    run = EngineRun.from_config(config, plugins, tmp_path)
     model = run.load_model("reference", trainable=False)
     expected = choose_attention("auto", model.config, on_gpu=True, dtype=model.dtype).implementation
     assert model.config._attn_implementation == expected == run.facts["attention"]["implementation"]

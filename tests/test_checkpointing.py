@@ -409,14 +409,14 @@ def test_the_setting_rejects_other_words(make_config):
 def test_the_run_decides_once_logs_and_records_it(make_config, tmp_path, capsys):
     plugins = load_plugins()
     config = load_and_validate(str(make_config(training={"gradient_checkpointing": True})), [], plugins)
-    run = EngineRun(config, plugins, tmp_path)
+    run = EngineRun.from_config(config, plugins, tmp_path)
     model = run.load_model()
     assert model.base_model.model.model.layers[0].gradient_checkpointing
     args = run.training_arguments()
     assert args.activation_checkpointing and args.activation_checkpointing_kwargs == {"use_reentrant": True}
     err = capsys.readouterr().err
     assert err.count("gradient checkpointing: on, every layer, reentrant") == 1
-    assert run.facts["gradient_checkpointing"]["mode"] == "on"
+    assert run.plan.decision("gradient_checkpointing").value["mode"] == "on"
 
 
 # ---------------------------------------------------------------------------------------------- GPU
@@ -461,7 +461,7 @@ def test_offload_on_a_gpu_gives_the_gradients_of_no_checkpointing(monkeypatch):
 def test_auto_turns_checkpointing_off_for_a_model_that_fits(make_config, tmp_path):
     plugins = load_plugins()
     config = load_and_validate(str(make_config(training={"use_cpu": None})), [], plugins)
-    run = EngineRun(config, plugins, tmp_path)
+    run = EngineRun.from_config(config, plugins, tmp_path)
     run.load_model()
     plan = run.checkpointing_plan()
     assert plan.mode == "off" and plan.reason == "the step fits without it"

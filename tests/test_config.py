@@ -186,13 +186,11 @@ def test_llamafactory_style_keys_get_a_migration_hint(plugins, write):
     path = write("lf.yaml", "model_name_or_path: x\nfinetuning_type: lora\ncutoff_len: 512\nbf16: true\n")
     with pytest.raises(ConfigError) as error:
         _validate(path, plugins)
+    # a whole LLaMA-Factory file: one problem naming the importer, not one per flat key
+    assert len(error.value.problems) == 1
     message = str(error.value)
-    assert (
-        "`model_name_or_path` is a LLaMA-Factory key: in ft-core write it as model.name_or_path." in message
-    )
-    assert "`finetuning_type` is a LLaMA-Factory key: in ft-core write it as adapter.method." in message
-    assert "`cutoff_len` is a LLaMA-Factory key: in ft-core write it as data.cutoff_len." in message
-    assert "`bf16` is a LLaMA-Factory key: in ft-core write it as training.precision: bf16." in message
+    assert f"ft-core import-lf {path}" in message
+    assert "model_name_or_path, finetuning_type, cutoff_len, bf16" in message
 
 
 @pytest.mark.parametrize(

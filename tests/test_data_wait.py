@@ -21,7 +21,7 @@ def _trainer(make_config, tmp_path, **training):
 
     plugins = load_plugins()
     config = load_and_validate(str(make_config(training={"max_steps": 3, **training})), [], plugins)
-    run = EngineRun(config, plugins, tmp_path / "run")
+    run = EngineRun.from_config(config, plugins, tmp_path / "run")
     collate = DataCollatorForSeq2Seq(run_tokenizer(config))
 
     def slow_collator(features):

@@ -334,3 +334,11 @@ def test_docs_use_only_the_public_api_in_plugin_code() -> None:
         blocks = re.findall(r"```python\n(.*?)```", _read(name), re.DOTALL)
         offending = [m.group(0).strip() for block in blocks for m in internal.finditer(block)]
         assert not offending, f"docs/{name}: plugin code imports internals: {offending}"
+
+
+def test_the_config_reference_lists_every_validation_rule():
+    from ft_core.engine.config.rules import RULES
+
+    text = (ROOT / "docs" / "config-reference.md").read_text(encoding="utf-8")
+    missing = [rule.name for rule in RULES if f"| `{rule.name}` |" not in text]
+    assert not missing, f"docs/config-reference.md lacks the validation rules {missing}"

@@ -22,6 +22,19 @@ def ft_core(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
+# The longest tests come first: under pytest-xdist they start first (tests/conftest.py).
+def test_tool_calling_config_teaches_the_model_to_call_tools(tmp_path):
+    """configs/sft_tools.yaml as written (one epoch of the tool-calling demo set); the tuned model then calls the
+    offered function with the right arguments, and `ft-core chat` shows the parsed call."""
+    run = tmp_path / "sft_tools"
+    ft_core("run", "configs/sft_tools.yaml", f"training.output_dir={run}")
+    tools = str(ROOT / "core" / "src" / "ft_core" / "demo_data" / "demo_tools.json")
+    reply = ft_core(
+        "chat", str(run), "--tools", tools, "-m", "What's the weather in Lima?", "--max-new-tokens", "48"
+    ).stdout
+    assert '[tool call] get_weather({"city": "Lima"})' in reply, reply
+
+
 def test_quickstart_trains_and_chats(tmp_path):
     run = tmp_path / "quickstart"
     ft_core("run", "configs/quickstart.yaml", f"training.output_dir={run}", "training.max_steps=3")
@@ -48,15 +61,3 @@ def test_every_example_config_runs_as_written(config, tmp_path):
     run = tmp_path / config.stem
     ft_core("run", str(config), f"training.output_dir={run}", "training.max_steps=1")
     assert (run / "manifest.json").is_file()
-
-
-def test_tool_calling_config_teaches_the_model_to_call_tools(tmp_path):
-    """configs/sft_tools.yaml as written (one epoch of the tool-calling demo set); the tuned model then calls the
-    offered function with the right arguments, and `ft-core chat` shows the parsed call."""
-    run = tmp_path / "sft_tools"
-    ft_core("run", "configs/sft_tools.yaml", f"training.output_dir={run}")
-    tools = str(ROOT / "core" / "src" / "ft_core" / "demo_data" / "demo_tools.json")
-    reply = ft_core(
-        "chat", str(run), "--tools", tools, "-m", "What's the weather in Lima?", "--max-new-tokens", "48"
-    ).stdout
-    assert '[tool call] get_weather({"city": "Lima"})' in reply, reply

@@ -358,3 +358,18 @@ def test_chat_offers_tools_and_shows_parsed_calls(tmp_path, capsys):
             {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}
         ],
     }
+
+
+def test_a_text_only_model_refuses_images(chat_model, tiny_model_dir, capsys):
+    from ft_core.cli import main
+
+    assert not chat_model.accepts_images
+    request = ChatRequest([{"role": "user", "content": "<image>hi"}], images=[b"png"])
+    with pytest.raises(FtCoreError, match=r"reads text only: the request carries 1 image\(s\)"):
+        chat_model.complete(request)
+    with pytest.raises(FtCoreError, match="reads text only"):
+        chat_model.generate([request])
+    # without images, '<image>' is plain text for a text model
+    assert _greedy(chat_model, [{"role": "user", "content": "<image>hi"}], max_new_tokens=2).usage
+    assert main(["chat", tiny_model_dir, "--image", "x.png", "-m", "hi"]) == 2
+    assert "is not a vision-language model" in capsys.readouterr().err

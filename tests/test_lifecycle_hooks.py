@@ -308,6 +308,10 @@ def _options_plugin(order: list[Any]) -> types.ModuleType:
         order.append(("wrapper after", getattr(model, "loaded_by_hooks_test", False)))
         return model
 
+    @hookimpl
+    def ft_activate_by_default(config):
+        return "the hookimpl options test acts in every run"
+
     return _module("hooks_test_options", dict(locals()))
 
 
@@ -420,7 +424,14 @@ def test_validate_config_problems_of_every_plugin_are_reported_together(make_con
     def ft_validate_config(config):
         return ["training.seed: the second plugin refuses this seed too"]
 
-    second = _module("hooks_test_second_validator", {"ft_validate_config": ft_validate_config})
+    @hookimpl
+    def ft_activate_by_default(config):
+        return "validates every run"
+
+    second = _module(
+        "hooks_test_second_validator",
+        {"ft_validate_config": ft_validate_config, "ft_activate_by_default": ft_activate_by_default},
+    )
     plugins = load_plugins(
         strict=True, extra=[(_recording_plugin([]), "hooks-recorder"), (second, "hooks-second")]
     )

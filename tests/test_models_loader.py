@@ -225,7 +225,7 @@ def test_load_model_applies_patches_and_quantizer_in_order(make_config, tmp_path
         model={"attn_implementation": "eager", "dtype": "bfloat16"}, quantization="rec", patches=["rec"]
     )
     config = load_and_validate(str(path), [], plugins)
-    model = EngineRun(config, plugins, tmp_path).load_model("reference", trainable=False)
+    model = EngineRun.from_config(config, plugins, tmp_path).load_model("reference", trainable=False)
     assert patch.calls == ["config:NoOptions()", "model:NoOptions()"]
     assert quantizer.calls == ["kwargs:0.001"]  # prepare runs only for a model that trains
     assert model.patched and not model.training

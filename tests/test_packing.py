@@ -21,9 +21,10 @@ from ft_core.api.errors import ConfigError, FtCoreError
 from ft_core.api.hookspecs import hookimpl
 from ft_core.bootstrap import load_plugins
 from ft_core.cli import main
+from ft_core.engine.config.rules import rule
 from ft_core.engine.run.runner import load_and_validate, run_training
 from ft_core.engine.training.callbacks import CANCEL_FILE
-from ft_core.engine.training.packing import TokenBudgetBatchSampler, packing_collator, packing_problems
+from ft_core.engine.training.packing import TokenBudgetBatchSampler, packing_collator
 from ft_core.testing import tiny_model
 
 
@@ -208,7 +209,7 @@ def test_a_run_packs_with_data_packing_true(make_config, tmp_path, stage, datase
     assert all(b["keys"] == ["input_ids", "labels", "position_ids"] and len(b["ids"]) == 1 for b in seen)
     manifest = _manifest(run)
     assert manifest["status"] == "completed"
-    assert manifest["packing"]["batches_per_epoch"] == 4
+    assert manifest["decisions"]["packing"]["value"]["batches_per_epoch"] == 4
     trained = sum(len(b["ids"][0]) for b in seen)
     assert manifest["metrics"]["num_input_tokens_seen"] == trained  # counted without an attention mask
     assert math.isfinite(manifest["metrics"]["train_loss"])
@@ -222,9 +223,10 @@ def test_a_run_hands_the_prepared_row_lengths_to_the_memory_estimate(make_config
 
     @hookimpl
     def ft_before_train(trainer, run):
-        seen.append((run.train_lengths, row_lengths(trainer.train_dataset)))
+        seen.append((list(run.plan.row_lengths), row_lengths(trainer.train_dataset)))
 
     recorder.ft_before_train = ft_before_train
+    recorder.ft_activate_by_default = hookimpl(lambda config: "records the row lengths")
     _train(make_config(training={"max_steps": 1}), plugins=_plugins(recorder))
     assert seen and seen[0][0] == seen[0][1] and len(seen[0][0]) > 1
 
@@ -233,7 +235,7 @@ def test_the_cli_runs_a_packed_sft_run(make_config, tmp_path, monkeypatch):
     monkeypatch.setenv("FT_CORE_STRICT", "0")  # a plugin in the making elsewhere must not fail this run
     path = make_config(data={"packing": True}, training={"max_steps": 2})
     assert main(["run", str(path)]) == 0
-    assert _manifest(tmp_path / "run")["packing"]["attention"] == "sdpa"
+    assert _manifest(tmp_path / "run")["decisions"]["packing"]["value"]["attention"] == "sdpa"
 
 
 def test_auto_does_not_pack_on_the_cpu(make_config, capsys):
@@ -250,7 +252,7 @@ def test_packing_is_refused_where_it_cannot_work(make_config):
         model=SimpleNamespace(attn_implementation="auto"),
         one=lambda kind: stage,
     )
-    assert packing_problems(config) == [
+    assert rule("data.packing").check(SimpleNamespace(config=config)) == [
         "data.packing: the rm stage does not support padding-free packing; set data.packing: auto or false"
     ]
     with pytest.raises(ConfigError, match=r"data.packing_tokens: must be >= 1"):
@@ -403,7 +405,9 @@ def test_a_packed_run_merges_its_accumulation_steps_when_asked(make_config, sett
     run = _train(path, plugins=_plugins(recorder))
     manifest = _manifest(run)
     assert manifest["status"] == "completed"
-    assert manifest["packing"]["merged_accumulation_steps"] == merged  # auto: CPU runs keep their micro-steps
+    assert (
+        manifest["decisions"]["packing"]["value"]["merged_accumulation_steps"] == merged
+    )  # auto: CPU runs keep their micro-steps
     assert len(seen) == math.ceil(12 / 2) // merged  # micro-batches seen
     assert manifest["metrics"]["num_input_tokens_seen"] == sum(len(b["ids"][0]) for b in seen)
     state = json.loads((run / "trainer_state.json").read_text())
@@ -476,6 +480,11 @@ def test_two_processes_share_the_packed_batches(make_config, tmp_path):
     assert double.returncode == 0, double.stderr[-3000:]
     manifest = _manifest(tmp_path / "run")
     state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
-    assert manifest["packing"]["batches_per_epoch"] == 6 and state["global_step"] == 3  # 3 on each process
+    assert (
+        manifest["decisions"]["packing"]["value"]["batches_per_epoch"] == 6 and state["global_step"] == 3
+    )  # 3 on each process
     # every row once over both processes: the tokens seen (gathered) are all the rows' tokens, none twice
-    assert manifest["metrics"]["num_input_tokens_seen"] == manifest["packing"]["tokens_per_epoch"]
+    assert (
+        manifest["metrics"]["num_input_tokens_seen"]
+        == manifest["decisions"]["packing"]["value"]["tokens_per_epoch"]
+    )

@@ -1,4 +1,5 @@
-"""Plugin discovery, failure isolation, strict mode, duplicates and name selection."""
+"""Plugin discovery, failure isolation, strict mode, duplicates and name selection (registration checks and name
+clashes in detail: test_plugin_registration.py)."""
 
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def test_a_hook_that_raises_disables_only_that_plugin():
     )
 
 
-def test_duplicate_names_across_distributions_name_both_and_neither_wins(capsys):
+def test_duplicate_third_party_names_name_both_and_neither_wins(capsys):
     def one(register):
         register("chatml", ChatTemplate(jinja="a"))
 
@@ -110,14 +111,21 @@ def test_duplicate_names_across_distributions_name_both_and_neither_wins(capsys)
         (_module("p1", ft_register_chat_templates=one), "first-dist"),
         (_module("p2", ft_register_chat_templates=two), "second-dist"),
     ]
-    expected = r"chat template 'chatml' is registered twice: by first-dist test and by second-dist test"
+    expected = (
+        r"chat template 'chatml' is registered by more than one distribution: by first-dist test and by "
+        r"second-dist test\. The name alone is ambiguous: select one by its qualified name "
+        r"\('first-dist:chatml', 'second-dist:chatml'\) in template\.name"
+    )
     with pytest.raises(PluginError, match=expected):
         load_plugins(strict=True, entry_points=False, extra=extra)
     plugins = load_plugins(strict=False, entry_points=False, extra=extra)
-    assert "registered twice" in capsys.readouterr().err
+    assert "registered by more than one distribution" in capsys.readouterr().err
     assert "chatml" not in plugins.names("chat_template"), "never last-one-wins (nor first-one-wins)"
     with pytest.raises(PluginError, match=expected):
         plugins.get("chat_template", "chatml")
+    assert plugins.get("chat_template", "second-dist:chatml").jinja == "b", (
+        "each stays selectable by distribution"
+    )
 
 
 def test_wrong_component_type_is_rejected():

@@ -135,7 +135,7 @@ def test_yarn_changes_the_rotation_and_the_attention_scaling():
 def test_the_run_loads_the_model_with_the_scaling_and_records_it(make_config, tmp_path, capsys):
     plugins = load_plugins()
     path = make_config(model={"rope_scaling": {"type": "linear", "factor": 2}})
-    run = EngineRun(load_and_validate(str(path), [], plugins), plugins, tmp_path)
+    run = EngineRun.from_config(load_and_validate(str(path), [], plugins), plugins, tmp_path)
     model = run.load_model("reference", trainable=False)
     assert model.config.rope_parameters["rope_type"] == "linear"
     assert model.config.rope_parameters["factor"] == 2.0

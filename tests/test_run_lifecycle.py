@@ -36,6 +36,7 @@ def _event_recorder() -> tuple[types.ModuleType, list[RunEvent]]:
         events.append(event)
 
     module.ft_run_event = ft_run_event
+    module.ft_activate_by_default = hookimpl(lambda config: "records every run's events")
     return module, events
 
 
@@ -185,12 +186,12 @@ def test_a_run_uses_the_gpu_when_there_is_one_and_cpu_is_not_asked_for(
 ):
     import torch
 
-    from ft_core.engine.run.context import EngineRun
+    from ft_core.engine.training.arguments import uses_cpu
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     plugins = load_plugins()
     config = load_and_validate(str(make_config(training={"use_cpu": use_cpu})), [], plugins)
-    assert EngineRun(config, plugins, tmp_path).uses_gpu is expected
+    assert (not uses_cpu(config.training)) is expected  # what the plan's device decision follows
 
 
 def test_the_test_kit_runs_a_config_in_process_with_the_plugin_under_test(make_config):
@@ -213,6 +214,7 @@ def test_a_signal_before_training_stops_at_once_as_cancelled(make_config, tmp_pa
         os.kill(os.getpid(), signal.SIGTERM)  # e.g. `kill` while the model loads
 
     module.ft_adjust_model_config = ft_adjust_model_config
+    module.ft_activate_by_default = hookimpl(lambda config: "interrupts every run")
     with pytest.raises(RunCancelled, match="before training started"):
         _train(make_config(), plugins=load_plugins(strict=True, extra=[(module, "interrupter")]))
     assert _manifest(tmp_path / "run")["status"] == "cancelled"

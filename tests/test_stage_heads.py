@@ -1,5 +1,5 @@
-"""A stage's head modules (a value / reward head): trained with the adapter, saved into checkpoints and the
-artefact, restored when a run resumes."""
+"""A stage's custom head modules (a value / reward head of its own): trained with the adapter, saved into checkpoints
+and the artefact, restored when a run resumes, and loaded back with the trained model."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ft_core.api import NoOptions, TrainingStage, hookimpl
+from ft_core.api import FtCoreError, NoOptions, TrainingStage, hookimpl
 from ft_core.bootstrap import load_plugins
 from ft_core.engine.run.runner import load_and_validate, run_training
 
@@ -110,3 +110,14 @@ def test_heads_train_are_checkpointed_saved_and_restored_on_resume(make_config, 
     )
     final = load_file(str(run / "model" / "heads.safetensors"))["v_head.weight"]
     assert not torch.equal(final, first)
+
+    from ft_core.engine.inference.target import load_trained_model
+
+    def add_heads(model):
+        model.v_head = torch.nn.Linear(model.config.hidden_size, 1)
+        return model
+
+    with pytest.raises(FtCoreError, match="holds custom head modules"):
+        load_trained_model(run, load_plugins())
+    model, _ = load_trained_model(run, load_plugins(), add_heads=add_heads)
+    torch.testing.assert_close(model.v_head.weight, final)

@@ -62,3 +62,22 @@ def test_check_optimizer_catches_frozen_parameters_in_the_groups(tiny_model):
     check_optimizer(_Sgd(), NoOptions(), tiny_model)
     with pytest.raises(AssertionError, match="frozen"):
         check_optimizer(_AllParameters(), NoOptions(), tiny_model)
+
+
+def test_load_quantized_lets_the_quantizer_place_the_model(tiny_model_dir):
+    from ft_core.api import Quantizer
+    from ft_core.testing.quantizers import load_quantized
+
+    class Placing(Quantizer[Any]):
+        def __init__(self, kwargs: dict[str, Any]) -> None:
+            self.kwargs = kwargs
+
+        def load_kwargs(self, options: Any, model_config: Any) -> dict[str, Any]:
+            return dict(self.kwargs)
+
+    # a device map of the backend's own is used as is (it used to clash with the forced CPU one)
+    model = load_quantized(Placing({"device_map": "cpu"}), tiny_model_dir, None)
+    assert {p.device.type for p in model.parameters()} == {"cpu"}
+    # none: the whole model on the CPU
+    model = load_quantized(Placing({}), tiny_model_dir, None)
+    assert {p.device.type for p in model.parameters()} == {"cpu"}

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from ft_core.bootstrap import load_plugins
 from ft_core.engine.run.runner import load_and_validate, run_training
 
 pytestmark = [
@@ -18,8 +19,8 @@ pytestmark = [
 @pytest.mark.parametrize("adapter", [{"method": "lora", "rank": 4}, {"method": "full"}])
 def test_bf16_training_on_the_gpu(make_config, adapter):
     path = make_config(adapter=adapter, training={"use_cpu": False, "precision": "bf16", "max_steps": 3})
-    config, plugins = load_and_validate(str(path), [])
-    run = run_training(config, plugins)
+    plugins = load_plugins()
+    run = run_training(load_and_validate(str(path), [], plugins), plugins)
     results = json.loads((run / "train_results.json").read_text())
     assert results["train_loss"] > 0 and results["effective_tokens_per_sec"] > 0
     assert torch.cuda.max_memory_allocated() > 0

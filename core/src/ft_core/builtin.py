@@ -7,8 +7,10 @@ from ft_core.api.components import CliCommand, DatasetFormat, InferenceEngine
 from ft_core.api.hookspecs import Register, hookimpl
 from ft_core.commands.chat import ChatCommand
 from ft_core.commands.docs_cmd import DocsCommand
+from ft_core.commands.import_lf import ImportLfCommand
+from ft_core.commands.plugin_new import PluginCommand
 from ft_core.commands.plugins_cmd import PluginsCommand
-from ft_core.commands.run import CancelCommand, PrepareCommand, RunCommand, ValidateCommand
+from ft_core.commands.run import CancelCommand, PlanCommand, PrepareCommand, RunCommand, ValidateCommand
 from ft_core.commands.template_cmd import TemplateCommand
 from ft_core.engine.data.formats import AlpacaFormat, ShareGptFormat, TextFormat
 from ft_core.engine.inference.hf import HfEngine
@@ -18,12 +20,15 @@ from ft_core.engine.inference.hf import HfEngine
 def ft_register_cli_commands(register: Register[CliCommand]) -> None:
     register("run", RunCommand())
     register("validate", ValidateCommand())
+    register("plan", PlanCommand())
     register("prepare", PrepareCommand())
     register("cancel", CancelCommand())
     register("plugins", PluginsCommand())
     register("template", TemplateCommand())
     register("docs", DocsCommand())
     register("chat", ChatCommand())
+    register("import-lf", ImportLfCommand())
+    register("plugin", PluginCommand())
 
 
 @hookimpl

@@ -1,4 +1,4 @@
-"""ft-core plugin: the ``adamw`` optimizer (``torch.optim.AdamW``).
+"""ft-core plugin: the ``adamw`` optimizer (``torch.optim.AdamW``; 8-bit and paged AdamW through bitsandbytes).
 
 Import-light: torch and transformers are imported when the optimizer is built, not at registration.
 """
@@ -6,9 +6,12 @@ Import-light: torch and transformers are imported when the optimizer is built, n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ft_core.api import OptimizerFactory, OptionsError, Register, decaying_parameter_names, hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from ft_core.api import RunConfig
 
 __all__ = ["AdamW", "AdamWOptions"]
 
@@ -25,8 +28,17 @@ class AdamWOptions:
     fused: bool | None = None
     #: Decoupled weight decay of the weights (never of biases and norms); ``null`` = ``training.weight_decay``.
     weight_decay: float | None = None
+    #: Bits of the optimizer state: ``32`` (torch) or ``8`` (bitsandbytes' blockwise 8-bit AdamW; CUDA only).
+    bits: Literal[32, 8] = 32
+    #: Keep the optimizer state in paged (unified) memory that spills to the CPU under GPU memory pressure
+    #: (bitsandbytes' paged AdamW; CUDA only).
+    paged: bool = False
 
     def __post_init__(self) -> None:
+        if self.bits not in (32, 8):
+            raise OptionsError(f"bits: expected 32 or 8, got {self.bits}")
+        if self.fused and (self.bits == 8 or self.paged):
+            raise OptionsError("fused: torch's fused kernel is for bits: 32 without paged; leave fused unset")
         if len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise OptionsError(f"betas: expected two numbers in [0, 1), got {self.betas}")
         if self.eps <= 0:
@@ -39,7 +51,36 @@ class AdamW(OptimizerFactory[AdamWOptions]):
     """``torch.optim.AdamW`` over the engine's parameter groups (or its own, when ``weight_decay`` is set)."""
 
     options_schema: ClassVar[type] = AdamWOptions
-    description: ClassVar[str] = "torch.optim.AdamW (decoupled weight decay)"
+    description: ClassVar[str] = "torch.optim.AdamW (decoupled weight decay); 8-bit / paged via bitsandbytes"
+
+    @staticmethod
+    def uses_bitsandbytes(options: AdamWOptions) -> bool:
+        return options.bits == 8 or options.paged
+
+    def validate(self, options: AdamWOptions, config: RunConfig) -> list[str]:
+        """8-bit and paged AdamW need bitsandbytes and a CUDA GPU: refused on a CPU run."""
+        if not self.uses_bitsandbytes(options):
+            return []
+        import importlib.util
+
+        what = " ".join(
+            filter(None, ["paged" if options.paged else "", "8-bit" if options.bits == 8 else ""])
+        )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            return [
+                f"optimizer: {what} AdamW needs bitsandbytes: pip install bitsandbytes (or bits: 32, paged: false)"
+            ]
+        use_cpu = config.training.use_cpu
+        if use_cpu is None:
+            import torch
+
+            use_cpu = not torch.cuda.is_available()
+        if use_cpu:
+            return [
+                f"optimizer: {what} AdamW (bitsandbytes) runs on CUDA GPUs only and this run trains on the CPU; "
+                "use bits: 32 and paged: false here"
+            ]
+        return []
 
     def param_groups(
         self, options: AdamWOptions, model: Any, default_groups: list[dict[str, Any]], args: Any
@@ -74,6 +115,15 @@ class AdamW(OptimizerFactory[AdamWOptions]):
             "eps": options.eps,
             "weight_decay": weight_decay,
         }
+        if self.uses_bitsandbytes(options):
+            import bitsandbytes as bnb
+
+            optimizer_class: type
+            if options.paged:
+                optimizer_class = bnb.optim.PagedAdamW8bit if options.bits == 8 else bnb.optim.PagedAdamW
+            else:
+                optimizer_class = bnb.optim.AdamW8bit
+            return optimizer_class(param_groups, **kwargs)
         if options.fused is not None:
             kwargs["fused"] = options.fused
         return torch.optim.AdamW(param_groups, **kwargs)

@@ -144,3 +144,62 @@ def test_optimizer_conformance(tiny_model):
     tiny_model.model.norm.requires_grad_(True)
     optimizer = check_optimizer(AdamW(), AdamWOptions(weight_decay=0.1), tiny_model, weight_decay=0.0)
     assert sorted(group["weight_decay"] for group in optimizer.param_groups) == [0.0, 0.1]
+
+
+# --------------------------------------------------------------------------- 8-bit and paged AdamW (bitsandbytes)
+has_bitsandbytes = __import__("importlib").util.find_spec("bitsandbytes") is not None
+needs_cuda = pytest.mark.skipif(
+    not (torch.cuda.is_available() and has_bitsandbytes),
+    reason="8-bit / paged AdamW need CUDA and bitsandbytes",
+)
+
+
+@pytest.mark.skipif(not has_bitsandbytes, reason="needs bitsandbytes")
+@pytest.mark.parametrize(
+    ("bits", "paged", "expected"),
+    [(8, False, "AdamW8bit"), (32, True, "PagedAdamW"), (8, True, "PagedAdamW8bit")],
+)
+def test_bits_and_paged_pick_the_bitsandbytes_optimizer(tiny_model, bits, paged, expected):
+    optimizer = _build(AdamWOptions(bits=bits, paged=paged, weight_decay=0.1), tiny_model, _args())
+    assert type(optimizer).__name__ == expected
+    assert sorted(g["weight_decay"] for g in optimizer.param_groups) == [0.0, 0.1]
+
+
+def test_8bit_and_paged_are_refused_on_a_cpu_run(tmp_path, tiny_model_dir, capsys):
+    from ft_core.cli import main
+
+    assert (
+        main(["validate", _config(tmp_path, tiny_model_dir, {"name": "adamw", "bits": 8, "paged": True})])
+        == 2
+    )
+    err = capsys.readouterr().err
+    expected = (
+        "paged 8-bit AdamW (bitsandbytes) runs on CUDA GPUs only"
+        if has_bitsandbytes
+        else "needs bitsandbytes"
+    )
+    assert expected in err and ("use bits: 32 and paged: false" in err or "bits: 32, paged: false" in err)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [({"bits": 16}, "bits: expected 32 or 8"), ({"bits": 8, "fused": True}, "fused: torch's fused kernel")],
+)
+def test_bad_bitsandbytes_options(values, message):
+    with pytest.raises(OptionsError, match=message):
+        AdamWOptions(**values)
+
+
+@needs_cuda
+@pytest.mark.parametrize("paged", [False, True])
+def test_8bit_state_is_8bit_on_cuda(paged):
+    model = torch.nn.Sequential(
+        torch.nn.Linear(128, 128)
+    ).cuda()  # >= 4096 entries: smaller ones keep fp32 state
+    optimizer = _build(AdamWOptions(bits=8, paged=paged), model, _args())
+    before = model[0].weight.detach().clone()
+    for parameter in model.parameters():
+        parameter.grad = torch.randn_like(parameter)
+    optimizer.step()
+    assert optimizer.state[model[0].weight]["state1"].dtype == torch.uint8
+    assert not torch.equal(model[0].weight.detach(), before)

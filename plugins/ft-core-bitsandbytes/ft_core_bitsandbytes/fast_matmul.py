@@ -31,7 +31,7 @@ from torch.nn import functional
 DEQUANTIZE_ABOVE_ROWS = 1536
 
 
-def _scales(module: bnb.nn.Linear4bit) -> torch.Tensor:
+def _scales(module: FastLinear4bit) -> torch.Tensor:
     """The fp32 per-block scales of ``module``'s 4-bit weight (the double-quantized ones dequantized once)."""
     state = module.weight.quant_state
     cached = getattr(module, "_ft_scales", None)
@@ -61,7 +61,7 @@ def _cuda_dequantize() -> Callable[..., None] | None:
     return impl if list(inspect.signature(impl).parameters) == expected else None
 
 
-def dequantized_weight(module: bnb.nn.Linear4bit, dtype: torch.dtype) -> torch.Tensor:
+def dequantized_weight(module: FastLinear4bit, dtype: torch.dtype) -> torch.Tensor:
     """``module``'s weight as a ``[out_features, in_features]`` tensor of ``dtype`` (one bitsandbytes kernel)."""
     state, packed = module.weight.quant_state, module.weight.data
     kernel = _cuda_dequantize() if packed.device.type == "cuda" else None
@@ -78,9 +78,7 @@ class _Dequantized4bitMatmul(torch.autograd.Function):
     """``x @ W.T + bias`` with ``W`` dequantized for the forward and again for the backward (never kept)."""
 
     @staticmethod
-    def forward(
-        ctx: Any, x: torch.Tensor, module: bnb.nn.Linear4bit, bias: torch.Tensor | None
-    ) -> torch.Tensor:
+    def forward(ctx: Any, x: torch.Tensor, module: FastLinear4bit, bias: torch.Tensor | None) -> torch.Tensor:
         ctx.module = module
         return functional.linear(x, dequantized_weight(module, x.dtype), bias)
 
@@ -96,8 +94,12 @@ class FastLinear4bit(bnb.nn.Linear4bit):
     backward are :class:`_Dequantized4bitMatmul` (and whose forward without autograd is too, above
     :data:`DEQUANTIZE_ABOVE_ROWS` rows)."""
 
+    weight: bnb.nn.Params4bit  # bitsandbytes replaces nn.Linear's weight but keeps its annotation
+    #: The weight's quantization state and its scales dequantized to fp32 (:func:`_scales`).
+    _ft_scales: tuple[bnb.functional.QuantState, torch.Tensor]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bias = self.bias
+        bias: torch.Tensor | None = self.bias
         if (
             x.numel() == 0
             or not (torch.is_grad_enabled() or x.numel() // x.shape[-1] > DEQUANTIZE_ABOVE_ROWS)

@@ -14,11 +14,12 @@ import importlib.metadata
 import importlib.util
 import logging
 import re
-import sys
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from ft_core.api import FtCoreError, OptionsError, Quantizer, RunConfig, RunContext, TrainingSection
+
+logger = logging.getLogger(__name__)
 
 #: The oldest bitsandbytes this plugin supports (its CPU backend runs 4-bit and 8-bit layers).
 MIN_BITSANDBYTES = "0.49"
@@ -65,8 +66,7 @@ class BitsAndBytesOptions:
     def __post_init__(self) -> None:
         if self.bits not in (4, 8):
             raise OptionsError(f"bits must be 4 or 8, got {self.bits!r}")
-        if isinstance(self.skip_modules, str):
-            self.skip_modules = [s.strip() for s in self.skip_modules.split(",") if s.strip()]
+        self.skip_modules = self.skip_module_names
         if any(not isinstance(s, str) or not s.strip() for s in self.skip_modules):
             raise OptionsError(f"skip_modules must be module names, got {self.skip_modules!r}")
         if self.bits == 8:
@@ -96,6 +96,13 @@ class BitsAndBytesOptions:
             self.double_quant = True
         if self.fast_matmul is None:
             self.fast_matmul = True
+
+    @property
+    def skip_module_names(self) -> list[str]:
+        """``skip_modules`` as a list of names (a ``"a,b"`` string split at its commas)."""
+        if isinstance(self.skip_modules, str):
+            return [s.strip() for s in self.skip_modules.split(",") if s.strip()]
+        return self.skip_modules
 
 
 def resolve_compute_dtype(options: BitsAndBytesOptions, training: TrainingSection | None) -> DType:
@@ -303,7 +310,7 @@ class BitsAndBytesQuantizer(Quantizer[BitsAndBytesOptions]):
                 f"quantization.method: no layer of {type(model).__name__} was quantized by bitsandbytes (was the "
                 "model loaded with this quantizer's load_kwargs, or is it already quantized another way?)"
             )
-        _check_skip_modules(model, options.skip_modules)
+        _check_skip_modules(model, options.skip_module_names)
         dtype, fast = None, 0
         if options.bits == 4:
             dtype = resolve_compute_dtype(options, training)
@@ -339,5 +346,5 @@ class BitsAndBytesQuantizer(Quantizer[BitsAndBytesOptions]):
             else f"LLM.int8, threshold {options.llm_int8_threshold}"
         )
         if run.process.is_main_process:
-            print(f"bitsandbytes: {options.bits}-bit ({detail}): {layers}", file=sys.stderr)
+            logger.info(f"bitsandbytes: {options.bits}-bit ({detail}): {layers}")
         return model

@@ -32,7 +32,7 @@ CODER_SYSTEM = (
 
 def template_text(name: str) -> str:
     """The Jinja of template ``name`` (``deepseek``, ``deepseekcoder``, ``deepseek3``, ``deepseekr1``)."""
-    return files("ft_core_deepseek").joinpath("templates", f"{name}.jinja").read_text(encoding="utf-8")
+    return (files("ft_core_deepseek") / "templates" / f"{name}.jinja").read_text(encoding="utf-8")
 
 
 DEEPSEEK_FAMILY = ModelFamily(

@@ -59,7 +59,7 @@ class FtDpoTrainer(DPOTrainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        model = self.model
+        model: Any = self.model  # a PeftModel where accelerate's (unannotated) is_peft_model says so
         if (
             self.ref_model is None
             and is_peft_model(model)

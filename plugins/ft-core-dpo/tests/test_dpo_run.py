@@ -194,9 +194,12 @@ def test_packed_dpo_trains_the_same_as_padded(tiny_model_dir, tmp_path, monkeypa
         )
         run_dir = run(config)
         manifest = json.loads((run_dir / "manifest.json").read_text())
-        logged[packing] = ([m for m in logged_metrics(run_dir) if "loss" in m], manifest.get("packing"))
+        logged[packing] = (
+            [m for m in logged_metrics(run_dir) if "loss" in m],
+            manifest["decisions"]["packing"]["value"],
+        )
     (padded, no_packing), (packed, packing_record) = logged[False], logged[True]
-    assert no_packing is None and packing_record["attention"] == "sdpa"
+    assert no_packing == "off" and packing_record["attention"] == "sdpa"
     assert "padding-free" in packing_record["mode"]
     assert len(packed) == len(padded) == 4
     assert len(flattened) >= 8  # each step's policy and reference passes ran packed

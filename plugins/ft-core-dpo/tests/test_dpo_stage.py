@@ -9,8 +9,9 @@ import pytest
 
 import ft_core_dpo
 from ft_core.api import Conversation, DataError, Message, OptionsError
+from ft_core.api.preference import fit_lengths, fit_pair, keep_prompt_end
 from ft_core.testing.import_light import check_import_light
-from ft_core_dpo.stage import LOSS_TYPES, DpoOptions, DpoStage, fit_lengths, fit_pair, keep_prompt_end
+from ft_core_dpo.stage import LOSS_TYPES, DpoOptions, DpoStage
 
 
 def pair(question: str, chosen: str, rejected: str, system: str | None = None, history=()) -> Conversation:

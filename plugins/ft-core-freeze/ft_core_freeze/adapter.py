@@ -1,4 +1,5 @@
-"""Freeze tuning: only chosen sub-modules of the last (or first) N decoder layers train."""
+"""Freeze tuning: only chosen sub-modules of the last (or first) N decoder layers train (and the output layer of a
+sequence-classification or value model, which starts untrained)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ft_core.api import (
     ModelFamily,
     OptionsError,
     WholeModelAdapter,
+    classification_head,
     decoder_layers,
     name_matches,
     report_trainable,
@@ -83,6 +85,9 @@ class FreezeAdapter(WholeModelAdapter[FreezeOptions]):
             for name, parameter in outside:
                 if any(name_matches(name, m) for m in options.extra_modules):
                     parameter.requires_grad_(True)
+        head = classification_head(model)
+        if head is not None:  # a reward or value model's score layer is new: it always trains
+            head.requires_grad_(True)
         upcast_trainable_parameters(model)
         report_trainable(model, "freeze")
         return model

@@ -15,7 +15,7 @@ __version__ = "0.2.0"
 
 
 def _jinja(name: str) -> str:
-    return files("ft_core_glm").joinpath("jinja", f"{name}.jinja").read_text(encoding="utf-8")
+    return (files("ft_core_glm") / "jinja" / f"{name}.jinja").read_text(encoding="utf-8")
 
 
 GLM4_FAMILY = ModelFamily(

@@ -11,7 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from ft_core.api import ConfigSection, ModelPatch, Register, RunConfig, RunContext, hookimpl
-from ft_core_liger.auto import SECTION, LigerSection, apply_automatically, validate, warmup_options
+from ft_core_liger.auto import (
+    SECTION,
+    LigerSection,
+    apply_automatically,
+    default_reason,
+    validate,
+    warmup_options,
+)
 from ft_core_liger.patch import PIP_INSTALL, SUPPORTED_MODEL_TYPES, LigerOptions, LigerPatch, unusable_reason
 
 __all__ = [
@@ -42,12 +49,17 @@ def ft_register_config_sections(register: Register[ConfigSection]) -> None:
 
 
 @hookimpl
+def ft_activate_by_default(config: RunConfig) -> str | None:
+    return default_reason(config)
+
+
+@hookimpl
 def ft_validate_config(config: RunConfig) -> list[str]:
     return validate(config)
 
 
-#: The kernel warm-up threads of this process's runs, joined before training (see :mod:`ft_core_liger.warmup`).
-_WARMUPS: list[Any] = []
+#: Key of this plugin's per-run state (``run.state``): the kernel warm-up threads, joined before training.
+STATE_KEY = "ft-core-liger"
 
 
 @hookimpl
@@ -60,7 +72,8 @@ def ft_adjust_model_config(model_config: Any, run: RunContext, role: str) -> Non
         return
     from ft_core_liger.warmup import compute_dtype, start_warmup
 
-    _WARMUPS.append(start_warmup(model_config, options, compute_dtype(run), run.process.local_rank))
+    warmups = run.state.setdefault(STATE_KEY, [])
+    warmups.append(start_warmup(model_config, options, compute_dtype(run), run.process.local_rank))
 
 
 @hookimpl
@@ -71,5 +84,6 @@ def ft_patch_model(model: Any, run: RunContext, role: str) -> None:
 @hookimpl
 def ft_before_train(trainer: Any, run: RunContext) -> None:
     """Wait for the kernel warm-up: training never runs beside it."""
-    while _WARMUPS:
-        _WARMUPS.pop().join()
+    warmups = run.state.get(STATE_KEY, [])
+    while warmups:
+        warmups.pop().join()

@@ -9,7 +9,7 @@ automatic patch steps aside.
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +23,8 @@ from ft_core_liger.patch import (
     unsupported_reason,
     unusable_reason,
 )
+
+logger = logging.getLogger(__name__)
 
 #: The config section.
 SECTION = "liger"
@@ -58,6 +60,21 @@ def validate(config: RunConfig) -> list[str]:
     return [f"{SECTION}.enabled: true, but {reason}"] if reason else []
 
 
+def default_reason(config: RunConfig) -> str | None:
+    """Why the plugin acts in a run whose config does not mention it: a CUDA GPU run with liger-kernel installed
+    (``ft_activate_by_default``), or ``None``."""
+    if config.training.use_cpu or unusable_reason() is not None:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return (
+        "Liger kernels on CUDA GPU runs of the model types they support (liger.enabled: auto; turn off with "
+        "plugins: {disable: [liger]})"
+    )
+
+
 def unsloth_reason(model: Any, run: RunContext) -> str | None:
     """Why ``model`` is Unsloth's (its kernels replace Liger's), or ``None``."""
     if getattr(getattr(model, "config", None), "unsloth_version", None):
@@ -86,7 +103,9 @@ def skip_reason(model: Any, run: RunContext) -> str | None:
 def options_for(run: RunContext) -> LigerOptions:
     """Every kernel; the fused linear cross-entropy (which returns no logits when labels are given in training
     mode) only for stages without head modules of their own."""
-    return LigerOptions(fused_linear_cross_entropy=not run.config.stage.component.head_modules)
+    stage = run.config.stage
+    role = stage.component.role("policy", stage.options)
+    return LigerOptions(fused_linear_cross_entropy=role.head == "causal_lm" and not role.head_modules)
 
 
 def warmup_options(model_config: Any, run: RunContext) -> LigerOptions | None:
@@ -107,7 +126,7 @@ def warmup_options(model_config: Any, run: RunContext) -> LigerOptions | None:
 
 def _say(run: RunContext, message: str) -> None:
     if run.process.is_main_process:
-        print(f"[ft-core] {message}", file=sys.stderr, flush=True)
+        logger.info(message)
 
 
 def apply_automatically(model: Any, run: RunContext, role: str) -> bool:
@@ -129,6 +148,7 @@ def apply_automatically(model: Any, run: RunContext, role: str) -> bool:
             raise FtCoreError(f"{SECTION}.enabled: true, but {reason}; use liger.enabled: auto or false")
         if role == "policy":
             _say(run, f"liger kernels: off ({reason})")
+            run.record("liger.kernels", [], reason)
         return False
     options = options_for(run)
     LigerPatch().patch_model(model, options)
@@ -139,6 +159,9 @@ def apply_automatically(model: Any, run: RunContext, role: str) -> bool:
             if getattr(options, name)
         ]
         _say(run, f"liger kernels: on ({', '.join(kernels)}; turn off with liger: {{enabled: false}})")
+        run.record(
+            "liger.kernels", kernels, f"liger.enabled: {section.enabled} on a CUDA GPU run of {model_type}"
+        )
     return True
 
 
@@ -147,6 +170,7 @@ __all__ = [
     "SECTION",
     "LigerSection",
     "apply_automatically",
+    "default_reason",
     "skip_reason",
     "unsloth_reason",
     "validate",

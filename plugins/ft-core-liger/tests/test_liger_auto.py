@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 import ft_core_liger
-from ft_core.api import FtCoreError
+from ft_core.api import FtCoreError, ModelRole
 from ft_core_liger import LigerOptions, LigerSection
 from ft_core_liger import auto as auto_module
 from ft_core_liger import patch as patch_module
@@ -54,9 +54,20 @@ def _run(
         section=lambda name: sections[name],
         many=lambda section: [SimpleNamespace(name=n) for n in patches] if section == "patches" else [],
         training=SimpleNamespace(use_cpu=use_cpu),
-        stage=SimpleNamespace(component=SimpleNamespace(head_modules=head_modules)),
+        stage=SimpleNamespace(
+            options=None,
+            component=SimpleNamespace(role=lambda name, options: ModelRole(name, head_modules=head_modules)),
+        ),
     )
-    return SimpleNamespace(config=config, uses_gpu=uses_gpu, process=SimpleNamespace(is_main_process=main))
+    recorded: dict = {}
+    return SimpleNamespace(
+        config=config,
+        uses_gpu=uses_gpu,
+        process=SimpleNamespace(is_main_process=main),
+        state={},
+        recorded=recorded,
+        record=lambda key, value, reason="": recorded.__setitem__(key, (value, reason)),
+    )
 
 
 def _model(model_type: str = "llama") -> SimpleNamespace:
@@ -221,3 +232,20 @@ def test_a_large_vocabulary_warms_up_with_the_same_block_size():
     assert warm_vocabulary(32000) == 32000
     assert warm_vocabulary(128256) == 32784  # a multiple of 16 above the block cap: the same kernel
     assert warm_vocabulary(151937) == 32769
+
+
+def test_liger_switches_itself_on_for_gpu_runs_only(gpu_machine, make_config):
+    from ft_core.bootstrap import load_plugins
+    from ft_core.engine.config.activation import active_plugins
+    from ft_core.engine.run.runner import load_and_validate
+
+    plugins = load_plugins()
+    gpu_run = load_and_validate(str(make_config(training={"use_cpu": None})), [], plugins)
+    reasons = {p.distribution: p.reason for p in active_plugins(gpu_run, plugins)}
+    assert reasons["ft-core-liger"].startswith("on by default: Liger kernels on CUDA GPU runs")
+    cpu_run = load_and_validate(str(make_config(training={"use_cpu": True})), [], plugins)
+    assert "ft-core-liger" not in {p.distribution for p in active_plugins(cpu_run, plugins)}
+    disabled = load_and_validate(
+        str(make_config(training={"use_cpu": None}, plugins={"disable": ["liger"]})), [], plugins
+    )
+    assert "ft-core-liger" not in {p.distribution for p in active_plugins(disabled, plugins)}

@@ -101,7 +101,7 @@ def _assert_close_grads(grads, reference):
 def test_kernels_replace_modules_and_match_the_unpatched_model(tiny_tokenizer, model_type):
     from liger_kernel.transformers.rope import liger_rotary_pos_emb
 
-    from ft_core_liger.forward import has_fused_forward
+    from ft_core_liger.forward import forward_fits, has_fused_forward
 
     reference = _model(tiny_tokenizer, model_type)
     patched = copy.deepcopy(reference)
@@ -117,7 +117,8 @@ def test_kernels_replace_modules_and_match_the_unpatched_model(tiny_tokenizer, m
     norms_per_layer = 4 if model_type == "qwen3" else 2  # qwen3 adds q_norm and k_norm
     assert names.count("LigerRMSNorm") == norms_per_layer * layers + 1
     assert names.count("LigerSwiGLUMLP") == layers
-    assert has_fused_forward(patched)
+    # ft-core's own fused forward on transformers >= 5.24 (whose forward it replaces), Liger's own on earlier releases
+    assert has_fused_forward(patched) == forward_fits(patched)
     modeling = __import__(f"transformers.models.{model_type}.modeling_{model_type}", fromlist=["_"])
     assert modeling.apply_rotary_pos_emb is liger_rotary_pos_emb
 
@@ -215,7 +216,7 @@ _MORE = {
     "olmo2": {},
     "glm4": {},
     "mixtral": {"num_local_experts": 4},
-    "qwen3_moe": {"num_experts": 4, "moe_intermediate_size": 64},
+    "qwen3_moe": {"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 64},
 }
 
 
@@ -270,3 +271,35 @@ def test_the_kernel_warm_up_runs_every_kernel_of_the_patch(monkeypatch):
     )
     thread.join(timeout=120)
     assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("disabled", [False, True])
+def test_a_gpu_run_names_liger_active_by_default_and_disable_turns_it_off(
+    tmp_path: Path, tiny_model_dir, disabled
+):
+    from ft_core.cli import main
+
+    config = {
+        "model": {"name_or_path": tiny_model_dir},
+        "data": {"dataset": ["identity"], "cutoff_len": 64, "max_samples": 8, "preprocessing_workers": 1},
+        "training": {
+            "output_dir": str(tmp_path / "out"),
+            "max_steps": 1,
+            "per_device_train_batch_size": 2,
+            "precision": "bf16",
+            "plot_loss": False,
+        },
+        **({"plugins": {"disable": ["liger"]}} if disabled else {}),
+    }
+    path = tmp_path / "config.yaml"
+    path.write_text(json.dumps(config))
+    assert main(["run", str(path)]) == 0
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    active = {plugin["distribution"]: plugin["reason"] for plugin in manifest["active_plugins"]}
+    if disabled:
+        assert "ft-core-liger" not in active
+        assert "liger.kernels" not in manifest["decisions"]
+    else:
+        assert active["ft-core-liger"].startswith("on by default: Liger kernels on CUDA GPU runs")
+        decision = manifest["decisions"]["liger.kernels"]
+        assert decision["by"] == "ft-core-liger" and "rms norm" in decision["value"]

@@ -10,7 +10,7 @@ from importlib.resources import files
 
 
 def _read(name: str) -> str:
-    return files("ft_core_llama").joinpath("jinja", f"{name}.jinja").read_text(encoding="utf-8")
+    return (files("ft_core_llama") / "jinja" / f"{name}.jinja").read_text(encoding="utf-8")
 
 
 #: Llama-2-chat (meta-llama/Llama-2-*-chat-hf): ``<s>[INST] <<SYS>>\n{system}\n<</SYS>>\n\n{user} [/INST] {answer}

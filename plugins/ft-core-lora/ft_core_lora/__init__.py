@@ -1,4 +1,4 @@
-"""ft-core plugin: the ``lora`` adapter method (LoRA, rsLoRA, DoRA through PEFT).
+"""ft-core plugin: the ``lora`` adapter method (LoRA, rsLoRA, DoRA, PiSSA, LoftQ, LoRA+ through PEFT).
 
 Import-light: torch and peft are imported when the adapter is used, not at registration.
 """
@@ -26,6 +26,17 @@ def _set_input_casting(model: Any, enabled: bool) -> int:
             module.cast_input_dtype_enabled = enabled
             changed += 1
     return changed
+
+
+@hookimpl
+def ft_adjust_parameter_groups(groups: list[dict[str, Any]], model: Any, run: RunContext) -> None:
+    """LoRA+ (``adapter.lora_plus_ratio``): the B matrices train in their own groups at ``lr x ratio``."""
+    options = run.config.adapter.options
+    if not isinstance(options, LoraOptions) or options.lora_plus_ratio is None:
+        return
+    from ft_core_lora.variants import lora_plus_groups
+
+    groups[:] = lora_plus_groups(groups, model, options.lora_plus_ratio, run.config.training.learning_rate)
 
 
 @hookimpl

@@ -60,7 +60,7 @@ def _lean_update(layer: Any, x: torch.Tensor) -> torch.Tensor | None:
     return torch.add(result, update, alpha=scaling).to(result_dtype)
 
 
-def _lean_class(peft_class: type) -> type:
+def _lean_class(peft_class: Any) -> type:
     """A subclass of ``peft_class`` whose forward tries :func:`_lean_update` first, registered in this module
     under ``Lean<name>`` (so that a pickled model finds it)."""
     name = f"Lean{peft_class.__name__}"

@@ -103,7 +103,7 @@ def _validate(tmp_path, model_dir, adapter, capsys):
 def test_lora_options_are_validated_by_the_config_validator(tmp_path, tiny_model_dir, capsys):
     status, err = _validate(tmp_path, tiny_model_dir, {"method": "lora", "rank": 0}, capsys)
     assert status == 2 and "adapter: rank must be >= 1, got 0" in err
-    status, err = _validate(tmp_path, tiny_model_dir, {"method": "lora", "init": "pissa"}, capsys)
+    status, err = _validate(tmp_path, tiny_model_dir, {"method": "lora", "init": "olora"}, capsys)
     assert status == 2 and "adapter.init" in err
     status, err = _validate(tmp_path, tiny_model_dir, {"method": "lora", "rank": 4}, capsys)
     assert status == 0, err

@@ -19,7 +19,7 @@ from importlib.resources import files
 
 
 def _read(name: str) -> str:
-    return files("ft_core_mistral").joinpath("jinja", f"{name}.jinja").read_text(encoding="utf-8")
+    return (files("ft_core_mistral") / "jinja" / f"{name}.jinja").read_text(encoding="utf-8")
 
 
 MISTRAL = _read("mistral")

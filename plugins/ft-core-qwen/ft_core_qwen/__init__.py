@@ -26,7 +26,7 @@ SPECIAL_TOKENS = {"eos_token": "<|im_end|>"}
 
 def template_text(name: str) -> str:
     """The Jinja of template ``name`` (``qwen``, ``qwen2``, ``qwen1.5``, ``qwen3``) from the package data."""
-    return files("ft_core_qwen").joinpath("templates", f"{name}.jinja").read_text(encoding="utf-8")
+    return (files("ft_core_qwen") / "templates" / f"{name}.jinja").read_text(encoding="utf-8")
 
 
 QWEN_FAMILY = ModelFamily(

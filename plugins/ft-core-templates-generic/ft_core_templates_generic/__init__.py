@@ -5,6 +5,8 @@
 ``chatml`` is the standard ChatML template and is checked like any model template.
 """
 
+from functools import partial
+
 from ft_core.api import ChatTemplate, Register, hookimpl
 from ft_core_templates_generic.templates import ALPACA, CHATML, DEFAULT, EMPTY, VICUNA
 
@@ -14,11 +16,11 @@ __version__ = "0.2.0"
 @hookimpl
 def ft_register_chat_templates(register: Register[ChatTemplate]) -> None:
     """Register ``default``, ``alpaca``, ``vicuna``, ``empty`` and ``chatml``."""
-    generic = {"tokenizer_template_may_differ": True}
-    register("default", ChatTemplate(jinja=DEFAULT, description="Human: / Assistant: turns", **generic))
-    register("alpaca", ChatTemplate(jinja=ALPACA, description="### Instruction: / ### Response:", **generic))
-    register("vicuna", ChatTemplate(jinja=VICUNA, description="Vicuna v1.1: USER: / ASSISTANT:", **generic))
-    register("empty", ChatTemplate(jinja=EMPTY, description="contents only, no formatting", **generic))
+    generic = partial(ChatTemplate, tokenizer_template_may_differ=True)
+    register("default", generic(jinja=DEFAULT, description="Human: / Assistant: turns"))
+    register("alpaca", generic(jinja=ALPACA, description="### Instruction: / ### Response:"))
+    register("vicuna", generic(jinja=VICUNA, description="Vicuna v1.1: USER: / ASSISTANT:"))
+    register("empty", generic(jinja=EMPTY, description="contents only, no formatting"))
     register(
         "chatml",
         ChatTemplate(

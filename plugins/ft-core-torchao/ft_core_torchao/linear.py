@@ -20,14 +20,18 @@ quantized ``nn.Linear`` layers.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+if TYPE_CHECKING:
+    from torchao.utils import TorchAOBaseTensor
+    from typing_extensions import TypeIs
 
-def is_quantized(weight: Any) -> bool:
+
+def is_quantized(weight: Any) -> TypeIs[TorchAOBaseTensor]:
     """Whether ``weight`` is a torchao quantized tensor."""
     from torchao.utils import TorchAOBaseTensor
 
@@ -146,7 +150,7 @@ def make_trainable_through(model: nn.Module, fp8_backward: bool = False) -> list
     return names
 
 
-def weight_bytes(module: nn.Module) -> int:
+def weight_bytes(module: nn.Linear) -> int:
     """Bytes held by the weight of a linear layer: the quantized data and its scales for a torchao weight."""
     weight = module.weight
     if not is_quantized(weight):

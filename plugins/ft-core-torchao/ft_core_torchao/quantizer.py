@@ -25,6 +25,8 @@ from typing import Any, ClassVar, Literal
 
 from ft_core.api import FtCoreError, OptionsError, Quantizer, RunConfig, RunContext
 
+logger = logging.getLogger(__name__)
+
 #: The oldest torchao this plugin supports (checked with 0.18.0; its Float8Tensor / Int8Tensor weights).
 MIN_TORCHAO = "0.18"
 PIP_INSTALL = f"pip install 'torchao>={MIN_TORCHAO}'"
@@ -362,7 +364,7 @@ class TorchAoQuantizer(Quantizer[TorchAoOptions]):
             if len(names) < len(quantized):
                 line += f", {len(quantized) - len(names)} of them of custom Linear classes keep torchao's autograd"
             line += f"; unquantized: {_summary(plain) or 'none'}"
-            print(line, file=sys.stderr)
+            logger.info(line)
         return model
 
 

@@ -5,8 +5,9 @@ Off unless a config says ``unsloth: {enabled: true}`` (and ``adapter.method: uns
 - ``ft_validate_config`` refuses what Unsloth cannot run (CPU training, another adapter, 8-bit or non-bitsandbytes
   quantization, the Liger patch, a model type Unsloth does not support, a missing or broken install) and imports
   Unsloth, so that it patches transformers before the model loads;
-- ``ft_load_model`` loads the policy model with ``FastLanguageModel.from_pretrained`` (the run's dtype,
-  ``max_seq_length = data.cutoff_len``, bitsandbytes 4-bit when ``quantization`` selects it);
+- ``ft_load_model`` loads the policy model (a causal LM) from the resolved model folder with
+  ``FastLanguageModel.from_pretrained`` (the run's dtype, ``max_seq_length = data.cutoff_len``, bitsandbytes 4-bit
+  when ``quantization`` selects it);
 - the ``unsloth_lora`` adapter applies LoRA with ``FastLanguageModel.get_peft_model`` (Unsloth's gradient
   checkpointing), and the artefact is a plain PEFT adapter;
 - ``ft_adjust_training_arguments`` leaves checkpointing to Unsloth (the Trainer does not re-enable its own).
@@ -65,8 +66,10 @@ def ft_validate_config(config: RunConfig) -> list[str] | None:
 
 
 @hookimpl
-def ft_load_model(run: RunContext, role: str, model_config: Any, load_kwargs: dict[str, Any]) -> Any | None:
-    return loading.load(run, role, model_config, load_kwargs)
+def ft_load_model(
+    run: RunContext, role: str, model_config: Any, load_kwargs: dict[str, Any], model_folder: str, head: str
+) -> Any | None:
+    return loading.load(run, role, model_config, load_kwargs, model_folder, head)
 
 
 @hookimpl

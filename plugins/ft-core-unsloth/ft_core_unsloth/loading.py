@@ -9,12 +9,15 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ft_core.api import FtCoreError, RunConfig, RunContext, TrainingSection
+
+logger = logging.getLogger(__name__)
 
 #: The config section this plugin adds.
 SECTION = "unsloth"
@@ -197,26 +200,23 @@ def checkpointing_mode(training: TrainingSection, options: Any) -> str | bool:
     return "unsloth" if options.gradient_checkpointing == "unsloth" else True
 
 
-def from_pretrained_kwargs(run: RunContext, model_config: Any, load_kwargs: dict[str, Any]) -> dict[str, Any]:
+def from_pretrained_kwargs(
+    run: RunContext, model_folder: str, model_config: Any, load_kwargs: dict[str, Any]
+) -> dict[str, Any]:
     """Keyword arguments of ``FastLanguageModel.from_pretrained`` for the run's policy model.
 
-    The model folder comes from ``model_config`` (the engine resolved embedded names and GGUF files to it); the
-    dtype, the bitsandbytes ``quantization_config`` and the device placement from the engine's ``load_kwargs``;
+    The model is loaded from ``model_folder`` (the engine resolved embedded names and GGUF files to it); the dtype,
+    the bitsandbytes ``quantization_config`` and the device placement come from the engine's ``load_kwargs``;
     ``max_seq_length`` is ``data.cutoff_len``.
     """
     config = run.config
     options = config.section(SECTION)
-    folder = getattr(model_config, "name_or_path", None) or getattr(model_config, "_name_or_path", None)
-    if not folder:
-        raise FtCoreError(
-            f"unsloth.enabled: the model config of {config.model.name_or_path!r} names no folder to load from"
-        )
     quantization_config = load_kwargs.get("quantization_config")
     four_bit = bool(getattr(quantization_config, "load_in_4bit", False))
     on_cpu = trains_on_cpu(config.training)
     device_map = load_kwargs.get("device_map") or ({"": "cpu"} if on_cpu else {"": run.process.local_rank})
     kwargs: dict[str, Any] = {
-        "model_name": str(folder),
+        "model_name": str(model_folder),
         "max_seq_length": config.data.cutoff_len,
         "dtype": load_kwargs.get("dtype"),
         "load_in_4bit": four_bit,
@@ -236,16 +236,23 @@ def from_pretrained_kwargs(run: RunContext, model_config: Any, load_kwargs: dict
     return kwargs
 
 
-def load(run: RunContext, role: str, model_config: Any, load_kwargs: dict[str, Any]) -> Any | None:
-    """The ``ft_load_model`` implementation: the policy model through ``FastLanguageModel`` when the run selects
-    Unsloth, else ``None`` (the engine loads it)."""
+def load(
+    run: RunContext, role: str, model_config: Any, load_kwargs: dict[str, Any], model_folder: str, head: str
+) -> Any | None:
+    """The ``ft_load_model`` implementation: the policy model (a causal LM) from ``model_folder`` through
+    ``FastLanguageModel`` when the run selects Unsloth, else ``None`` (the engine loads it)."""
     if role != "policy" or not enabled(run.config):
         return None
+    if head != "causal_lm":
+        raise FtCoreError(
+            f"unsloth.enabled: Unsloth loads causal LMs, but the {run.config.stage.name} stage's policy model has a "
+            f"{head} head; set unsloth.enabled: false (and adapter.method: lora) to train it"
+        )
     problem = unsupported_model_type(getattr(model_config, "model_type", None))
     if problem:
         raise FtCoreError(f"model.name_or_path: {problem}")
     unsloth = import_unsloth()
-    kwargs = from_pretrained_kwargs(run, model_config, load_kwargs)
+    kwargs = from_pretrained_kwargs(run, model_folder, model_config, load_kwargs)
     loaded = unsloth.FastLanguageModel.from_pretrained(**kwargs)
     model = loaded[0] if isinstance(loaded, tuple) else loaded
     setattr(
@@ -259,10 +266,9 @@ def load(run: RunContext, role: str, model_config: Any, load_kwargs: dict[str, A
     )
     if run.process.is_main_process:
         version = getattr(unsloth, "__version__", "?")
-        print(
+        logger.info(
             f"unsloth {version}: {model_config.model_type} loaded with FastLanguageModel (dtype {kwargs['dtype']}, "
             f"{'4-bit' if kwargs['load_in_4bit'] else '16-bit'}, max_seq_length {kwargs['max_seq_length']}, "
-            f"checkpointing {kwargs['use_gradient_checkpointing']})",
-            file=sys.stderr,
+            f"checkpointing {kwargs['use_gradient_checkpointing']})"
         )
     return model

@@ -146,7 +146,10 @@ def test_not_selected_changes_nothing(tmp_path, tiny_model_dir, capsys, no_unslo
     status, output = _validate(path, capsys)
     assert status == 0, output
     run = SimpleNamespace(config=SimpleNamespace(section=lambda name: UnslothOptions()))
-    assert loading.load(run, "policy", SimpleNamespace(model_type="llama"), {}) is None
+    assert (
+        loading.load(run, "policy", SimpleNamespace(model_type="llama"), {}, tiny_model_dir, "causal_lm")
+        is None
+    )
 
 
 def test_not_installed_is_a_validation_error(tmp_path, tiny_model_dir, capsys, no_unsloth):
@@ -241,7 +244,7 @@ def test_unsupported_model_type_is_refused(tmp_path, tiny_model_dir, capsys, fak
     assert status == 2
     assert "model.name_or_path: model_type 'gpt_neox' is not supported by Unsloth" in output
     with pytest.raises(FtCoreError, match="'gpt_neox' is not supported"):
-        loading.load(_run(), "policy", SimpleNamespace(model_type="gpt_neox"), {})
+        loading.load(_run(), "policy", SimpleNamespace(model_type="gpt_neox"), {}, "/models/x", "causal_lm")
 
 
 def test_a_broken_install_is_a_validation_error(tmp_path, tiny_model_dir, capsys, monkeypatch):
@@ -260,6 +263,7 @@ def _run(**training):
     config = SimpleNamespace(
         section=sections.__getitem__,
         model=ModelSection(name_or_path="/models/x"),
+        stage=SimpleNamespace(name="rm"),
         data=DataSection(cutoff_len=512),
         training=TrainingSection(**{"use_cpu": False, **training}),
     )
@@ -269,9 +273,11 @@ def _run(**training):
 def test_from_pretrained_kwargs_follow_the_run():
     import torch
 
-    model_config = SimpleNamespace(name_or_path="/models/x", model_type="llama")
-    kwargs = loading.from_pretrained_kwargs(_run(seed=7), model_config, {"dtype": torch.bfloat16})
-    assert kwargs["model_name"] == "/models/x"
+    model_config = SimpleNamespace(model_type="llama")
+    kwargs = loading.from_pretrained_kwargs(
+        _run(seed=7), "/models/x", model_config, {"dtype": torch.bfloat16}
+    )
+    assert kwargs["model_name"] == "/models/x"  # the folder the engine resolved
     assert kwargs["max_seq_length"] == 512  # data.cutoff_len
     assert kwargs["dtype"] is torch.bfloat16
     assert kwargs["load_in_4bit"] is False and "quantization_config" not in kwargs
@@ -285,7 +291,8 @@ def test_bitsandbytes_4bit_loads_in_4bit_with_the_quantizers_config():
     load_kwargs = {"dtype": None, "quantization_config": quantization_config, "device_map": {"": 0}}
     kwargs = loading.from_pretrained_kwargs(
         _run(gradient_checkpointing=False),
-        SimpleNamespace(name_or_path="/m", model_type="qwen2"),
+        "/m",
+        SimpleNamespace(model_type="qwen2"),
         load_kwargs,
     )
     assert kwargs["load_in_4bit"] is True
@@ -309,7 +316,18 @@ def test_checkpointing_mode():
 
 
 def test_only_the_policy_model_is_loaded_by_unsloth(fake_unsloth):
-    assert loading.load(_run(), "reference", SimpleNamespace(model_type="llama"), {}) is None
+    assert (
+        loading.load(_run(), "reference", SimpleNamespace(model_type="llama"), {}, "/models/x", "causal_lm")
+        is None
+    )
+    assert fake_unsloth.calls == []
+
+
+def test_a_policy_model_with_another_head_is_refused(fake_unsloth):
+    with pytest.raises(
+        FtCoreError, match="Unsloth loads causal LMs, but the rm stage's policy model has a value head"
+    ):
+        loading.load(_run(), "policy", SimpleNamespace(model_type="llama"), {}, "/models/x", "value")
     assert fake_unsloth.calls == []
 
 

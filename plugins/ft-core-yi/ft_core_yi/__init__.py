@@ -20,7 +20,7 @@ SPECIAL_TOKENS = {"bos_token": "<|startoftext|>", "eos_token": "<|im_end|>"}
 
 def template_text(name: str = "yi") -> str:
     """The Jinja of the ``yi`` template (package data)."""
-    return files("ft_core_yi").joinpath("templates", f"{name}.jinja").read_text(encoding="utf-8")
+    return (files("ft_core_yi") / "templates" / f"{name}.jinja").read_text(encoding="utf-8")
 
 
 YI_FAMILY = ModelFamily(

@@ -14,7 +14,7 @@ before anything heavy runs, and every method later receives an instance of it. R
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from ft_core.api.datasets import DataKind
 from ft_core.api.descriptors import ModelFamily
@@ -34,6 +34,45 @@ OptionsT = TypeVar("OptionsT")
 @dataclass(frozen=True)
 class NoOptions:
     """Options schema of a component that takes no options."""
+
+
+#: The head a model loads with: ``causal_lm`` (next-token logits), ``sequence_classification`` (one score per
+#: sequence, read at its last token: a reward model) or ``value`` (one score per token: a value model).
+ModelHead = Literal["causal_lm", "sequence_classification", "value"]
+#: Every :data:`ModelHead`.
+MODEL_HEADS: tuple[ModelHead, ...] = ("causal_lm", "sequence_classification", "value")
+
+
+@dataclass(frozen=True)
+class ModelRole:
+    """A model a stage loads (:meth:`TrainingStage.roles`): its role name, the head its weights load with, whether
+    it trains, and the custom head modules the stage's :meth:`TrainingStage.prepare_model` adds to it.
+
+    ``head`` picks the transformers class: ``causal_lm`` the causal LM (or a vision family's class),
+    ``sequence_classification`` ``AutoModelForSequenceClassification`` and ``value``
+    ``AutoModelForTokenClassification``, both with one label (a scalar) and the tokenizer's pad token. An adapter
+    method trains a classification head with the adapter (LoRA: PEFT's task type follows the head, see
+    :func:`~ft_core.api.modeling.peft_task_type`). ``head_modules`` name modules that ``prepare_model`` adds: they
+    train with the adapter (in fp32), are saved into every checkpoint and the artefact as ``heads.safetensors``
+    and are restored on resume (:func:`~ft_core.api.modeling.load_heads` loads them back).
+
+    Since 0.3.0.
+    """
+
+    #: ``policy`` (the model the run trains and saves), ``reference``, ``reward``, ``value`` or a stage's own name.
+    name: str
+    head: ModelHead = "causal_lm"
+    #: ``RunContext.load_model(name)`` gives a model that trains (adapter applied) or, when false, a frozen model
+    #: in eval mode; the call's own ``trainable`` argument wins.
+    trainable: bool = True
+    head_modules: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.head not in MODEL_HEADS:
+            raise ValueError(
+                f"ModelRole {self.name!r}: head {self.head!r} is not one of {', '.join(MODEL_HEADS)}"
+            )
+        object.__setattr__(self, "head_modules", tuple(self.head_modules))
 
 
 class Component(Generic[OptionsT]):
@@ -113,17 +152,19 @@ class OptimizerFactory(Component[OptionsT]):
 class TrainingStage(Component[OptionsT]):
     """A training stage (pt, sft, dpo, ...): it owns its pipeline.
 
-    It declares what it consumes (:attr:`data_kind`) and which models it needs (:attr:`model_roles`), turns
-    samples into model inputs (:meth:`preprocess`, run in worker processes) and builds its trainer from the run's
-    services (:meth:`build_trainer`). The default :meth:`build_trainer` loads the policy model and builds a
+    It declares what it consumes (:attr:`data_kind`) and which models it needs with which heads (:meth:`roles`),
+    turns samples into model inputs (:meth:`preprocess`, run in worker processes) and builds its trainer from the
+    run's services (:meth:`build_trainer`). The default :meth:`build_trainer` loads the policy model and builds a
     ``transformers.Trainer`` with :meth:`arguments_class` and :meth:`collator`; SFT and PT need nothing else.
     """
 
     data_kind: ClassVar[DataKind] = "conversation"
-    #: Models the stage uses: ``policy`` (trained), ``reference``, ``reward``, ``value``.
+    #: Models the stage uses: ``policy`` (trained), ``reference``, ``reward``, ``value``: causal LMs, unless
+    #: :meth:`roles` says otherwise.
     model_roles: ClassVar[tuple[str, ...]] = ("policy",)
-    #: Names of modules :meth:`prepare_model` adds to a model (a value or reward head): they train along with the
-    #: adapter, are saved into every checkpoint and the artefact (``heads.safetensors``) and restored on resume.
+    #: Names of modules :meth:`prepare_model` adds to every model of :attr:`model_roles` (a value or reward head
+    #: of your own): they train along with the adapter, are saved into every checkpoint and the artefact
+    #: (``heads.safetensors``) and restored on resume. :meth:`roles` can set them per role instead.
     head_modules: ClassVar[tuple[str, ...]] = ()
     #: The rows are causal-LM rows (``input_ids``, ``labels``, ``attention_mask``) that ``data.packing`` may pack
     #: padding-free: :meth:`RunContext.build_trainer` then replaces the stage's collator with the engine's packing
@@ -135,9 +176,24 @@ class TrainingStage(Component[OptionsT]):
     #: their padded shape back before the stage's loss sees them).
     packs_padded_batches: ClassVar[bool] = False
 
+    def roles(self, options: OptionsT) -> tuple[ModelRole, ...]:
+        """The models the stage loads, each with its head; ``options`` are the stage's options, so an option can
+        choose a head (``ModelRole("policy", head=options.head)``). ``RunContext.load_model(name)`` loads the role
+        of that name (a name not listed loads as a trainable causal LM).
+
+        The default is one causal-LM role per name in :attr:`model_roles`, each trainable (``load_model``'s
+        ``trainable=False`` freezes one) with the custom heads :attr:`head_modules`. Since 0.3.0.
+        """
+        return tuple(ModelRole(name, head_modules=self.head_modules) for name in self.model_roles)
+
+    def role(self, name: str, options: OptionsT) -> ModelRole:
+        """The role called ``name`` among :meth:`roles`, else a trainable causal LM of that name. Since 0.3.0."""
+        return next((role for role in self.roles(options) if role.name == name), ModelRole(name))
+
     def prepare_model(self, model: Any, run: RunContext, role: str) -> Any:
-        """Change a loaded base model before the adapter is applied (e.g. add a head named in
-        :attr:`head_modules`: ``model.v_head = torch.nn.Linear(...)``); return it. Called for every role."""
+        """Change a loaded base model before the adapter is applied (e.g. add a custom head named in the role's
+        ``head_modules``: ``model.v_head = torch.nn.Linear(...)``); return it. Called for every role. A reward or
+        value head needs nothing here: give the role ``head="sequence_classification"`` or ``"value"``."""
         return model
 
     def preprocess(self, samples: list[Any], encoder: Encoder, options: OptionsT) -> list[dict[str, Any]]:
@@ -157,6 +213,21 @@ class TrainingStage(Component[OptionsT]):
     def collator(self, run: RunContext) -> Any:
         """The data collator of the default trainer."""
         raise NotImplementedError
+
+    def next_steps(self, run_dir: str, options: OptionsT | None = None) -> list[str]:
+        """Lines printed when a run of this stage finishes: what to do with its result. ``options``: the run's stage
+        options (default: the options schema's defaults). The default follows the policy role's head:
+        ``ft-core chat`` for a causal LM, else how to load the model with its head to score with it. Since 0.3.0."""
+        if options is None:
+            options = self.options_schema()
+        head = self.role("policy", options).head
+        if head == "causal_lm":
+            return [f"results in {run_dir}; chat with it: ft-core chat {run_dir}"]
+        return [
+            f"results in {run_dir}: a model with a {head} head (it scores, it does not chat)",
+            f"score with it in Python: model, tokenizer = ft_core.bootstrap.load_trained_model({str(run_dir)!r}); "
+            "model(**tokenizer(texts, return_tensors='pt', padding=True)).logits",
+        ]
 
     def build_trainer(self, run: RunContext, train_dataset: Any, eval_dataset: Any) -> Any:
         """Return a trainer (``transformers.Trainer`` or a TRL trainer) ready to ``train()``."""
@@ -216,5 +287,7 @@ class CliCommand(Component[OptionsT]):
         """Declare the command's arguments."""
 
     def run(self, args: argparse.Namespace) -> int:
-        """Run the command; return the exit status. ``args.plugins`` is the loaded plugin manager."""
+        """Run the command; return the exit status. ``args.services`` is the engine's
+        :class:`~ft_core.api.services.Services` (run folders and models as chat targets, datasets as conversations,
+        trained models with their heads); ``args.plugins`` is the loaded plugin manager."""
         raise NotImplementedError

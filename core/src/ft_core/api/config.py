@@ -161,6 +161,16 @@ class TrainingSection:
     plot_loss: bool = True
 
 
+@dataclass
+class PluginsSection:
+    """Which installed plugins act in a run (``plugins: {disable: [liger]}``)."""
+
+    #: Plugins (entry-point or distribution names, as ``ft-core plugins`` lists them) whose lifecycle hooks must not
+    #: act in this run even when they would switch themselves on by default; selecting one of their components is
+    #: an error.
+    disable: list[str] = field(default_factory=list)
+
+
 #: ``model.rope_scaling`` types, and the extra keys each takes besides ``type`` and ``factor``.
 ROPE_SCALING_KEYS: dict[str, tuple[str, ...]] = {
     "linear": (),
@@ -181,7 +191,7 @@ ROPE_SCALING_KEYS: dict[str, tuple[str, ...]] = {
 def normalize_rope_scaling(value: str | dict[str, Any]) -> dict[str, Any]:
     """``model.rope_scaling`` as ``{"type": ..., "factor": float | None, ...}``; raises ``ValueError`` naming the
     problem (an unknown type or key, a factor below 1)."""
-    spec = {"type": value} if isinstance(value, str) else dict(value)
+    spec: dict[str, Any] = {"type": value} if isinstance(value, str) else dict(value)
     if "rope_type" in spec and "type" not in spec:
         spec["type"] = spec.pop("rope_type")
     kind = spec.get("type")
@@ -209,6 +219,7 @@ CORE_SECTIONS: dict[str, type] = {
     "template": TemplateSection,
     "data": DataSection,
     "training": TrainingSection,
+    "plugins": PluginsSection,
 }
 
 
@@ -243,6 +254,7 @@ class RunConfig:
     data: DataSection
     training: TrainingSection
     selections: dict[str, list[Selection]]
+    plugins: PluginsSection = field(default_factory=PluginsSection)
     sections: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 

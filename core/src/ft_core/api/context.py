@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ft_core.api.resolved_template import ResolvedTemplate as ResolvedTemplate
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ft_core.api.config import RunConfig
     from ft_core.api.conversation import Conversation, Message
     from ft_core.api.descriptors import ModelFamily
     from ft_core.api.events import RunEvent
+    from ft_core.api.plan import RunPlan
 
 #: Label of a token that is not trained.
 IGNORE_INDEX = -100
@@ -45,42 +47,6 @@ class ProcessInfo:
             local_rank=int(os.environ.get("LOCAL_RANK", "0")),
             world_size=int(os.environ.get("WORLD_SIZE", "1")),
         )
-
-
-@dataclass(frozen=True)
-class ResolvedTemplate:
-    """The chat template a run uses, and where it came from (recorded in the run manifest).
-
-    ``version`` is the providing distribution's version, or ``sha256:<12 hex>`` of the Jinja text for a
-    template derived from the tokenizer.
-    """
-
-    name: str
-    jinja: str
-    stop_words: tuple[str, ...]
-    distribution: str
-    version: str
-    derived_from_tokenizer: bool
-    tokenizer_template_may_differ: bool = False
-    #: False for templates that rewrite earlier turns (each assistant turn is then encoded as its own row).
-    prefix_stable: bool = True
-    #: Answers end with the next turn's marker (a stop word) or EOS, trained after each answer.
-    stop_at_next_turn: bool = False
-    #: Extra Jinja variables: the template's defaults overridden by ``template.kwargs``.
-    template_kwargs: dict[str, Any] = field(default_factory=dict)
-    #: Splits generated text into ``(content, tool_calls)`` (``None``: the template has no tool format).
-    parse_tool_calls: Callable[[str], tuple[str, list[dict[str, Any]]]] | None = field(
-        default=None, compare=False, repr=False
-    )
-
-    def manifest(self) -> dict[str, Any]:
-        """The (name, distribution, version, ...) record for the run manifest, without the Jinja text."""
-        record = {
-            key: value for key, value in asdict(self).items() if key not in ("jinja", "parse_tool_calls")
-        }
-        record["stop_words"] = list(self.stop_words)
-        record["supports_tools"] = self.parse_tool_calls is not None
-        return record
 
 
 class Encoder(ABC):
@@ -121,28 +87,40 @@ class Encoder(ABC):
 
 
 class RunContext(ABC):
-    """A run as stages, components and lifecycle hooks see it: config, resolved pieces and core services."""
+    """A run as stages, components and lifecycle hooks see it: its frozen plan, resolved pieces and core services.
 
+    Every attribute is set when the run starts (nothing is ``None`` until some later step).
+    """
+
+    #: The run plan: components, tokenizer, template, family, data statistics and every engine decision.
+    plan: RunPlan
     config: RunConfig
     run_dir: Path
     process: ProcessInfo
-    #: The tokenizer (pad token set, the run's chat template applied).
+    #: The tokenizer (pad token set, the run's chat template applied); ``plan.tokenizer``.
     tokenizer: Any
-    #: The chat template of conversation stages (``None`` for ``text`` stages).
+    #: The chat template of conversation stages (``None`` for ``text`` stages); ``plan.template``.
     template: ResolvedTemplate | None
-    #: The model family covering the base model's ``model_type``, if a plugin registers one.
+    #: The model family covering the base model's ``model_type``, if a plugin registers one; ``plan.family``.
     family: ModelFamily | None
+    #: True when the run trains on a CUDA GPU (``training.use_cpu`` not set and a GPU is present).
+    uses_gpu: bool
+    #: Per-run state of plugins, kept for the run's lifetime: key it by your distribution name
+    #: (``run.state.setdefault("my-plugin", {})``) instead of keeping module globals.
+    state: dict[str, Any]
 
-    @property
     @abstractmethod
-    def uses_gpu(self) -> bool:
-        """True when the run trains on a CUDA GPU (``training.use_cpu`` not set and a GPU is present)."""
+    def record(self, key: str, value: Any, reason: str = "") -> None:
+        """Add a decision of yours to the run's decisions (the manifest's ``decisions``, beside the plan's), e.g.
+        ``run.record("liger.kernels", ["rms_norm", "swiglu"], "on by default for llama on a CUDA GPU")``; the
+        distribution that called it is recorded with it. JSON-ready values only."""
 
     @abstractmethod
-    def load_model(self, role: str = "policy", *, trainable: bool = True) -> Any:
-        """Load the base model for ``role``: config patches, quantizer, weights (or a ``ft_load_model`` plugin),
-        model patches and, for a trainable model, the adapter (``ft_patch_model`` / ``ft_model_ready`` hooks run
-        around it). ``trainable=False`` gives a frozen model in eval mode (a reference or reward model)."""
+    def load_model(self, role: str = "policy", *, trainable: bool | None = None) -> Any:
+        """Load the model for ``role`` with the head the stage declares for it (``TrainingStage.roles``), through
+        the named steps: config patches, quantizer, weights (or a ``ft_load_model`` plugin), model patches and, for a
+        trainable model, the adapter (``ft_patch_model`` / ``ft_model_ready`` hooks run around it).
+        ``trainable`` (default: the role's own) ``False`` gives a frozen model in eval mode (a reference model)."""
 
     @abstractmethod
     def training_arguments(self, arguments_class: type | None = None, **overrides: Any) -> Any:

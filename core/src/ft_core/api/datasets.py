@@ -11,7 +11,9 @@ from typing import Any, Literal
 
 #: What a training stage consumes, and what a dataset entry must provide for it:
 #: ``conversation`` chat rows; ``preference`` chat rows with chosen / rejected answers (``ranking: true``);
-#: ``kto`` chat rows with a boolean ``kto_tag`` column; ``prompt`` chat rows ending in a user turn;
+#: ``kto`` chat rows with a boolean ``kto_tag`` column; ``prompt`` chat rows whose last
+#: (assistant) turn is the reference answer that online-RL reward functions may read, prompted with the turns
+#: before it;
 #: ``text`` plain documents.
 DataKind = Literal["conversation", "preference", "kto", "prompt", "text"]
 DATA_KINDS: tuple[str, ...] = ("conversation", "preference", "kto", "prompt", "text")

@@ -12,13 +12,18 @@ A decorated function whose name matches no hook fails the plugin's load, naming 
 ``component``
     an instance of the kind's base class (:mod:`ft_core.api.components`); anything else fails the plugin's load.
 
-A name that another distribution registers for the same kind is a conflict naming both distributions: neither
-is used (selecting it is an error; strict mode fails at load). If a registration hook raises, the plugin is
+A name that another distribution also registers for the same kind is a name clash, never last-one-wins: every
+registration stays selectable by its qualified name ``<distribution>:<name>``. If exactly one of them is first-party
+(``ft-core``, ``ft-core-*``), the plain name keeps selecting it and a warning names both distributions; otherwise
+the plain name is ambiguous (selecting it is an error listing the qualified names; strict mode fails at load). If a registration hook raises, the plugin is
 marked failed and nothing it registered is kept; other plugins keep working. Registration must be cheap: import
 no torch, transformers or backend library in the entry-point module or in these hooks.
 
-**Lifecycle hooks** run during ``ft-core run`` in every loaded plugin (whether or not a config selects one of
-its components), in the order given here — except ``ft_adjust_parameter_groups``, which runs when the trainer
+**Lifecycle hooks** run during ``ft-core run`` only in the run's *active* plugins: core's built-ins, plugins one
+of whose components the config selects (any section, the chat template and the model family included), plugins
+whose own config section the config sets, and plugins that switch themselves on with
+:func:`ft_activate_by_default`; ``plugins.disable`` in a config switches a plugin off. The run manifest lists every
+active plugin with its reason. They run in the order given here — except ``ft_adjust_parameter_groups``, which runs when the trainer
 creates its optimizer at the start of training (after ``ft_before_train``); the ``run`` argument is the
 :class:`~ft_core.api.context.RunContext`. ``docs/hook-reference.md`` gives the exact call order.
 """
@@ -197,6 +202,21 @@ def ft_register_config_sections(register: Register[ConfigSection]) -> None:
 
 # --------------------------------------------------------------------------------------------- lifecycle hooks
 @hookspec
+def ft_activate_by_default(config: RunConfig) -> str | None:
+    """Switch this plugin on for a run in which none of its components is selected and its config section is unset.
+
+    Called once per run for each such plugin (and only with that plugin's own implementation), before the config's
+    cross-section rules. A plugin that acts on every run of some kind (Liger kernels on CUDA GPU runs) returns the
+    reason; ``plugins.disable: [NAME]`` in a config still switches it off.
+
+    :param config: the validated config.
+    :return: why the plugin acts in this run (recorded in the plan and the manifest), or ``None`` to stay off.
+
+    Since 0.3.0.
+    """
+
+
+@hookspec
 def ft_validate_config(config: RunConfig) -> list[str] | None:
     """Check rules that span sections, before anything loads (also in ``ft-core validate``).
 
@@ -221,17 +241,27 @@ def ft_adjust_model_config(model_config: Any, run: RunContext, role: str) -> Non
 
 
 @hookspec(firstresult=True)
-def ft_load_model(run: RunContext, role: str, model_config: Any, load_kwargs: dict[str, Any]) -> Any | None:
-    """Load the model yourself (e.g. Unsloth); the first non-``None`` result wins, else core loads it with
-    ``AutoModelForCausalLM.from_pretrained(folder, config=model_config, **load_kwargs)``.
+def ft_load_model(
+    run: RunContext, role: str, model_config: Any, load_kwargs: dict[str, Any], model_folder: str, head: str
+) -> Any | None:
+    """Load the model yourself (e.g. Unsloth); the first non-``None`` result wins, else core loads it with the auto
+    class of the role's head: ``AutoModelForCausalLM.from_pretrained(model_folder, config=model_config,
+    **load_kwargs)`` for a causal LM (``auto_model_class(head)`` in general).
+
+    An implementation may take any subset of these parameters (pluggy passes those it names).
 
     :param run: the run (``run.config.model`` says what to load).
-    :param role: which model is loading.
-    :param model_config: the adjusted model config.
+    :param role: which model is loading (the name of its :class:`~ft_core.api.components.ModelRole`).
+    :param model_config: the adjusted model config (for a classification or value head: ``num_labels`` 1 and the
+        tokenizer's ``pad_token_id`` set).
     :param load_kwargs: keyword arguments core would pass (``dtype``, ``quantization_config``, ``device_map`` ...).
+    :param model_folder: the local Hugging Face folder of ``model.name_or_path`` (embedded names and GGUF files
+        resolved to it): load from here. Since 0.3.0.
+    :param head: the role's head, ``causal_lm``, ``sequence_classification`` or ``value``: return a model with that
+        head (``ft_core.api.auto_model_class(head)``), or ``None``. Since 0.3.0.
     :return: the loaded model, or ``None`` to leave loading to others.
 
-    Since 0.2.0.
+    Since 0.2.0 (``model_folder`` and ``head`` since 0.3.0).
     """
 
 

@@ -15,6 +15,28 @@ from typing import Any, Literal
 
 FinishReason = Literal["stop", "length"]
 
+#: The image placeholder in message text: the n-th ``<image>`` of a request's messages (in order) is the n-th
+#: image of :attr:`ChatRequest.images`, as training rows carry images (``Conversation.images``). Since 0.3.0.
+IMAGE_PLACEHOLDER = "<image>"
+
+#: One image of a request: a file path, the encoded file's bytes (PNG, JPEG, ...) or a PIL image.
+ImageInput = Any
+
+
+def count_image_placeholders(messages: list[dict[str, Any]]) -> int:
+    """How many ``<image>`` placeholders the text of ``messages`` holds (string contents and text parts).
+    Since 0.3.0."""
+    count = 0
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            count += content.count(IMAGE_PLACEHOLDER)
+        elif isinstance(content, list):
+            for part in content:
+                if isinstance(part, dict) and isinstance(part.get("text"), str):
+                    count += part["text"].count(IMAGE_PLACEHOLDER)
+    return count
+
 
 @dataclass(frozen=True)
 class SamplingOptions:
@@ -41,11 +63,17 @@ class SamplingOptions:
 @dataclass(frozen=True)
 class ChatRequest:
     """Messages (OpenAI / Hugging Face dicts: ``role``, ``content``, optional ``tool_calls``), tools offered to
-    the model (JSON-schema functions) and sampling options."""
+    the model (JSON-schema functions) and sampling options.
+
+    ``images`` (since 0.3.0): the request's images (paths, bytes or PIL images) in the order of the ``<image>``
+    placeholders (:data:`IMAGE_PLACEHOLDER`) in the messages' text, one image per placeholder; only a model whose
+    :attr:`ChatModel.accepts_images` is true takes them (others refuse such a request with an error).
+    """
 
     messages: list[dict[str, Any]]
     tools: list[dict[str, Any]] | None = None
     sampling: SamplingOptions = field(default_factory=SamplingOptions)
+    images: list[ImageInput] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -79,13 +107,26 @@ class ChatResponse:
     usage: Usage
 
 
+@dataclass(frozen=True)
+class VisionTarget:
+    """How a vision-language target turns images into model inputs (since 0.3.0): the model folder whose
+    processor (``AutoProcessor``) processes them, its ``model_type`` (to pick the processor class), and
+    ``template_image_token``, the chat template's text for one image content part (``None``: the template takes
+    text only, and each ``<image>`` becomes the processor's image token)."""
+
+    processor_path: str
+    model_type: str
+    template_image_token: str | None = None
+
+
 @dataclass
 class ChatTarget:
     """What to load for chat: where the tokenizer is and how to build the model.
 
     ``load_model(dtype)`` returns the model; ``stop_words``, ``system``, ``template_kwargs`` (extra Jinja variables
     such as ``enable_thinking``) and ``template`` (the registered template's name, for its tool-call parser) come
-    from the run's chat template.
+    from the run's chat template. ``vision`` (since 0.3.0) is set for a vision-language model, which then takes
+    images (:attr:`ChatRequest.images`).
     """
 
     description: str
@@ -95,10 +136,14 @@ class ChatTarget:
     system: str | None = None
     template_kwargs: dict[str, Any] = field(default_factory=dict)
     template: str | None = None
+    vision: VisionTarget | None = None
 
 
 class ChatModel(ABC):
     """A loaded model that answers chat requests."""
+
+    #: Whether requests may carry images (:attr:`ChatRequest.images`): a vision-language model. Since 0.3.0.
+    accepts_images: bool = False
 
     @abstractmethod
     def stream(self, request: ChatRequest) -> Iterator[ChatDelta]:
@@ -107,6 +152,17 @@ class ChatModel(ABC):
     def generate(self, requests: list[ChatRequest]) -> list[ChatResponse]:
         """Answer several requests (engines batch them; this default answers one after another)."""
         return [self.complete(request) for request in requests]
+
+    def stream_batch(self, requests: list[ChatRequest]) -> Iterator[tuple[int, ChatDelta]]:
+        """Stream the replies to several requests, as ``(index into requests, delta)`` pairs; each request's last
+        delta carries its ``finish_reason`` and ``usage``. Engines generate the requests together (a server
+        collects concurrent requests into one call); this default streams them one after another.
+
+        Since 0.3.0.
+        """
+        for index, request in enumerate(requests):
+            for delta in self.stream(request):
+                yield index, delta
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         """The whole reply to one request."""

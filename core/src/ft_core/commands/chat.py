@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any, ClassVar
 
 from ft_core.api.components import CliCommand
 from ft_core.api.errors import ConfigError, FtCoreError
+
+logger = logging.getLogger(__name__)
 
 
 class ChatCommand(CliCommand):
@@ -27,6 +30,15 @@ class ChatCommand(CliCommand):
         )
         parser.add_argument(
             "-m", "--message", action="append", help="send this message and exit (repeatable)"
+        )
+        parser.add_argument(
+            "--image",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="attach this image to the first message (repeatable; vision-language runs only); the message's "
+            "<image> placeholders mark where the images go, else they go before its text. Interactively, "
+            "'/image PATH' attaches an image to the next message",
         )
         parser.add_argument("--system", help="system prompt (default: the run's template.system, if any)")
         parser.add_argument(
@@ -58,6 +70,17 @@ class ChatCommand(CliCommand):
         if problems:
             raise ConfigError(problems)
         target = resolve_chat_target(args.target, plugins)
+        if args.image:
+            if target.vision is None:
+                raise FtCoreError(
+                    f"--image: {target.description} is not a vision-language model (it reads text only); give a "
+                    "run of a vision-language model family"
+                )
+            missing = [path for path in args.image if not Path(path).expanduser().is_file()]
+            if missing:
+                raise FtCoreError(f"--image: no such file: {missing[0]}")
+            if not args.message:
+                raise FtCoreError("--image needs --message (interactively, attach with '/image PATH')")
         try:
             # The template's stop words go in as stop strings too: one several tokens long is caught as text.
             sampling = SamplingOptions(
@@ -70,16 +93,19 @@ class ChatCommand(CliCommand):
         except ValueError as exc:
             raise FtCoreError(f"chat: {exc}") from None
         tools = read_tools(args.tools)  # before the (slow) model load, so a bad file fails at once
-        print(f"loading {target.description} ...", file=sys.stderr, flush=True)
+        logger.info(f"loading {target.description} ...")
         model = engine.load(target, options)
         system = args.system or target.system
         history: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
         session = _Session(model, sampling, args.verbose, tools, _tool_parser(plugins, target))
         if args.message:
-            for message in args.message:
-                session.turn(history, message, prefix=f"User: {message}\nAssistant: ")
+            for index, message in enumerate(args.message):
+                first = [str(Path(p).expanduser()) for p in args.image] if index == 0 else []
+                session.turn(history, message, prefix=f"User: {message}\nAssistant: ", images=first)
             return 0
-        print("Type a message; 'clear' starts over, 'exit' quits.", file=sys.stderr)
+        hint = "; '/image PATH' attaches an image to the next message" if target.vision is not None else ""
+        print(f"Type a message; 'clear' starts over, 'exit' quits{hint}.", file=sys.stderr)
+        pending: list[str] = []
         while True:
             try:
                 text = input("User: ").strip()
@@ -90,9 +116,45 @@ class ChatCommand(CliCommand):
                 return 0
             if text.lower() == "clear":
                 history = history[:1] if system else []
+                session.images.clear()
+                pending.clear()
+                continue
+            if text == "/image" or text.startswith("/image "):
+                image = _attach(text[len("/image") :].strip(), target.vision is not None)
+                if image is not None:
+                    pending.append(image)
+                    print(f"[image {image} attached to the next message]", file=sys.stderr)
                 continue
             if text:
-                session.turn(history, text, prefix="Assistant: ")
+                try:
+                    session.turn(history, text, prefix="Assistant: ", images=pending)
+                except FtCoreError as exc:  # e.g. an unreadable image: say so and go on chatting
+                    print(f"error: {exc}", file=sys.stderr)
+                pending = []
+
+
+def _attach(path: str, vision: bool) -> str | None:
+    """The image file of a ``/image PATH`` line, or ``None`` (the problem is printed)."""
+    problem = None
+    if not vision:
+        problem = "this model reads text only: images need a run of a vision-language model family"
+    elif not path:
+        problem = "usage: /image PATH"
+    elif not Path(path).expanduser().is_file():
+        problem = f"no such file: {path}"
+    if problem is not None:
+        print(f"/image: {problem}", file=sys.stderr)
+        return None
+    return str(Path(path).expanduser())
+
+
+def with_placeholders(text: str, count: int) -> str:
+    """``text`` with an ``<image>`` placeholder before it for each of ``count`` images it has no placeholder
+    for."""
+    from ft_core.api.inference import IMAGE_PLACEHOLDER
+
+    missing = count - text.count(IMAGE_PLACEHOLDER)
+    return IMAGE_PLACEHOLDER * missing + text if missing > 0 else text
 
 
 def read_tools(path: str | None) -> list[dict[str, Any]] | None:
@@ -129,21 +191,44 @@ class _Session:
     def __init__(self, model: Any, sampling: Any, verbose: bool, tools: Any, parse_tool_calls: Any) -> None:
         self.model, self.sampling, self.verbose = model, sampling, verbose
         self.tools, self.parse_tool_calls = tools, parse_tool_calls
+        #: The conversation's images so far, in the order of the ``<image>`` placeholders of its messages.
+        self.images: list[str] = []
 
-    def turn(self, history: list[dict[str, Any]], text: str, prefix: str) -> None:
-        from ft_core.api.inference import ChatRequest
+    def turn(
+        self, history: list[dict[str, Any]], text: str, prefix: str, images: list[str] | None = None
+    ) -> None:
+        from ft_core.api.inference import ChatRequest, count_image_placeholders
 
-        history.append({"role": "user", "content": text})
+        attached = list(images or [])
+        message = {"role": "user", "content": with_placeholders(text, len(attached))}
+        wanted = (
+            count_image_placeholders([message])
+            if attached or getattr(self.model, "accepts_images", False)
+            else 0
+        )
+        if wanted != len(attached):
+            raise FtCoreError(
+                f"the message holds {wanted} <image> placeholder(s) but {len(attached)} image(s) are attached"
+            )
+        request = ChatRequest(
+            messages=[*history, message],
+            tools=self.tools,
+            sampling=self.sampling,
+            images=[*self.images, *attached],
+        )
         print(prefix, end="", flush=True)
         pieces: list[str] = []
         started = time.perf_counter()
         usage = None
-        request = ChatRequest(messages=list(history), tools=self.tools, sampling=self.sampling)
-        for delta in self.model.stream(request):
-            pieces.append(delta.text)
-            print(delta.text, end="", flush=True)
-            usage = delta.usage or usage
-        print()
+        try:
+            for delta in self.model.stream(request):
+                pieces.append(delta.text)
+                print(delta.text, end="", flush=True)
+                usage = delta.usage or usage
+        finally:
+            print()
+        history.append(message)
+        self.images.extend(attached)
         reply: dict[str, Any] = {"role": "assistant", "content": "".join(pieces).strip()}
         if self.parse_tool_calls is not None:
             content, calls = self.parse_tool_calls(reply["content"])

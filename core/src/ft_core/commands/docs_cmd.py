@@ -35,8 +35,8 @@ class DocsCommand(CliCommand):
                 folder.mkdir(parents=True, exist_ok=True)
                 path.write_text(content, encoding="utf-8")
         if args.check:
-            for path in stale:
-                print(f"{path} is out of date: run `ft-core docs --output {folder}`")
+            for stale_path in stale:
+                print(f"{stale_path} is out of date: run `ft-core docs --output {folder}`")
             return 1 if stale else 0
         print(f"wrote {', '.join(stale)}" if stale else "generated docs are up to date")
         return 0

@@ -27,18 +27,23 @@ class PluginsCommand(CliCommand):
                     }
                     for kind in KINDS
                 },
+                "clashes": [self._clash(plugins, key) for key in sorted(plugins.clashes)],
             }
             print(json.dumps(data, indent=2))
             return self._status(plugins)
         rows = [("distribution", "version", "plugin", "status", "registered")]
         for record in plugins.records:
-            registered = "; ".join(f"{kind}: {', '.join(names)}" for kind, names in record.registered.items())
+            registered = "; ".join(
+                f"{kind}: {', '.join(self._selectable(plugins, kind, n, record.distribution) for n in names)}"
+                for kind, names in record.registered.items()
+            )
             rows.append((record.distribution, record.version, record.name, record.status, registered or "-"))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         for row in rows:
             print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4])
-        for key in plugins.conflicts:
-            print(f"\nconflict: {plugins.conflict_message(key)}")
+        for key in sorted(plugins.clashes):
+            label = "name clash" if plugins.clash_winner(key) is not None else "ambiguous name"
+            print(f"\n{label}: {plugins.clash_message(key)}")
         for record in plugins.records:
             if record.error:
                 print(f"\n{record.name} ({record.distribution} {record.version}) failed: {record.error}")
@@ -49,7 +54,33 @@ class PluginsCommand(CliCommand):
         return self._status(plugins)
 
     @staticmethod
+    def _selectable(plugins: Any, kind: str, name: str, distribution: str) -> str:
+        """How a config selects ``distribution``'s ``name``: the plain name, or its qualified name when the plain
+        name selects another distribution's registration or is ambiguous."""
+        registration = plugins.registries[kind].get(name)
+        if registration is not None and registration.distribution == distribution:
+            return name
+        return f"{distribution}:{name}" if (kind, name) in plugins.clashes else name
+
+    @staticmethod
+    def _clash(plugins: Any, key: tuple[str, str]) -> dict[str, Any]:
+        winner = plugins.clash_winner(key)
+        return {
+            "kind": key[0],
+            "name": key[1],
+            "registrations": [
+                {"qualified_name": r.qualified_name, "distribution": r.distribution, "version": r.version}
+                for r in plugins.clashes[key]
+            ],
+            "selected_by_plain_name": winner.qualified_name if winner is not None else None,
+            "message": plugins.clash_message(key),
+        }
+
+    @staticmethod
     def _status(plugins: Any) -> int:
-        """1 when a plugin failed or names conflict (so CI notices), after listing; else 0."""
-        broken = any(r.status == "failed" for r in plugins.records) or bool(plugins.conflicts)
+        """1 when a plugin failed or a name is ambiguous (so CI notices), after listing; else 0. A first-party
+        name that a third-party plugin also registers is a warning only (the plain name still selects one)."""
+        broken = any(r.status == "failed" for r in plugins.records) or any(
+            plugins.clash_winner(key) is None for key in plugins.clashes
+        )
         return 1 if broken else 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import socket
 import sys
@@ -53,7 +54,10 @@ class RunCommand(CliCommand):
 
 
 class ValidateCommand(CliCommand):
-    help: ClassVar[str] = "check a config (keys, types, component names, datasets) without loading any model"
+    help: ClassVar[str] = (
+        "check a config against every rule: keys, types, component names, datasets, the tokenizer and chat "
+        "template, every data row (no weights load)"
+    )
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         _config_arguments(parser)
@@ -62,13 +66,39 @@ class ValidateCommand(CliCommand):
         from ft_core.engine.run.runner import load_and_validate
 
         path = _config_path(args, "validate")
-        config = load_and_validate(path, args.overrides, args.plugins)
+        config = load_and_validate(path, args.overrides, args.plugins, inputs=True)
         chosen = ", ".join(
             f"{s.section}={s.name} ({s.distribution})"
             for selections in config.selections.values()
             for s in selections
         )
         print(f"{path}: OK ({chosen})")
+        return 0
+
+
+class PlanCommand(CliCommand):
+    help: ClassVar[str] = (
+        "validate a config and print its run plan: components, active plugins, template, data statistics and every "
+        "engine decision with its reason (prepares the data, loads no weights)"
+    )
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        _config_arguments(parser)
+        parser.add_argument("--json", action="store_true", help="print the plan as the manifest records it")
+        parser.add_argument(
+            "--no-data", action="store_true", help="skip preparing the data (no data statistics)"
+        )
+
+    def run(self, args: argparse.Namespace) -> int:
+        from ft_core.engine.run.plan import build_plan
+        from ft_core.engine.run.runner import load_and_validate
+
+        config = load_and_validate(_config_path(args, "plan"), args.overrides, args.plugins, inputs=True)
+        plan, _ = build_plan(config, args.plugins, prepare=not args.no_data)
+        if args.json:
+            print(json.dumps(plan.manifest(), indent=2, default=str))
+        else:
+            print("\n".join(plan.describe()))
         return 0
 
 
@@ -82,17 +112,13 @@ class PrepareCommand(CliCommand):
         _config_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from ft_core.engine.data.prepare import prepare_data
-        from ft_core.engine.run.context import EngineRun
-        from ft_core.engine.run.runner import load_and_validate, resolve_inputs, say
+        from ft_core.engine.run.plan import build_plan
+        from ft_core.engine.run.runner import load_and_validate
 
         config = load_and_validate(_config_path(args, "prepare"), args.overrides, args.plugins)
-        run = EngineRun(config, args.plugins, Path(config.training.output_dir))
         started = time.perf_counter()
-        resolve_inputs(run)
-        prepared = prepare_data(config, args.plugins, run.tokenizer, run.template, run.encoder(), say)
-        for note in prepared.notes:
-            say(note)
+        _, prepared = build_plan(config, args.plugins)
+        assert prepared is not None
         for name, split in (("train", prepared.train), ("eval", prepared.eval)):
             if split is None:
                 continue

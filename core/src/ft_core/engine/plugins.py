@@ -8,36 +8,56 @@ hookimpl whose name matches no hook spec fails its plugin (with a did-you-mean).
 whose hook raises is recorded as failed (name, version, error) and everything else keeps working; strict mode
 (``strict=True`` or ``FT_CORE_STRICT=1``) turns such a failure into a :class:`PluginError`.
 
+Each registration is checked as it is made: its name, its type, and (behaviour components and config sections) its
+options schema (:func:`schema_problems`); a bad one fails its plugin, naming the component, the schema and the field.
+
+Name clashes (one name of one kind registered by several distributions) are never last-one-wins. Every registration
+stays reachable by its qualified name ``<distribution>:<name>``. The plain name keeps meaning the first-party
+registration (distribution ``ft-core`` or ``ft-core-*``) when exactly one of the claimants is first-party — a
+warning names both distributions and the qualified name of the other; otherwise the plain name is ambiguous (an
+error listing the qualified names when selected; strict mode fails at load).
+
 Lifecycle hooks are called on :attr:`Plugins.hook` (``plugins.hook.ft_patch_model(model=..., run=..., role=...)``).
 
 Environment controls:
 ``FT_CORE_STRICT=1``            a broken plugin is an error.
 ``FT_CORE_PLUGINS_ALLOW=a,b``   load only these entry points / distributions (core built-ins always load).
 ``FT_CORE_PLUGINS_BLOCK=a,b``   never load these entry points / distributions.
-``FT_CORE_TRACE=1``             print every hook call and registration to stderr, and tracebacks of failures.
+``FT_CORE_TRACE=1``             log every hook call and registration (``ft_core.trace``, shown at any verbosity), and
+                                tracebacks of failures.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import importlib.metadata as metadata
+import inspect
+import logging
 import os
 import re
 import sys
 import traceback
+import types
+import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal, Union
 
 import pluggy
 
 from ft_core.api import hookspecs
+from ft_core.api.components import Component
+from ft_core.api.descriptors import ConfigSection
 from ft_core.api.errors import ComponentNotFoundError, PluginError, did_you_mean
 from ft_core.api.kinds import KINDS, KINDS_BY_KEY, Kind
+from ft_core.engine.logs import trace_logger
 
 ENTRY_POINT_GROUP = "ft_core"
 CORE_DISTRIBUTION = "ft-core"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +69,13 @@ class Registration:
     component: Any
     distribution: str
     version: str
+    #: The entry point (plugin) that registered it.
+    plugin: str = ""
+
+    @property
+    def qualified_name(self) -> str:
+        """``<distribution>:<name>``: selects this registration even when other distributions use the name."""
+        return f"{self.distribution}:{self.name}"
 
 
 @dataclass
@@ -92,6 +119,146 @@ def _spec_names() -> list[str]:
     )
 
 
+def _warn(message: str) -> None:
+    logger.warning(message)
+
+
+def canonical_distribution(name: str) -> str:
+    """A distribution name normalized as pip compares them (``Acme_Stages`` = ``acme-stages``)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def is_first_party(distribution: str) -> bool:
+    """Whether ``distribution`` is ft-core itself or one of its own plugins (``ft-core-*``)."""
+    canonical = canonical_distribution(distribution)
+    return canonical == CORE_DISTRIBUTION or canonical.startswith(f"{CORE_DISTRIBUTION}-")
+
+
+def _selector_key(kind: str) -> str | None:
+    """The config key that names a component of ``kind`` (for messages), if a config names one."""
+    spec = KINDS_BY_KEY[kind]
+    if spec.section:
+        return f"{spec.section}[].{spec.selector}" if spec.many else f"{spec.section}.{spec.selector}"
+    return "template.name" if kind == "chat_template" else None
+
+
+# ------------------------------------------------------------------ options schemas
+#: What an options field may be annotated with: what :func:`ft_core.engine.config.typecheck.coerce` checks.
+SUPPORTED_OPTION_TYPES = (
+    "bool, int, float, str, None, Any, Literal[...] of such values, list[T], tuple[T, ...], dict[str, T], "
+    "a union of these (T | None), or a nested options dataclass"
+)
+_PRIMITIVE_TYPES: tuple[Any, ...] = (bool, int, float, str, type(None))
+_LITERAL_VALUE_TYPES = (bool, int, float, str, type(None))
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type) and typing.get_origin(tp) is None:
+        return tp.__qualname__
+    return str(tp).replace("typing.", "")
+
+
+def _literal_key_type(tp: Any) -> bool:
+    """Whether ``tp`` may type the keys of a ``dict`` option (config keys are scalars)."""
+    if tp in (Any, str, int, bool):
+        return True
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return all(isinstance(a, (str, int)) and not isinstance(a, enum.Enum) for a in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return all(_literal_key_type(a) for a in typing.get_args(tp))
+    return False
+
+
+def _annotation_problem(tp: Any, stack: tuple[type, ...]) -> str | None:
+    """Why annotation ``tp`` is not an option type the config checker supports, or ``None``."""
+    if tp is Any or tp in _PRIMITIVE_TYPES or tp in (list, tuple, dict):
+        return None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        bad = [a for a in args if not isinstance(a, _LITERAL_VALUE_TYPES) or isinstance(a, enum.Enum)]
+        return f"Literal values must be strings, numbers, booleans or None, not {bad[0]!r}" if bad else None
+    if origin in (Union, types.UnionType):
+        return next((p for p in (_annotation_problem(a, stack) for a in args) if p), None)
+    if origin is list:
+        return _annotation_problem(args[0], stack) if args else None
+    if origin is tuple:
+        items = [a for a in args if a is not Ellipsis]
+        return next((p for p in (_annotation_problem(a, stack) for a in items) if p), None)
+    if origin is dict:
+        if not args:
+            return None
+        if not _literal_key_type(args[0]):
+            return f"dict keys must be str (config keys are strings), not {_type_name(args[0])}"
+        return _annotation_problem(args[1], stack)
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if tp in stack:
+            return f"the nested options dataclass {tp.__qualname__} contains itself"
+        nested = schema_problems(tp, _stack=stack)
+        return f"nested options {tp.__qualname__}: {'; '.join(nested)}" if nested else None
+    return f"{_type_name(tp)} is not an option type ft-core can check (use {SUPPORTED_OPTION_TYPES})"
+
+
+def _unresolved_annotations(schema: type) -> list[str]:
+    """The fields whose string annotation does not evaluate, each with the error (``get_type_hints`` stops at
+    the first and names no field)."""
+    problems = []
+    for klass in reversed(schema.__mro__):
+        module = sys.modules.get(klass.__module__)
+        global_names = dict(vars(module)) if module is not None else {}
+        for name, annotation in inspect.get_annotations(klass).items():
+            if not isinstance(annotation, str):
+                continue
+            try:
+                eval(annotation, global_names, dict(vars(klass)))  # what typing.get_type_hints does
+            except Exception as exc:
+                problems.append(
+                    f"field {name!r}: annotation {annotation!r} does not resolve ({type(exc).__name__}: {exc})"
+                )
+    return problems
+
+
+def schema_problems(schema: Any, *, _stack: tuple[type, ...] = ()) -> list[str]:
+    """What makes ``schema`` unusable as an options schema (``Component.options_schema``,
+    ``ConfigSection.schema``); empty when it is fine.
+
+    An options schema is a dataclass whose annotations resolve (``typing.get_type_hints``), each of whose fields
+    has a default (a config may leave any option out) and is annotated with a type the config checker supports
+    (:data:`SUPPORTED_OPTION_TYPES`). Checked when a plugin registers the component, so that a broken schema fails
+    its plugin's load instead of ``ft-core validate``.
+    """
+    if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
+        return [f"{schema!r} is not a dataclass: decorate the options class with @dataclasses.dataclass"]
+    try:
+        hints = typing.get_type_hints(schema)
+    except Exception as exc:
+        return _unresolved_annotations(schema) or [
+            f"its annotations do not resolve ({type(exc).__name__}: {exc})"
+        ]
+    problems = []
+    for item in dataclasses.fields(schema):
+        if not item.init:
+            continue  # set by the class itself, not an option
+        if item.default is dataclasses.MISSING and item.default_factory is dataclasses.MISSING:
+            problems.append(
+                f"field {item.name!r} has no default: every option needs one (a config may leave it out); "
+                "give it a default or a default_factory"
+            )
+        problem = _annotation_problem(hints.get(item.name, Any), (*_stack, schema))
+        if problem:
+            problems.append(f"field {item.name!r}: {problem}")
+    return problems
+
+
+def _options_schema(component: Any) -> Any:
+    """The options schema of a registered component, or ``None`` for kinds that have none."""
+    if isinstance(component, Component):
+        return component.options_schema
+    if isinstance(component, ConfigSection):
+        return component.schema
+    return None
+
+
 class Plugins:
     """Loaded plugins, one registry per component kind, and the pluggy manager whose ``hook`` runs lifecycle hooks."""
 
@@ -100,15 +267,18 @@ class Plugins:
         self.trace = trace
         self.manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.manager.add_hookspecs(hookspecs)
+        self._trace = trace_logger(trace)
         if trace:
-            self.manager.trace.root.setwriter(
-                lambda text: print(f"[ft-core trace] {text}", end="", file=sys.stderr)
-            )
+            self.manager.trace.root.setwriter(lambda text: self._trace.debug(text.rstrip("\n")))
             self.manager.enable_tracing()
         self.records: list[PluginRecord] = []
+        #: Per kind, every selectable name: a plain name (a name one distribution registers, or the first-party
+        #: registration of a clashing name) or a qualified name ``<distribution>:<name>`` (the other registrations
+        #: of a clashing name). Each registration appears once.
         self.registries: dict[str, dict[str, Registration]] = {kind.key: {} for kind in KINDS}
-        #: Names registered by more than one distribution: usable by neither until one is removed.
-        self.conflicts: dict[tuple[str, str], list[Registration]] = {}
+        #: Names (kind, name) registered by more than one distribution, with every registration of each.
+        self.clashes: dict[tuple[str, str], list[Registration]] = {}
+        self._claims: dict[tuple[str, str], list[Registration]] = {}
 
     @property
     def hook(self) -> Any:
@@ -134,60 +304,137 @@ class Plugins:
             return
         others = [p for p in self.manager.get_plugins() if p is not module]
         staged: list[Registration] = []
+        rejected: list[str] = []  # what register() refused, even if the plugin's hook swallowed the error
         for kind in KINDS:
             if kind.hook not in record.hooks:
                 continue
             caller = self.manager.subset_hook_caller(kind.hook, remove_plugins=others)
             try:
-                caller(register=self._collector(kind, record, staged))
+                caller(register=self._collector(kind, record, staged, rejected))
             except Exception as exc:
                 detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-                self._fail(record, f"{kind.hook} raised {detail}", exc)
+                self._fail(record, rejected[0] if rejected else f"{kind.hook} raised {detail}", exc)
                 return
+            if rejected:
+                self._fail(record, rejected[0])
+                return
+        duplicate = self._duplicate(staged)
+        if duplicate:
+            self._fail(record, duplicate)
+            return
         for registration in staged:
             self._commit(registration, record)
 
-    def _collector(self, kind: Kind, record: PluginRecord, staged: list[Registration]) -> Any:
+    def _collector(
+        self, kind: Kind, record: PluginRecord, staged: list[Registration], rejected: list[str]
+    ) -> Any:
+        def refuse(message: str) -> PluginError:
+            rejected.append(message)
+            return PluginError(message)
+
         def register(name: str, component: Any) -> None:
             if not isinstance(name, str) or not _NAME_RE.match(name):
-                raise PluginError(
+                raise refuse(
                     f"invalid {kind.key} name {name!r}: use lower-case letters, digits, '_', '.', '-'"
                 )
             if not isinstance(component, kind.base):
-                raise PluginError(
+                raise refuse(
                     f"{kind.key} {name!r} must be an instance of ft_core.api.{kind.base.__name__}, "
                     f"got {type(component).__name__}"
                 )
-            if self.trace:
-                print(
-                    f"[ft-core trace]   {record.distribution} registers {kind.key} {name!r}", file=sys.stderr
+            schema = _options_schema(component)
+            problems = [] if schema is None else schema_problems(schema)
+            if problems:
+                label = (
+                    f"{schema.__module__}.{schema.__qualname__}" if isinstance(schema, type) else repr(schema)
                 )
-            staged.append(Registration(kind.key, name, component, record.distribution, record.version))
+                raise refuse(
+                    f"{kind.singular} {name!r}: its options schema {label} is invalid: {'; '.join(problems)}"
+                )
+            if self.trace:
+                self._trace.debug(f"  {record.distribution} registers {kind.key} {name!r}")
+            staged.append(
+                Registration(kind.key, name, component, record.distribution, record.version, record.name)
+            )
 
         return register
 
+    def _duplicate(self, staged: list[Registration]) -> str | None:
+        """Why ``staged`` cannot be committed: a name registered twice by one distribution (its qualified name
+        would be ambiguous), or ``None``."""
+        seen: set[tuple[str, str]] = set()
+        for registration in staged:
+            key = (registration.kind, registration.name)
+            singular = KINDS_BY_KEY[registration.kind].singular
+            if key in seen:
+                return f"registers {singular} {registration.name!r} twice"
+            seen.add(key)
+            same = canonical_distribution(registration.distribution)
+            for other in self._claims.get(key, []):
+                if canonical_distribution(other.distribution) == same:
+                    return (
+                        f"{singular} {registration.name!r} is already registered by plugin {other.plugin!r} of the "
+                        f"same distribution {other.distribution}: a distribution registers each name once"
+                    )
+        return None
+
     def _commit(self, registration: Registration, record: PluginRecord) -> None:
-        registry = self.registries[registration.kind]
         key = (registration.kind, registration.name)
         record.registered.setdefault(registration.kind, []).append(registration.name)
-        existing = registry.pop(registration.name, None)
-        if existing is None and key not in self.conflicts:
+        claims = self._claims.setdefault(key, [])
+        claims.append(registration)
+        registry = self.registries[registration.kind]
+        for claim in claims:
+            registry.pop(claim.qualified_name, None)
+        registry.pop(registration.name, None)
+        if len(claims) == 1:
             registry[registration.name] = registration
             return
-        claimants = self.conflicts.setdefault(key, [existing] if existing else [])
-        claimants.append(registration)
-        message = self.conflict_message(key)
-        if self.strict:
-            raise PluginError(message)
-        print(f"ft-core: warning: {message}", file=sys.stderr)
+        self.clashes[key] = claims
+        winner = self.clash_winner(key)
+        for claim in claims:
+            registry[claim.name if claim is winner else claim.qualified_name] = claim
 
-    def conflict_message(self, key: tuple[str, str]) -> str:
-        """Explain a name that several distributions registered (neither is used)."""
+    def clash_winner(self, key: tuple[str, str]) -> Registration | None:
+        """The registration that the plain name of a clash selects: the only first-party one; ``None`` when
+        the name is ambiguous (no first-party claimant, or several)."""
+        first_party = [r for r in self.clashes[key] if is_first_party(r.distribution)]
+        return first_party[0] if len(first_party) == 1 else None
+
+    def report_clashes(self) -> None:
+        """Warn about every clash once loading is done; in strict mode an ambiguous one is a :class:`PluginError`."""
+        for key in sorted(self.clashes):
+            message = self.clash_message(key)
+            if self.strict and self.clash_winner(key) is None:
+                raise PluginError(message)
+            _warn(message)
+
+    def clash_message(self, key: tuple[str, str]) -> str:
+        """Explain a name that several distributions registered: which one the plain name selects (if any) and
+        how to select each by its qualified name."""
         kind, name = key
-        owners = " and by ".join(f"{r.distribution} {r.version}" for r in self.conflicts[key])
+        spec = KINDS_BY_KEY[kind]
+        claims = self.clashes[key]
+        where = _selector_key(kind)
+        winner = self.clash_winner(key)
+        others = [r for r in claims if r is not winner]
+        owners = " and by ".join(
+            f"{r.distribution} {r.version}" for r in ([winner] if winner else []) + others
+        )
+        if winner is not None:
+            qualified = ", ".join(repr(r.qualified_name) for r in others)
+            example = f' (e.g. `{where}: "{others[0].qualified_name}"`)' if where else ""
+            return (
+                f"{spec.singular} {name!r} is registered by more than one distribution: by {owners}. {name!r} keeps "
+                f"selecting the first-party {winner.distribution}'s; select the other by its qualified name "
+                f"{qualified}{example}."
+            )
+        qualified = ", ".join(repr(r.qualified_name) for r in claims)
         return (
-            f"{KINDS_BY_KEY[kind].singular} {name!r} is registered twice: by {owners}. Neither is used: uninstall "
-            "one of them, or block one with FT_CORE_PLUGINS_BLOCK=<distribution>."
+            f"{spec.singular} {name!r} is registered by more than one distribution: by {owners}. The name alone is "
+            f"ambiguous: select one by its qualified name ({qualified})"
+            + (f" in {where}" if where else "")
+            + ", or block one with FT_CORE_PLUGINS_BLOCK=<distribution>."
         )
 
     def _fail(self, record: PluginRecord, error: str, exc: BaseException | None = None) -> None:
@@ -197,28 +444,37 @@ class Plugins:
         if module is not None:
             self.manager.unregister(module)
         if self.trace and exc is not None:
-            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+            self._trace.debug(f"plugin {record.name!r} failed to load", exc_info=exc)
         message = f"plugin {record.name!r} ({record.distribution} {record.version}) failed to load: {error}"
         if self.strict:
             raise PluginError(message)
-        print(f"ft-core: warning: {message}; it is disabled", file=sys.stderr)
+        _warn(f"{message}; it is disabled")
 
     # ------------------------------------------------------------------ lookup
     def names(self, kind: str) -> list[str]:
-        """Registered names of ``kind``, sorted."""
-        return sorted(self.registries[kind])
+        """Every selectable name of ``kind``: plain names, then the qualified names ``<distribution>:<name>`` of
+        the registrations whose plain name is ambiguous or selects another distribution's (sorted)."""
+        return sorted(self.registries[kind], key=lambda n: (":" in n, n))
 
     def registration(self, kind: str, name: str) -> Registration:
-        """Resolve ``name`` to exactly one registration, or raise a helpful error."""
+        """Resolve ``name`` (plain, or qualified ``<distribution>:<name>``) to exactly one registration, or raise
+        a helpful error."""
+        if ":" in name:
+            distribution, _, plain = name.partition(":")
+            wanted = canonical_distribution(distribution)
+            for claim in self._claims.get((kind, plain), []):
+                if canonical_distribution(claim.distribution) == wanted:
+                    return claim
+            raise ComponentNotFoundError(self.unknown_message(kind, name))
         registry = self.registries[kind]
         if name in registry:
             return registry[name]
-        if (kind, name) in self.conflicts:
-            raise PluginError(self.conflict_message((kind, name)))
+        if (kind, name) in self.clashes:
+            raise PluginError(self.clash_message((kind, name)))
         raise ComponentNotFoundError(self.unknown_message(kind, name))
 
     def get(self, kind: str, name: str) -> Any:
-        """The component registered as ``name`` for ``kind``."""
+        """The component registered as ``name`` (plain or ``<distribution>:<name>``) for ``kind``."""
         return self.registration(kind, name).component
 
     def unknown_message(self, kind: str, name: str) -> str:
@@ -227,9 +483,22 @@ class Plugins:
         spec = KINDS_BY_KEY[kind]
         registry = self.registries[kind]
         available = (
-            ", ".join(f"{n} ({registry[n].distribution})" for n in sorted(registry)) or "none installed"
+            ", ".join(f"{n} ({registry[n].distribution})" for n in self.names(kind)) or "none installed"
         )
-        message = f"unknown {spec.singular} {name!r}.{did_you_mean(name, registry)} Available: {available}."
+        candidates = {
+            *registry,
+            *(r.qualified_name for (k, _), claims in self._claims.items() if k == kind for r in claims),
+        }
+        message = f"unknown {spec.singular} {name!r}.{did_you_mean(name, sorted(candidates))}"
+        if ":" in name:
+            distribution, _, plain = name.partition(":")
+            claims = self._claims.get((kind, plain), [])
+            if claims:
+                owners = ", ".join(f"{r.distribution} ({r.qualified_name})" for r in claims)
+                message += (
+                    f" No distribution {distribution!r} registers {plain!r}; it is registered by {owners}."
+                )
+        message += f" Available: {available}."
         blocked = [r for r in self.records if r.status == "blocked"]
         failed = [r for r in self.records if r.status == "failed" and (not r.hooks or spec.hook in r.hooks)]
         if blocked:
@@ -296,10 +565,9 @@ def build_plugins(
         known = {name for e in found for name in (e.name, _distribution_of(e)[0])}
         for listed, variable in ((blocked, "FT_CORE_PLUGINS_BLOCK"), (allowed, "FT_CORE_PLUGINS_ALLOW")):
             for name in sorted(listed - known):
-                print(
-                    f"ft-core: warning: {variable} names {name!r}, which is no installed plugin or distribution."
-                    f"{did_you_mean(name, known)}",
-                    file=sys.stderr,
+                _warn(
+                    f"{variable} names {name!r}, which is no installed plugin or distribution."
+                    f"{did_you_mean(name, known)}"
                 )
         for entry_point in found:
             distribution, version = _distribution_of(entry_point)
@@ -324,4 +592,5 @@ def build_plugins(
             continue  # already loaded from its entry point (the plugin is pip-installed)
         name = module.__name__.rsplit(".", 1)[-1]
         plugins.add_module(module, PluginRecord(name, distribution, "test", module.__name__))
+    plugins.report_clashes()
     return plugins

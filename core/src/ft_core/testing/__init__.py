@@ -3,7 +3,8 @@
 Fixtures:
 ``tiny_tokenizer``   a byte-level BPE tokenizer with common chat special tokens and a ChatML template.
 ``tiny_model``       a random-init Llama-architecture model matching ``tiny_tokenizer`` (a few k params).
-``tiny_model_dir``   both saved as a Hugging Face folder in a temporary directory (a path string).
+``tiny_model_dir``   both saved as a Hugging Face folder in a temporary directory (a path string; each test gets
+                     its own copy of a folder built once per test process).
 ``make_config``      ``make_config(name="config.yaml", **sections)`` writes a run config for ``tiny_model_dir`` (LoRA SFT on
                      the ``identity`` demo set, 2 CPU steps, a private data cache) with each keyword merged over
                      that section, and returns its path: ``make_config(stage="pt", data={"dataset": ["c4_demo"]})``.
@@ -14,9 +15,16 @@ Helpers: :func:`run_config` (a whole ``ft-core run`` in-process with the plugin 
 :func:`make_encoder` (the run's :class:`~ft_core.api.Encoder` for a tokenizer and template, to test a
 stage's ``preprocess``), :func:`tiny_tokenizer`, :func:`tiny_model`, :func:`save_tiny_model_dir`.
 
+Logging: for the whole session, ft-core's and every installed plugin's loggers print on stderr as under the CLI
+(``[ft-core] ...`` info lines, ``ft-core: warning: ...``), so ``capsys`` / ``capfd`` see them; ``caplog`` works too.
+
 Conformance checks: :mod:`ft_core.testing.conformance` (chat templates), :mod:`ft_core.testing.conformance_adapters`
 (adapter methods) and :mod:`ft_core.testing.import_light` (any plugin: registration imports no heavy library);
 :mod:`ft_core.testing.quantizers` has the run, config, loading and batch helpers a quantizer's tests need.
+
+Parallel runs: under pytest-xdist (``pytest -n N``) each worker runs torch on its share of the CPU cores and the
+processes its tests start with sleeping OpenMP threads (:mod:`ft_core.testing.workers`), so that N workers do not
+oversubscribe the machine.
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from ft_core.api.context import Encoder
 from ft_core.testing.tiny import save_tiny_model_dir, tiny_model, tiny_tokenizer
 
 __all__ = ["make_encoder", "run_config", "save_tiny_model_dir", "tiny_model", "tiny_tokenizer"]
+
+#: Under pytest-xdist each worker takes its share of the CPU cores (:mod:`ft_core.testing.workers`).
+pytest_plugins = ["ft_core.testing.workers"]
 
 
 def run_config(
@@ -77,6 +88,26 @@ def make_encoder(
     )
 
 
+_LOGGING_UNDO = pytest.StashKey[Callable[[], None]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Show ft-core's and the installed plugins' info lines and warnings on (the current) stderr, as the CLI does."""
+    import importlib.metadata as metadata
+
+    from ft_core.engine.logs import configure_logging, package_names
+    from ft_core.engine.plugins import ENTRY_POINT_GROUP
+
+    modules = [entry_point.value for entry_point in metadata.entry_points(group=ENTRY_POINT_GROUP)]
+    config.stash[_LOGGING_UNDO] = configure_logging(0, package_names(modules))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    undo = config.stash.get(_LOGGING_UNDO, None)
+    if undo is not None:
+        undo()
+
+
 @pytest.fixture(name="tiny_tokenizer")
 def _tiny_tokenizer_fixture() -> Any:
     return tiny_tokenizer()
@@ -87,9 +118,18 @@ def _tiny_model_fixture(tiny_tokenizer: Any) -> Any:
     return tiny_model(tiny_tokenizer)
 
 
+@pytest.fixture(scope="session", name="_ft_core_tiny_model_source")
+def _tiny_model_source_fixture(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The tiny model folder, built once per test process (each test gets a copy of it)."""
+    return save_tiny_model_dir(str(tmp_path_factory.mktemp("tiny-model-source")))
+
+
 @pytest.fixture(name="tiny_model_dir")
-def _tiny_model_dir_fixture(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return save_tiny_model_dir(str(tmp_path_factory.mktemp("tiny-model")))
+def _tiny_model_dir_fixture(tmp_path_factory: pytest.TempPathFactory, _ft_core_tiny_model_source: str) -> str:
+    import shutil
+
+    target = tmp_path_factory.mktemp("tiny-model")
+    return str(shutil.copytree(_ft_core_tiny_model_source, target, dirs_exist_ok=True))
 
 
 @pytest.fixture(name="make_config")

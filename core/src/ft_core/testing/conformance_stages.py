@@ -14,7 +14,7 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from ft_core.api.components import TrainingStage
+from ft_core.api.components import ModelRole, TrainingStage
 from ft_core.api.context import Encoder
 from ft_core.api.datasets import DATA_KINDS
 
@@ -29,7 +29,9 @@ def check_stage(
 ) -> list[dict[str, Any]]:
     """Check a stage's declarations and ``preprocess`` on ``samples``; returns the rows.
 
-    1. ``data_kind`` is one of :data:`~ft_core.api.datasets.DATA_KINDS` and ``model_roles`` names ``policy``.
+    1. ``data_kind`` is one of :data:`~ft_core.api.datasets.DATA_KINDS`; ``roles(options)`` gives
+       :class:`~ft_core.api.components.ModelRole` s with distinct names, among them a trainable ``policy``, and
+       ``next_steps`` gives lines for a run folder.
     2. The stage, its options and the encoder pickle (preprocessing runs in worker processes).
     3. ``preprocess`` gives a list of dicts with the same keys; every ``*_ids`` / ``*labels`` / ``*mask``
        column holds lists of ints; a ``labels`` list is as long as its ``input_ids``; rows fit ``cutoff_len``.
@@ -38,7 +40,20 @@ def check_stage(
     """
     assert isinstance(stage, TrainingStage), f"{type(stage).__name__} must subclass TrainingStage"
     assert stage.data_kind in DATA_KINDS, f"data_kind {stage.data_kind!r} is not one of {DATA_KINDS}"
-    assert "policy" in stage.model_roles, "model_roles must include 'policy' (the model that trains)"
+    roles = stage.roles(options)
+    assert roles and all(isinstance(role, ModelRole) for role in roles), (
+        "roles() must return ModelRole instances"
+    )
+    names = [role.name for role in roles]
+    assert len(names) == len(set(names)), f"roles() names a role twice: {names}"
+    policy = next((role for role in roles if role.name == "policy"), None)
+    assert policy is not None and policy.trainable, (
+        "roles() must include a trainable 'policy' (the model that trains)"
+    )
+    lines = stage.next_steps("runs/x", options)
+    assert isinstance(lines, list) and all(isinstance(line, str) for line in lines), (
+        "next_steps must give lines"
+    )
     for what, value in (("the stage", stage), ("its options", options), ("the encoder", encoder)):
         try:
             pickle.dumps(value)

@@ -2,8 +2,8 @@
 
 :func:`quantizer_config` is the :class:`~ft_core.api.RunConfig` that ``Quantizer.validate`` reads, and
 :func:`quantizer_run` the run that ``Quantizer.prepare`` reads (that config and this process's place). Use
-:func:`load_quantized` to load a saved model with the quantizer's ``load_kwargs``, kept on the CPU, and
-:func:`text_batch` for a small padded causal-LM batch for a forward and backward pass.
+:func:`load_quantized` to load a saved model with the quantizer's ``load_kwargs`` (on the CPU unless they or the
+caller place it), and :func:`text_batch` for a small padded causal-LM batch for a forward and backward pass.
 """
 
 from __future__ import annotations
@@ -44,16 +44,24 @@ def quantizer_run(**config: Any) -> SimpleNamespace:
     return SimpleNamespace(config=quantizer_config(**config), process=ProcessInfo())
 
 
-def load_quantized(quantizer: Quantizer[Any], model_dir: str, options: Any, dtype: Any = None) -> Any:
+def load_quantized(
+    quantizer: Quantizer[Any], model_dir: str, options: Any, dtype: Any = None, *, device: Any = "cpu"
+) -> Any:
     """The causal LM saved in ``model_dir``, loaded with ``quantizer.load_kwargs(options, config)`` in ``dtype``
-    (default fp32) and kept on the CPU (transformers would place a quantized model on a GPU when there is one)."""
+    (default fp32).
+
+    The quantizer's ``load_kwargs`` decide the placement: a ``device_map`` they set is used as is. Otherwise the
+    model goes whole onto ``device``: the CPU by default (transformers would place a quantized model on a GPU when
+    there is one), or e.g. ``device="cuda"`` / ``device=0`` for a GPU test.
+    """
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(model_dir)
-    kwargs = quantizer.load_kwargs(options, config)
+    kwargs = dict(quantizer.load_kwargs(options, config))
+    kwargs.setdefault("device_map", {"": device})
     return AutoModelForCausalLM.from_pretrained(
-        model_dir, config=config, dtype=dtype or torch.float32, device_map={"": "cpu"}, **kwargs
+        model_dir, config=config, dtype=dtype or torch.float32, **kwargs
     )
 
 

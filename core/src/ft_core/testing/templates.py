@@ -87,7 +87,7 @@ def trained_texts(
     ``stop_at_next_turn``, the stop word that follows an answer (or EOS after the last) is part of its text."""
     jinja, tokens, kwargs = _parts(template, None, template_kwargs)
     views = [conversation] if template.prefix_stable else turn_by_turn(conversation)
-    result = []
+    result: list[tuple[str, str]] = []
     for view in views:
         text, _, spans = locate_assistant_spans(
             None,

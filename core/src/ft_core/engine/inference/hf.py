@@ -3,15 +3,22 @@
 Stops at the tokenizer's EOS, at the run template's stop words (as token ids where a stop word is one token)
 and at stop strings (the template's stop words and ``SamplingOptions.stop``), matched on the decoded text so a
 stop string may span tokens; a stop string and anything after it are never returned. Batched ``generate`` pads
-on the left and runs one ``generate`` call per group of requests with equal sampling settings.
+on the left and runs one ``generate`` call per group of requests with equal sampling settings; batched
+``stream_batch`` does the same for streams, each row with its own ``max_new_tokens``.
+
+Images (``ChatRequest.images``) are taken by a vision-language target (``ChatTarget.vision``): the prompt is rendered
+with the run's template, each image expanded to the processor's tokens as in training, and the processed images go
+to ``generate`` with the ids; requests with images batch like any others (one ``generate`` call gets the images of
+all its rows, in row order). A text-only target refuses a request with images.
 """
 
 from __future__ import annotations
 
+import queue
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, cast
 
 from ft_core.api.components import InferenceEngine
 from ft_core.api.errors import FtCoreError, OptionsError
@@ -26,6 +33,10 @@ from ft_core.api.inference import (
     Usage,
 )
 from ft_core.engine.compat import quiet_upstream_warnings
+from ft_core.engine.inference.images import VisionPrompter, refuse_images
+
+if TYPE_CHECKING:
+    from transformers import BatchEncoding
 
 
 @dataclass(frozen=True)
@@ -140,6 +151,93 @@ def _streamer_class() -> type:
     return Streamer
 
 
+def _row_limits_class() -> type:
+    import torch
+    from transformers import StoppingCriteria
+
+    class RowLimits(StoppingCriteria):
+        """Ends each row at its own ``max_new_tokens`` (a batch generates up to the largest of them)."""
+
+        def __init__(self, prompt_length: int, limits: list[int]) -> None:
+            self.prompt_length = prompt_length
+            self.limits = limits
+
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            generated = input_ids.shape[1] - self.prompt_length
+            done = [generated >= limit for limit in self.limits]
+            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+    return RowLimits
+
+
+def _batch_streamer_class() -> type:
+    from transformers.generation.streamers import BaseStreamer
+
+    class BatchStreamer(BaseStreamer):
+        """Hands the tokens of each generation step (one per row) to :attr:`steps`; ``None`` ends it. The prompt,
+        which ``generate`` puts first, is skipped."""
+
+        def __init__(self) -> None:
+            self.steps: queue.Queue[list[int] | None] = queue.Queue()
+            self.prompt_seen = False
+
+        def put(self, value: Any) -> None:
+            if self.prompt_seen:
+                self.steps.put([int(token) for token in value.reshape(-1).tolist()])
+            self.prompt_seen = True
+
+        def end(self) -> None:
+            self.steps.put(None)
+
+    return BatchStreamer
+
+
+@dataclass
+class _StreamedRow:
+    """One request of a batched stream: its completion so far and how much of its text was sent."""
+
+    prompt_length: int
+    limit: int
+    stops: tuple[str, ...]
+    #: Tokens that end the row and are not shown: EOS, one-token stop words, request stops that are added tokens.
+    stop_ids: set[int]
+    tokens: list[int] = field(default_factory=list)
+    #: Completion tokens, the ending stop token included.
+    count: int = 0
+    text: str = ""
+    sent: int = 0
+    done: bool = False
+
+    def advance(self, token: int, decode: Callable[[list[int]], str]) -> ChatDelta | None:
+        """Take the row's next generated token; return what can be sent now (the last delta once it ends)."""
+        if self.done:
+            return None  # a finished row gets padding until the whole batch ends
+        self.count += 1
+        if token in self.stop_ids:
+            return self.close("stop")
+        self.tokens.append(token)
+        self.text = decode(self.tokens)
+        cut = find_stop(self.text, self.stops, self.sent)
+        if cut is not None:
+            return self.close("stop", cut)
+        if self.count >= self.limit:
+            return self.close("length")
+        upto = safe_end(self.text, self.stops)
+        while upto > self.sent and self.text[upto - 1] == "\ufffd":
+            upto -= 1  # the first bytes of a character that the next tokens complete
+        if upto <= self.sent:
+            return None
+        delta = ChatDelta(self.text[self.sent : upto])
+        self.sent = upto
+        return delta
+
+    def close(self, finish: FinishReason, end: int | None = None) -> ChatDelta:
+        """The row's last delta: the rest of its text (up to ``end``), why it ended and its usage."""
+        self.done = True
+        rest = self.text[self.sent : len(self.text) if end is None else end]
+        return ChatDelta(rest, finish_reason=finish, usage=Usage(self.prompt_length, self.count))
+
+
 class HfChatModel(ChatModel):
     """A loaded model + tokenizer answering chat requests with ``transformers`` generate."""
 
@@ -180,9 +278,16 @@ class HfChatModel(ChatModel):
         words = [*target.stop_words, self.tokenizer.eos_token or ""]
         self.stop_words = tuple(dict.fromkeys(w for w in words if w))
         self.template_kwargs = dict(target.template_kwargs)
+        self.description = target.description
+        self.vision = (
+            VisionPrompter(target.vision, self.tokenizer, self.template_kwargs) if target.vision else None
+        )
+        self.accepts_images = self.vision is not None
         self._lock = threading.Lock()
         self._row_stops = _stopping_criteria_class()
         self._streamer = _streamer_class()
+        self._row_limits = _row_limits_class()
+        self._batch_streamer = _batch_streamer_class()
 
     # ------------------------------------------------------------------ helpers
     def _single_token_id(self, word: str) -> int | None:
@@ -201,21 +306,39 @@ class HfChatModel(ChatModel):
     def _stops(self, sampling: SamplingOptions) -> tuple[str, ...]:
         return tuple(dict.fromkeys((*self.stop_words, *(s for s in sampling.stop if s))))
 
+    def _prompt(self, request: ChatRequest) -> tuple[list[int], list[Any]]:
+        """The prompt's token ids and its opened images (a vision target: images expanded to their tokens)."""
+        if self.vision is not None:
+            return self.vision.prompt(request)
+        return self.prompt_ids(request), []
+
+    def _image_inputs(self, images: list[Any], input_ids: Any) -> dict[str, Any]:
+        """``generate``'s image arguments for a batch with ``images`` (of all rows, in order); none for text."""
+        if self.vision is None:
+            return {}
+        return self.vision.inputs(images, input_ids, self.model.dtype)
+
     def prompt_ids(self, request: ChatRequest) -> list[int]:
         """The prompt of ``request`` as token ids: the tokenizer's chat template (the run's, for a run folder)
         with the generation prompt, and ``tools`` passed to the template."""
+        if self.vision is not None:
+            return self.vision.prompt(request)[0]
+        refuse_images(request, self.description)
         if not self.tokenizer.chat_template:
             raise FtCoreError(
                 "the tokenizer has no chat template: give a run folder (its tokenizer carries the run's "
                 "template) or a model whose tokenizer_config.json has a chat_template"
             )
-        encoded = self.tokenizer.apply_chat_template(
-            request.messages,
-            tools=request.tools,
-            add_generation_prompt=True,
-            tokenize=True,
-            return_dict=True,
-            **self.template_kwargs,
+        encoded = cast(  # return_dict=True gives a BatchEncoding; transformers annotates every return form
+            "BatchEncoding",
+            self.tokenizer.apply_chat_template(
+                request.messages,
+                tools=list(request.tools) if request.tools is not None else None,
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
+                **self.template_kwargs,
+            ),
         )
         return list(encoded["input_ids"])
 
@@ -248,7 +371,7 @@ class HfChatModel(ChatModel):
         from transformers import StoppingCriteriaList
 
         sampling = request.sampling
-        prompt = self.prompt_ids(request)
+        prompt, images = self._prompt(request)
         stops = self._stops(sampling)
         cancel = threading.Event()
         extra_ids = self._added_token_ids(sampling.stop)
@@ -257,6 +380,7 @@ class HfChatModel(ChatModel):
         )
         streamer = self._streamer(self.tokenizer, set(self.stop_ids) | extra_ids)
         input_ids = torch.tensor([prompt], device=self.model.device)
+        image_inputs = self._image_inputs(images, input_ids)
         outcome: dict[str, Any] = {}
 
         def work() -> None:
@@ -267,6 +391,7 @@ class HfChatModel(ChatModel):
                     attention_mask=torch.ones_like(input_ids),
                     stopping_criteria=StoppingCriteriaList([criteria]),
                     streamer=streamer,
+                    **image_inputs,
                 )
             except BaseException as exc:  # handed to the consumer below
                 outcome["error"] = exc
@@ -315,11 +440,28 @@ class HfChatModel(ChatModel):
                     responses[index] = answer
         return [r for r in responses if r is not None]
 
-    def _generate_batch(self, requests: list[ChatRequest]) -> list[ChatResponse]:
+    def stream_batch(self, requests: list[ChatRequest]) -> Iterator[tuple[int, ChatDelta]]:
+        """Batched: greedy requests share ``generate`` calls (sampled ones when their temperature, top-p and seed
+        are equal), each row with its own ``max_new_tokens`` and stop strings; at most ``max_batch_size`` rows a
+        call, calls one after another."""
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for index, request in enumerate(requests):
+            s = request.sampling
+            groups.setdefault((s.temperature, s.top_p, s.seed) if s.temperature > 0 else (), []).append(index)
+        size = self.options.max_batch_size
+        for indexes in groups.values():
+            for start in range(0, len(indexes), size):
+                chunk = indexes[start : start + size]
+                for row, delta in self._stream_rows([requests[i] for i in chunk]):
+                    yield chunk[row], delta
+
+    def _stream_rows(self, requests: list[ChatRequest]) -> Iterator[tuple[int, ChatDelta]]:
+        """One ``generate`` call for ``requests`` (left-padded), streamed row by row as tokens arrive."""
         import torch
         from transformers import StoppingCriteriaList
 
-        prompts = [self.prompt_ids(r) for r in requests]
+        encoded = [self._prompt(r) for r in requests]
+        prompts = [ids for ids, _ in encoded]
         width = max(len(p) for p in prompts)
         input_ids = torch.tensor(
             [[self.pad_id] * (width - len(p)) + p for p in prompts], device=self.model.device
@@ -327,6 +469,72 @@ class HfChatModel(ChatModel):
         attention_mask = torch.tensor(
             [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.model.device
         )
+        image_inputs = self._image_inputs([image for _, images in encoded for image in images], input_ids)
+        extra_ids = [self._added_token_ids(r.sampling.stop) for r in requests]
+        rows = [
+            _StreamedRow(
+                len(p), r.sampling.max_new_tokens, self._stops(r.sampling), set(self.stop_ids) | extra
+            )
+            for p, r, extra in zip(prompts, requests, extra_ids, strict=True)
+        ]
+        cancel = threading.Event()
+        criteria = self._row_stops(
+            self.tokenizer, width, set(self.stop_ids), [row.stops for row in rows], extra_ids, cancel
+        )
+        limits = self._row_limits(width, [row.limit for row in rows])
+        streamer = self._batch_streamer()
+        sampling = replace(requests[0].sampling, max_new_tokens=max(row.limit for row in rows))
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                self._run_generate(
+                    sampling,
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    stopping_criteria=StoppingCriteriaList([criteria, limits]),
+                    streamer=streamer,
+                    **image_inputs,
+                )
+            except BaseException as exc:  # handed to the consumer below
+                failure.append(exc)
+                streamer.end()
+
+        def decode(ids: list[int]) -> str:
+            return cast(str, self.tokenizer.decode(ids, skip_special_tokens=True))
+
+        worker = threading.Thread(target=work, name="ft-core-generate-batch", daemon=True)
+        worker.start()
+        try:
+            while not all(row.done for row in rows) and (step := streamer.steps.get()) is not None:
+                for index, (row, token) in enumerate(zip(rows, step, strict=True)):
+                    delta = row.advance(token, decode)
+                    if delta is not None:
+                        yield index, delta
+        finally:
+            cancel.set()  # every row ended, or the consumer went away: stop generating
+            worker.join()
+        if failure:
+            raise failure[0]
+        # A row still open when generation ended was stopped by a stop string that only the criteria saw.
+        for index, row in enumerate(rows):
+            if not row.done:
+                yield index, row.close("stop" if criteria.stopped_at[index] is not None else "length")
+
+    def _generate_batch(self, requests: list[ChatRequest]) -> list[ChatResponse]:
+        import torch
+        from transformers import StoppingCriteriaList
+
+        encoded = [self._prompt(r) for r in requests]
+        prompts = [ids for ids, _ in encoded]
+        width = max(len(p) for p in prompts)
+        input_ids = torch.tensor(
+            [[self.pad_id] * (width - len(p)) + p for p in prompts], device=self.model.device
+        )
+        attention_mask = torch.tensor(
+            [[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.model.device
+        )
+        image_inputs = self._image_inputs([image for _, images in encoded for image in images], input_ids)
         stops = [self._stops(r.sampling) for r in requests]
         criteria = self._row_stops(
             self.tokenizer,
@@ -340,13 +548,15 @@ class HfChatModel(ChatModel):
             input_ids=input_ids,
             attention_mask=attention_mask,
             stopping_criteria=StoppingCriteriaList([criteria]),
+            **image_inputs,
         )
         responses = []
         for row, prompt in enumerate(prompts):
             completion = sequences[row, width:]
             count = criteria.stopped_at[row] or int(completion.shape[0])
             shown = completion[: count - 1] if criteria.by_token[row] else completion[:count]
-            text, cut = cut_at_stop(self.tokenizer.decode(shown, skip_special_tokens=True), stops[row])
+            decoded = cast(str, self.tokenizer.decode(shown, skip_special_tokens=True))  # one row: one str
+            text, cut = cut_at_stop(decoded, stops[row])
             finish: FinishReason = "stop" if cut or criteria.stopped_at[row] is not None else "length"
             responses.append(ChatResponse(text, finish, Usage(len(prompt), count)))
         return responses

@@ -1,12 +1,17 @@
-"""Resolve what ``ft-core chat`` talks to: a trained run folder or a plain model."""
+"""Resolve what ``ft-core chat`` talks to (a trained run folder or a plain model), and load a finished run's trained
+model with its head (:func:`load_trained_model`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ft_core.api.components import ModelHead
 from ft_core.api.errors import FtCoreError
-from ft_core.api.inference import ChatTarget
+from ft_core.api.inference import ChatTarget, VisionTarget
+from ft_core.api.modeling import HEADS_FILE, artefact_head, auto_model_class, configure_head, load_heads
 from ft_core.engine.run import output
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -72,17 +77,29 @@ def _unfinished(folder: Path, status: Any) -> FtCoreError:
     )
 
 
-def _load_pretrained(path: str, dtype: Any, rope: tuple[dict[str, Any], int] | None = None) -> Any:
-    """The model at ``path``; ``rope``: the run's ``(model.rope_scaling, data.cutoff_len)`` to apply first."""
-    from transformers import AutoConfig, AutoModelForCausalLM
+def _load_pretrained(
+    path: str,
+    dtype: Any,
+    rope: tuple[dict[str, Any], int] | None = None,
+    head: ModelHead = "causal_lm",
+    pad_token_id: int | None = None,
+    auto_class: Any = None,
+) -> Any:
+    """The model at ``path`` with ``head`` (a classification or value head: one label, ``pad_token_id``);
+    ``rope``: the run's ``(model.rope_scaling, data.cutoff_len)`` to apply first; ``auto_class``: the class that
+    loads it (a vision family's own class), else the head's auto class."""
+    from transformers import AutoConfig
 
-    if not rope:
-        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    auto_class = auto_class or auto_model_class(head)
+    if not rope and head == "causal_lm":
+        return auto_class.from_pretrained(path, dtype=dtype)
     from ft_core.engine.models.loader import apply_rope_scaling
 
     config = AutoConfig.from_pretrained(path)
-    apply_rope_scaling(config, *rope)
-    return AutoModelForCausalLM.from_pretrained(path, config=config, dtype=dtype)
+    if rope:
+        apply_rope_scaling(config, *rope)
+    configure_head(config, head, pad_token_id)
+    return auto_class.from_pretrained(path, config=config, dtype=dtype)
 
 
 def _run_rope_scaling(folder: Path) -> tuple[dict[str, Any], int] | None:
@@ -101,7 +118,59 @@ def _run_rope_scaling(folder: Path) -> tuple[dict[str, Any], int] | None:
     return normalize_rope_scaling(rope_scaling), int(cutoff_len)
 
 
-def _run_target(folder: Path, plugins: Plugins) -> ChatTarget:
+@dataclass(frozen=True)
+class _TrainedRun:
+    """A finished run: its manifest, artefact folder, adapter method and trained head, and the loader of its trained
+    model (``dtype`` -> model: the adapter method's ``load_for_inference``, the base model loaded with that head)."""
+
+    manifest: dict[str, Any]
+    artefact: Path
+    adapter_name: str
+    head: ModelHead
+    load: Callable[[Any], Any]
+    vision: VisionTarget | None = None
+
+
+def _vision_family(plugins: Plugins, family_name: str | None, folder: str) -> Any:
+    """The registered model family (by name, else by the model's config) when it is a vision-language family."""
+    family = None
+    if family_name and family_name in plugins.registries["model_family"]:
+        family = plugins.get("model_family", family_name)
+    elif (Path(folder) / "config.json").is_file():
+        from transformers import AutoConfig
+
+        from ft_core.engine.models.loader import resolve_family
+
+        try:
+            family = resolve_family(plugins, AutoConfig.from_pretrained(folder))
+        except Exception:  # an unreadable or unknown config: a text model as far as chat goes
+            family = None
+    return family if family is not None and family.vision is not None else None
+
+
+def _vision_target(
+    plugins: Plugins, family: Any, folder: str, template: str | None, derived: bool = False
+) -> VisionTarget:
+    """How the vision-language model in ``folder`` takes images: its processor and its template's image token
+    (the run's template, else the family's default template, as training finds it)."""
+    import contextlib
+    import json
+
+    names = [template] if template and not derived else []
+    if family.default_template:
+        names.append(family.default_template)
+    image_token = None
+    for name in names:
+        if name in plugins.registries["chat_template"]:
+            image_token = plugins.get("chat_template", name).image_token
+            break
+    model_type = family.model_types[0]  # picks the processor class well enough without a readable config
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        model_type = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))["model_type"]
+    return VisionTarget(processor_path=folder, model_type=model_type, template_image_token=image_token)
+
+
+def _trained_run(folder: Path, plugins: Plugins) -> _TrainedRun:
     manifest = output.read_manifest(folder)
     status = manifest.get("status")
     if status != "completed":
@@ -116,18 +185,52 @@ def _run_target(folder: Path, plugins: Plugins) -> ChatTarget:
         raise FtCoreError(f"{folder / output.MANIFEST}: names no adapter method")
     adapter = plugins.get("adapter", adapter_name)
     base = manifest["base_model"]["path"]
-    template = manifest.get("template", {})
     rope = _run_rope_scaling(folder)
+    head = artefact_head(artefact)
+    pad_token_id = None
+    if head != "causal_lm":  # the pad token the classification head was trained with
+        from transformers import AutoTokenizer
+
+        pad_token_id = AutoTokenizer.from_pretrained(str(artefact)).pad_token_id
+
+    family = _vision_family(plugins, (manifest.get("model_family") or {}).get("name"), base)
+    vision = None
+    auto_class = None
+    if family is not None and head == "causal_lm":
+        from ft_core.engine.vision.model import model_class
+
+        template = manifest.get("template") or {}
+        vision = _vision_target(
+            plugins, family, base, template.get("name"), bool(template.get("derived_from_tokenizer"))
+        )
+        auto_class = model_class(family, None)
+
+    def load(dtype: Any) -> Any:
+        return adapter.load_for_inference(
+            str(artefact), lambda: _load_pretrained(base, dtype, rope, head, pad_token_id, auto_class)
+        )
+
+    return _TrainedRun(manifest, artefact, adapter_name, head, load, vision)
+
+
+def _run_target(folder: Path, plugins: Plugins) -> ChatTarget:
+    run = _trained_run(folder, plugins)
+    if run.head != "causal_lm":
+        raise FtCoreError(
+            f"{folder}: the run trained a model with a {run.head} head, which scores text and does not chat; score "
+            f"with it in Python: model, tokenizer = ft_core.bootstrap.load_trained_model({str(folder)!r})"
+        )
+    manifest = run.manifest
+    template = manifest.get("template", {})
     return ChatTarget(
-        description=f"{folder} ({adapter_name} on {manifest['base_model']['name_or_path']})",
-        tokenizer_path=str(artefact),
-        load_model=lambda dtype: adapter.load_for_inference(
-            str(artefact), lambda: _load_pretrained(base, dtype, rope)
-        ),
+        description=f"{folder} ({run.adapter_name} on {manifest['base_model']['name_or_path']})",
+        tokenizer_path=str(run.artefact),
+        load_model=run.load,
         stop_words=list(template.get("stop_words", [])),
         system=template.get("system"),
         template_kwargs=dict(template.get("template_kwargs") or {}),
         template=template.get("name"),
+        vision=run.vision,
     )
 
 
@@ -156,6 +259,48 @@ def resolve_chat_target(path: str, plugins: Plugins) -> ChatTarget:
                     f"(no config.json); {_accepted()}.{hint}"
                 )
     resolved = resolve_model_path(path, None)
+    family = _vision_family(plugins, None, resolved)
+    if family is not None:  # a vision-language model folder: its own class, its tokenizer's template
+        from ft_core.engine.vision.model import model_class
+
+        auto_class = model_class(family, None)
+        return ChatTarget(
+            description=path,
+            tokenizer_path=resolved,
+            load_model=lambda dtype: _load_pretrained(resolved, dtype, auto_class=auto_class),
+            vision=_vision_target(plugins, family, resolved, None, derived=True),
+        )
     return ChatTarget(
         description=path, tokenizer_path=resolved, load_model=lambda dtype: _load_pretrained(resolved, dtype)
     )
+
+
+def load_trained_model(
+    run_dir: str | Path,
+    plugins: Plugins,
+    *,
+    dtype: Any = "auto",
+    add_heads: Callable[[Any], Any] | None = None,
+) -> tuple[Any, Any]:
+    """A finished run's trained model with its head, in eval mode, and its tokenizer: a reward model
+    (``sequence_classification``: ``model(**batch).logits`` has one score per row), a value model (one score per
+    token) or a causal LM, whatever the adapter method (LoRA merged into its base, or the whole model).
+
+    ``add_heads(model)`` adds the stage's custom head modules (as its ``prepare_model`` did) and returns the model;
+    their weights then load from the artefact's ``heads.safetensors``. A run whose artefact holds custom heads
+    needs it. ``dtype``: the weights' dtype (``"auto"``: as saved).
+    """
+    from transformers import AutoTokenizer
+
+    run = _trained_run(Path(run_dir).expanduser(), plugins)
+    artefact = run.artefact
+    model = run.load(dtype)
+    if add_heads is not None:
+        model = add_heads(model)
+        load_heads(model, artefact)
+    elif (artefact / HEADS_FILE).is_file():
+        raise FtCoreError(
+            f"{artefact} holds custom head modules ({HEADS_FILE}): pass add_heads, a function adding them to the "
+            "model as the stage's prepare_model did, to load them"
+        )
+    return model.eval(), AutoTokenizer.from_pretrained(str(artefact))

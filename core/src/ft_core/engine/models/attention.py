@@ -119,3 +119,23 @@ def choose_attention(
     if model_class_supports(model_config, "sdpa"):
         return AttentionChoice("sdpa", "; ".join(reasons))
     return AttentionChoice(None, "; ".join([*reasons, "the model does not support sdpa"]))
+
+
+#: Attention implementations with a varlen kernel: packing makes them strictly faster (``auto`` packs with them).
+VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", "flex_attention", "torch_varlen")
+#: Attention implementations that keep packed rows apart through transformers' block-causal mask (a dense mask
+#: over the whole packed row: correct, but its cost grows with the square of the packed length).
+MASKED_ATTENTION = ("sdpa", "eager")
+
+
+def is_varlen(attention: str | None) -> bool:
+    """Whether ``attention`` runs a varlen kernel on packed rows (flash attention, also from a kernels hub repo,
+    or flex attention)."""
+    name = (attention or "").lower()
+    return name in VARLEN_ATTENTION or "flash" in name
+
+
+def keeps_rows_apart(attention: str | None) -> bool:
+    """Whether transformers keeps packed rows apart with ``attention`` (``None`` = its default, sdpa; ``auto`` =
+    flash attention or sdpa, as ``model.attn_implementation: auto`` picks)."""
+    return attention in (None, "auto") or attention in MASKED_ATTENTION or is_varlen(attention)

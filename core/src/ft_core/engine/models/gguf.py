@@ -7,13 +7,15 @@ tokenizer (with its chat template) and returns the folder; later calls return it
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
-import sys
 from pathlib import Path
 
 from ft_core.api.errors import FtCoreError
 from ft_core.engine.storage import atomic_folder, cache_root, file_sha256
+
+logger = logging.getLogger(__name__)
 
 #: Files whose presence marks a complete converted folder.
 _COMPLETE_MARKERS = ("config.json", "model.safetensors")
@@ -58,9 +60,7 @@ def convert_gguf(gguf_path: str | os.PathLike[str], cache_dir: str | os.PathLike
             return str(target)
         if target.exists():  # an incomplete folder not written by us (e.g. files deleted by hand)
             shutil.rmtree(target)
-        print(
-            f"ft-core: converting {source.name} to a Hugging Face folder (once) in {target}", file=sys.stderr
-        )
+        logger.info(f"converting {source.name} to a Hugging Face folder (once) in {target}")
         with atomic_folder(target) as temporary:
             _convert_into(source, temporary)
     return str(target)

@@ -225,7 +225,8 @@ def apply_rope_scaling(model_config: Any, rope_scaling: dict[str, Any] | None, c
     original = int(
         rope_scaling.get("original_max_position_embeddings")
         or existing.get("original_max_position_embeddings")
-        or getattr(text, "max_position_embeddings", 0)
+        or getattr(text, "max_position_embeddings", None)
+        or 0
     )
     if original <= 0:
         raise FtCoreError("model.rope_scaling: the model config has no max_position_embeddings to scale from")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import re
@@ -15,6 +16,9 @@ import yaml
 
 from ft_core.api.config import RunConfig
 from ft_core.api.errors import FtCoreError
+from ft_core.engine.training.callbacks import CANCEL_FILE
+
+logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 RESOLVED_CONFIG = "config.yaml"
@@ -59,14 +63,16 @@ def prepare_run_dir(config: RunConfig) -> tuple[Path, Path | None]:
     checkpoint = latest_checkpoint(run_dir)
     manifest = read_manifest(run_dir) if (run_dir / MANIFEST).is_file() else {}
     if training.overwrite_output_dir:
-        return _mkdir(run_dir), None if resume in ("auto", "true", "false", "no") else Path(training.resume)
+        return _mkdir(run_dir), None if resume in ("auto", "true", "false", "no") else Path(
+            str(training.resume)
+        )
     if manifest.get("status") == "completed":
         raise FtCoreError(
             f"training.output_dir: {run_dir} already holds a finished run. Choose another output_dir, or set "
             "training.overwrite_output_dir: true to train again into it."
         )
     if resume not in ("auto", "true", "false", "no"):
-        return _mkdir(run_dir), Path(training.resume)
+        return _mkdir(run_dir), Path(str(training.resume))
     if resume in ("false", "no"):
         if checkpoint is not None:
             raise FtCoreError(
@@ -115,6 +121,18 @@ def resumable_config(raw: dict[str, Any]) -> dict[str, Any]:
     that would make the run's own config restart it from step 0 instead of resuming it."""
     training = {k: v for k, v in (raw.get("training") or {}).items() if k != "overwrite_output_dir"}
     return {**raw, "training": training} if "training" in raw else dict(raw)
+
+
+def start_run_dir(run_dir: Path, config: RunConfig) -> None:
+    """Clear a cancel request left over from an earlier run of the folder and write the resolved config, keeping
+    a changed earlier one (said in one line)."""
+    (run_dir / CANCEL_FILE).unlink(missing_ok=True)
+    changed, kept = write_resolved_config(run_dir, config)
+    if changed:
+        logger.info(
+            f"the config differs from the one this folder was trained with ({', '.join(changed)}); the previous one "
+            f"is kept as {kept}"
+        )
 
 
 def write_resolved_config(run_dir: Path, config: RunConfig) -> tuple[list[str], str | None]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
 from ft_core.api.events import RunEvent
 from ft_core.api.hookspecs import hookimpl
+
+logger = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.jsonl"
 _HIDDEN = {"epoch", "eta_s", "tokens_per_sec"}
@@ -25,7 +27,8 @@ def _duration(seconds: float) -> str:
 
 
 def console_line(event: RunEvent) -> str | None:
-    """``step 10/30 | loss 1.23 | learning_rate 1e-4 | 812 tok/s | ETA 0:42`` and the like, or ``None``."""
+    """``step 10/30 | loss 1.23 | learning_rate 1e-4 | 812 tok/s | ETA 0:42``, ``phase: message`` and the like, or
+    ``None``."""
     if event.kind in ("step", "eval"):
         summary = "train_runtime" in event.metrics  # the trainer's closing log: whole-run averages
         parts = [
@@ -38,21 +41,23 @@ def console_line(event: RunEvent) -> str | None:
             parts.append(f"ETA {_duration(event.metrics['eta_s'])}")
         return " | ".join(parts)
     if event.kind == "checkpoint":
-        return f"[ft-core] checkpoint saved: {event.message}"
+        return f"checkpoint saved: {event.message}"
     if event.kind == "phase":
-        return f"[ft-core] {event.phase}: {event.message}" if event.message else None
+        return f"{event.phase}: {event.message}" if event.message else None
     if event.kind in ("failed", "cancelled"):  # the command reports the error itself, once
-        return f"[ft-core] run {event.kind}; the manifest records why"
-    return f"[ft-core] run {event.kind}" + (f": {event.message}" if event.message else "")
+        return f"run {event.kind}; the manifest records why"
+    return f"run {event.kind}" + (f": {event.message}" if event.message else "")
 
 
 @hookimpl
 def ft_run_event(event: RunEvent) -> None:
-    """Print the event and append step / eval records to ``metrics.jsonl``."""
+    """Show the event (step and eval lines on stdout, the others as progress lines) and append step / eval records
+    to ``metrics.jsonl``."""
     line = console_line(event)
-    if line:
-        stream = sys.stdout if event.kind in ("step", "eval") else sys.stderr
-        print(line, file=stream, flush=True)
+    if line and event.kind in ("step", "eval"):
+        print(line, flush=True)
+    elif line:
+        logger.info(line)
     if event.kind in ("step", "eval"):
         record = {"step": event.step, **{k: v for k, v in event.metrics.items() if k not in ("eta_s",)}}
         with (Path(event.run_dir) / METRICS_FILE).open("a", encoding="utf-8") as handle:

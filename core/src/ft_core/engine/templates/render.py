@@ -120,14 +120,14 @@ def render(
     variables = dict(tokenizer.special_tokens_map if special_tokens is None else special_tokens)
     variables.update(template_kwargs or {})
     try:
-        rendered, _ = (
-            render_jinja_template(  # what apply_chat_template(tokenize=False) runs, minus its overhead
-                conversations=[hf],
-                tools=tools,
-                chat_template=jinja,
-                add_generation_prompt=add_generation_prompt,
-                **variables,
-            )
+        # What apply_chat_template(tokenize=False) runs, minus its overhead. transformers annotates it as returning
+        # str; it returns (rendered texts, generation indices).
+        rendered, _ = render_jinja_template(  # type: ignore[str-unpack]
+            conversations=[hf],
+            tools=list(tools) if tools is not None else None,
+            chat_template=jinja,
+            add_generation_prompt=add_generation_prompt,
+            **variables,
         )
         return rendered[0]
     except Exception as exc:  # jinja2 errors, raise_exception(), TypeError on missing content, ...

@@ -10,7 +10,7 @@ template, a named template must render the golden conversations to the same toke
 from __future__ import annotations
 
 import hashlib
-import sys
+import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +23,8 @@ from ft_core.engine.templates.render import TemplateRenderError, render
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from ft_core.api.config import TemplateSection
     from ft_core.engine.plugins import Plugins
+
+logger = logging.getLogger(__name__)
 
 #: Distribution recorded for a template taken from the tokenizer.
 TOKENIZER_DISTRIBUTION = "tokenizer"
@@ -182,7 +184,7 @@ def _report(message: str, mode: str) -> None:
     """A template problem: an error under ``template.check: strict``, a warning under ``warn``."""
     if mode == "strict":
         raise TemplateMismatchError(message)
-    print(f"ft-core: warning: {message}", file=sys.stderr)
+    logger.warning(message)
 
 
 def check_stop_words(tokenizer: Any, resolved: ResolvedTemplate, mode: str = "strict") -> None:
@@ -208,7 +210,7 @@ def check_template(
 ) -> None:
     """Compare ``resolved`` with the tokenizer's own template on the golden conversations.
 
-    ``strict`` raises :class:`TemplateMismatchError` with a readable diff, ``warn`` prints it to stderr,
+    ``strict`` raises :class:`TemplateMismatchError` with a readable diff, ``warn`` logs it as a warning,
     ``off`` skips. Nothing is compared when the tokenizer has no template, the template was derived from it,
     or the template declares ``tokenizer_template_may_differ``.
     """

@@ -1,29 +1,16 @@
-"""A stage's head modules (``TrainingStage.head_modules``): made trainable, saved with checkpoints and the
-artefact as ``heads.safetensors``, restored on resume."""
+"""A run's custom head modules (``ModelRole.head_modules``): made trainable, saved with every checkpoint and the
+artefact as ``heads.safetensors``, restored on resume. Finding, saving and loading them is the public API's
+(:func:`~ft_core.api.modeling.find_heads`, :func:`~ft_core.api.modeling.save_heads`,
+:func:`~ft_core.api.modeling.load_heads`); the engine re-exports them from here."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ft_core.api.errors import FtCoreError
-from ft_core.api.modeling import upcast_trainable_parameters
+from ft_core.api.modeling import HEADS_FILE, find_heads, load_heads, save_heads, upcast_trainable_parameters
 from ft_core.engine.training.callbacks import checkpoint_folder
 
-HEADS_FILE = "heads.safetensors"
-
-
-def find_heads(model: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """The modules called ``names`` in ``model`` (also when an adapter wraps it), by head name."""
-    found: dict[str, Any] = {}
-    for name in names:
-        matches = [m for path, m in model.named_modules() if path == name or path.endswith(f".{name}")]
-        if not matches:
-            raise FtCoreError(
-                f"stage head {name!r} is not in {type(model).__name__}: add it in the stage's prepare_model"
-            )
-        found[name] = matches[0]
-    return found
+__all__ = ["HEADS_FILE", "find_heads", "heads_callback", "load_heads", "save_heads", "train_heads"]
 
 
 def train_heads(heads: dict[str, Any]) -> None:
@@ -31,32 +18,6 @@ def train_heads(heads: dict[str, Any]) -> None:
     for head in heads.values():
         head.requires_grad_(True)
         upcast_trainable_parameters(head)
-
-
-def save_heads(heads: dict[str, Any], folder: Path) -> None:
-    """Write the heads' weights to ``folder/heads.safetensors``."""
-    from safetensors.torch import save_file
-
-    tensors = {
-        f"{name}.{key}": value.detach().contiguous().cpu()
-        for name, head in heads.items()
-        for key, value in head.state_dict().items()
-    }
-    save_file(tensors, str(folder / HEADS_FILE))
-
-
-def load_heads(heads: dict[str, Any], folder: Path) -> bool:
-    """Load ``folder/heads.safetensors`` into the heads; ``False`` when the folder has none."""
-    path = folder / HEADS_FILE
-    if not path.is_file():
-        return False
-    from safetensors.torch import load_file
-
-    tensors = load_file(str(path))
-    for name, head in heads.items():
-        prefix = f"{name}."
-        head.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
-    return True
 
 
 def heads_callback(heads: dict[str, Any]) -> Any:

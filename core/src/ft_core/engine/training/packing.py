@@ -26,13 +26,10 @@ from typing import Any
 from ft_core.api.config import RunConfig
 from ft_core.api.context import IGNORE_INDEX
 from ft_core.api.errors import FtCoreError
+from ft_core.engine.config.rules import can_pack
+from ft_core.engine.models.attention import is_varlen, keeps_rows_apart
 from ft_core.engine.models.loader import base_model
 
-#: Attention implementations with a varlen kernel: packing makes them strictly faster (``auto`` packs with them).
-VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3", "flex_attention", "torch_varlen")
-#: Attention implementations that keep packed rows apart through transformers' block-causal mask (a dense mask
-#: over the whole packed row: correct, but its cost grows with the square of the packed length).
-MASKED_ATTENTION = ("sdpa", "eager")
 #: ``auto`` packs with a dense-mask attention (sdpa) only while every packed batch stays within this many tokens:
 #: the block-causal mask holds the square of it (16k tokens: 268M entries), where a varlen kernel needs none.
 DENSE_MASK_TOKENS = 16384
@@ -40,46 +37,6 @@ DENSE_MASK_TOKENS = 16384
 PACKABLE_COLUMNS = frozenset({"input_ids", "labels", "attention_mask"})
 #: Functions of ``transformers.masking_utils`` whose import marks model code that honours packed position ids.
 _MASK_FUNCTIONS = ("create_causal_mask", "create_sliding_window_causal_mask", "create_masks_for_generate")
-
-
-def is_varlen(attention: str | None) -> bool:
-    """Whether ``attention`` runs a varlen kernel on packed rows (flash attention, also from a kernels hub repo,
-    or flex attention)."""
-    name = (attention or "").lower()
-    return name in VARLEN_ATTENTION or "flash" in name
-
-
-def keeps_rows_apart(attention: str | None) -> bool:
-    """Whether transformers keeps packed rows apart with ``attention`` (``None`` = its default, sdpa; ``auto`` =
-    flash attention or sdpa, as ``model.attn_implementation: auto`` picks)."""
-    return attention in (None, "auto") or attention in MASKED_ATTENTION or is_varlen(attention)
-
-
-def can_pack(stage: Any) -> bool:
-    """Whether ``data.packing`` applies to ``stage``: its rows are packed (``supports_packing``) or its own padded
-    batches run padding-free (``packs_padded_batches``)."""
-    return bool(getattr(stage, "supports_packing", False) or getattr(stage, "packs_padded_batches", False))
-
-
-def packing_problems(config: RunConfig) -> list[str]:
-    """``data.packing`` / ``data.packing_tokens`` problems found before anything loads."""
-    data, problems = config.data, []
-    if data.packing_tokens is not None and data.packing_tokens < 1:
-        problems.append(f"data.packing_tokens: must be >= 1 (or null), got {data.packing_tokens}")
-    if data.packing is True:
-        stage = config.one("stage")
-        if stage is not None and not can_pack(stage.component):
-            problems.append(
-                f"data.packing: the {stage.name} stage does not support padding-free packing; set "
-                "data.packing: auto or false"
-            )
-        attention = config.model.attn_implementation
-        if not keeps_rows_apart(attention):
-            problems.append(
-                f"data.packing: model.attn_implementation {attention!r} cannot keep packed rows apart; use "
-                "flash_attention_2, flash_attention_3, flex_attention, sdpa or eager, or set data.packing: false"
-            )
-    return problems
 
 
 # ------------------------------------------------------------------------------------------------ the collator
@@ -316,17 +273,18 @@ def plan_packing(
         say(f"packing: off ({reason})")
 
     if not keeps_rows_apart(attention):
-        return off(f"the attention implementation {attention!r} cannot keep packed rows apart")
+        off(f"the attention implementation {attention!r} cannot keep packed rows apart")
+        return None
     problem = _model_problem(model)
     if problem:
-        return off(problem)
+        off(problem)
+        return None
     if not getattr(stage, "supports_packing", False):
         return _plan_padded_batches(config, model, attention, uses_gpu, forced, say)
     columns = set(getattr(train_dataset, "column_names", None) or [])
     if "input_ids" not in columns or not columns <= PACKABLE_COLUMNS:
-        return off(
-            f"the rows hold columns it cannot concatenate ({', '.join(sorted(columns - PACKABLE_COLUMNS))})"
-        )
+        off(f"the rows hold columns it cannot concatenate ({', '.join(sorted(columns - PACKABLE_COLUMNS))})")
+        return None
     training = config.training
     lengths = row_lengths(train_dataset)
 
@@ -432,7 +390,7 @@ def switch_to_varlen(model: Any, say: Callable[[str], None]) -> str:
         reason = f"{type(base).__name__} does not support flash-attention kernels"
     if reason is None and getattr(model_config, "attn_logit_softcapping", None):
         reason = "the model soft-caps its attention logits"
-    if reason is None and getattr(model_config, "attention_dropout", 0.0):
+    if reason is None and getattr(model_config, "attention_dropout", None):
         reason = "the model uses attention dropout"
     if reason is not None:
         say(f"attention: sdpa for packed rows ({varlen_attention.NAME} unavailable: {reason})")

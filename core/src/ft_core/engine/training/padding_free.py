@@ -15,9 +15,12 @@ No compute goes to padding.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ft_core.api.context import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    import torch
 
 #: Inputs the pre-hook flattens in their own way (the rest of the per-token inputs are just concatenated).
 _OWN_INPUTS = frozenset({"input_ids", "attention_mask", "labels"})
@@ -62,6 +65,8 @@ class PaddingFreeForward:
 
         ids = kwargs.get("input_ids", args[0] if args else None)
         mask = kwargs.get("attention_mask")
+        if not (isinstance(ids, torch.Tensor) and isinstance(mask, torch.Tensor)):
+            return None
         if len(args) > 1 or not _flattenable(ids, mask, kwargs):
             return None
         keep = mask.bool()
@@ -118,13 +123,9 @@ class PaddingFreeForward:
         return output
 
 
-def _flattenable(ids: Any, mask: Any, kwargs: dict[str, Any]) -> bool:
-    import torch
-
+def _flattenable(ids: torch.Tensor, mask: torch.Tensor, kwargs: dict[str, Any]) -> bool:
     return (
-        isinstance(ids, torch.Tensor)
-        and isinstance(mask, torch.Tensor)
-        and ids.dim() == 2
+        ids.dim() == 2
         and mask.shape == ids.shape
         and ids.shape[0] > 1
         and kwargs.get("inputs_embeds") is None

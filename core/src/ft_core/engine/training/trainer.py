@@ -4,7 +4,7 @@ sync-free token counting, the run's callbacks."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ft_core.api.config import Selection
@@ -24,6 +24,8 @@ class FtCoreTrainerMixin:
     - The time the loop waits for the data loader (``next()`` on the epoch iterator) is logged as ``data_wait_s``
       (seconds per optimizer step, averaged over the logging interval) and ``data_wait_fraction`` (its share of the
       interval's wall time); the closing summary holds the session's total and share of ``train_runtime``.
+    - With parameter groups of different learning rates, each group's rate is logged: ``learning_rate`` (group 0,
+      as the Trainer logs it) and ``learning_rate_group1``, ``learning_rate_group2``, ...
     """
 
     ft_optimizer: Selection
@@ -68,10 +70,13 @@ class FtCoreTrainerMixin:
             self.optimizer = factory.create(options, groups, args)
         return self.optimizer
 
-    def training_step(self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    def training_step(self, model: Any, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        if not isinstance(inputs, Mapping):  # rows an online-RL trainer generates from (GRPO): no tokens yet
+            return super().training_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
         masks = [v for k, v in inputs.items() if k.endswith("attention_mask") and hasattr(v, "sum")]
         ids = inputs.get("input_ids")
-        if not masks and "position_ids" in inputs and hasattr(ids, "numel"):  # packed: no padding, no mask
+        # packed: no padding, no mask
+        if not masks and "position_ids" in inputs and ids is not None and hasattr(ids, "numel"):
             masks = [ids >= 0]  # every token; counted on the device like a mask (a host count would sync)
         for value in masks:
             count = value.sum()
@@ -85,9 +90,28 @@ class FtCoreTrainerMixin:
             self.state.num_input_tokens_seen += int(total.item())  # type: ignore[attr-defined]
             self._pending_tokens = None
 
+    def _get_learning_rate(self) -> Any:
+        """The Trainer's logged rate (group 0's, taken when the step ran); every group's rate at the same moment is
+        kept for :meth:`_group_learning_rates`."""
+        optimizer = getattr(self, "optimizer", None)
+        if optimizer is not None:
+            self._ft_group_rates = [group["lr"] for group in optimizer.param_groups]
+        return super()._get_learning_rate()  # type: ignore[misc]
+
+    def _group_learning_rates(self, logs: dict[str, float]) -> None:
+        """Next to the Trainer's ``learning_rate`` (group 0's), ``learning_rate_group<i>`` for every other group
+        when the groups' rates differ — taken at the same moment as ``learning_rate``."""
+        rates = [
+            rate.item() if hasattr(rate, "item") else rate for rate in getattr(self, "_ft_group_rates", [])
+        ]
+        if "learning_rate" in logs and len(set(rates)) > 1:
+            for index, rate in enumerate(rates[1:], start=1):
+                logs[f"learning_rate_group{index}"] = rate
+
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         self.flush_token_count()
         self._data_wait_metrics(logs)
+        self._group_learning_rates(logs)
         super().log(logs, *args, **kwargs)  # type: ignore[misc]
 
     def save_model(self, *args: Any, **kwargs: Any) -> None:
@@ -130,9 +154,12 @@ def build_trainer(
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     bases = (*mixins, FtCoreTrainerMixin, trainer_class)
-    cls = type(f"FtCore{trainer_class.__name__}", bases, dict(attributes or {}))
-    cls.ft_optimizer = optimizer
-    cls.ft_adjust_groups = staticmethod(adjust_groups)
+    namespace = {
+        **(attributes or {}),
+        "ft_optimizer": optimizer,
+        "ft_adjust_groups": staticmethod(adjust_groups),
+    }
+    cls = type(f"FtCore{trainer_class.__name__}", bases, namespace)
     trainer = cls(callbacks=callbacks, **kwargs)
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

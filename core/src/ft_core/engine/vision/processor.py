@@ -15,7 +15,7 @@ from typing import Any
 from ft_core.api.errors import FtCoreError
 
 
-def _processor_class(folder: Path, model_type: str) -> type:
+def _processor_class(folder: Path, model_type: str) -> type[Any]:
     import transformers
 
     name = None

@@ -9,6 +9,7 @@ the demo captions) and an image processor for 32 px images, as a Hugging Face fo
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -99,10 +100,9 @@ NAME = "tiny-qwen2-vl"
 _VERSION = "v1"
 
 
-def cached(cache_dir: str | Path | None = None) -> str:
+def cached(cache_dir: str | os.PathLike[str] | None = None) -> str:
     """The folder of the :data:`NAME` model in the model cache (``cache_dir``, else ``<ft-core cache>/models``),
     built on first use."""
-    import os
     import shutil
     import tempfile
 

@@ -1,0 +1,92 @@
+"""LLaMA-Factory 0.9.5 on the reference workload, in the LLaMA-Factory modes ``bench_sft.py`` compares with: the
+shared ``lf_bench.py`` (``lora``, ``qlora4``) plus ``lora_liger`` (LLaMA-Factory's own ``enable_liger_kernel``).
+
+Usage: python tools/bench/lf_bench_modes.py LF_BENCH_PY WORK MODE [steps]   (MODE: lora | lora_liger | qlora4)
+
+After ``lf_bench.py``'s own ``RESULT`` line it prints a second, final one with ``system: LLaMA-Factory``: the
+non-padding tokens the Trainer really saw (``measured_tokens``: the attention masks of every micro-batch, summed on
+the GPU without a sync per step) and ``measured_tokens_per_sec`` over the train runtime (LLaMA-Factory's own
+``effective_tokens_per_sec`` is an estimate from the dataset size), and MFU with ``bench_flops.py``'s formula.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_flops import mfu, peak_tflops, workload_flops
+
+MODES = ("lora", "lora_liger", "qlora4")
+
+
+def count_tokens() -> dict:
+    """Wrap ``transformers.Trainer.training_step`` to add up each micro-batch's attention mask; returns the
+    holder whose ``"total"`` is the running count (a tensor on the batch's device)."""
+    import transformers
+
+    holder: dict = {"total": None}
+    original = transformers.Trainer.training_step
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        mask = inputs.get("attention_mask") if hasattr(inputs, "get") else None
+        if mask is not None:
+            count = mask.sum()
+            holder["total"] = count if holder["total"] is None else holder["total"] + count
+        return original(self, model, inputs, *args, **kwargs)
+
+    transformers.Trainer.training_step = training_step
+    return holder
+
+
+def main() -> None:
+    lf_bench, work, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    steps = sys.argv[4] if len(sys.argv) > 4 else "30"
+    if mode not in MODES:
+        raise SystemExit(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    lf_mode = mode
+    if mode == "lora_liger":
+        import llamafactory.train.tuner as tuner
+
+        original = tuner.run_exp
+
+        def with_liger(args=None, callbacks=None):
+            return original({**args, "enable_liger_kernel": True}, callbacks)
+
+        tuner.run_exp = with_liger
+        lf_mode = "lora"
+    tokens = count_tokens()
+    sys.argv = [lf_bench, str(work), lf_mode, steps]
+    runpy.run_path(lf_bench, run_name="__main__")
+
+    import torch
+
+    results_file = work / f"out_{lf_mode}" / "train_results.json"
+    results = json.loads(results_file.read_text()) if results_file.is_file() else {}
+    measured = int(tokens["total"].item()) if tokens["total"] is not None else None
+    runtime = results.get("train_runtime")
+    rate = round(measured / runtime, 2) if measured and runtime else None
+    flops = workload_flops(work, 2048)
+    cuda = torch.cuda.is_available()
+    peak = peak_tflops(torch.cuda.get_device_name() if cuda else None)
+    result = {
+        "system": "LLaMA-Factory",
+        "mode": mode,
+        "steps": int(steps),
+        "device": torch.cuda.get_device_name() if cuda else "cpu",
+        "peak_alloc_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+        "peak_reserved_GiB": round(torch.cuda.max_memory_reserved() / 2**30, 2) if cuda else None,
+        "measured_tokens": measured,
+        "measured_tokens_per_sec": rate,
+        "mfu": mfu(rate, flops["flops_per_token"], peak),
+        "peak_tflops": peak,
+        **flops,
+        **results,
+    }
+    print("RESULT", json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()
