@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import types
-from dataclasses import FrozenInstanceError
+from dataclasses import FrozenInstanceError, dataclass
 
 import pytest
 
-from ft_core.api import ConfigError, hookimpl
+from ft_core.api import ConfigError, ConfigSection, hookimpl
 from ft_core.bootstrap import load_plugins
 from ft_core.cli import main
 from ft_core.engine.run.plan import build_plan
@@ -117,15 +117,33 @@ def _always_on_recorder(calls: list[str]) -> types.ModuleType:
     return module
 
 
-def _unselected_plugin(calls: list[str]) -> types.ModuleType:
-    module = types.ModuleType("unselected_plugin")
+@dataclass
+class _UnsetOptions:
+    level: int = 1
+
+
+def _hook_recorder(name: str, calls: list[str], with_section: bool) -> types.ModuleType:
+    """A plugin recording the roles ``ft_model_ready`` sees; ``with_section``: it also registers a config section
+    (which the test configs never set), so the config could select it."""
+    module = types.ModuleType(name)
 
     @hookimpl
     def ft_model_ready(model, run, role):
         calls.append(role)
 
     module.ft_model_ready = ft_model_ready
+    if with_section:
+
+        @hookimpl
+        def ft_register_config_sections(register):
+            register(name, ConfigSection(schema=_UnsetOptions))
+
+        module.ft_register_config_sections = ft_register_config_sections
     return module
+
+
+def _unselected_plugin(calls: list[str]) -> types.ModuleType:
+    return _hook_recorder("unselected", calls, with_section=True)
 
 
 def test_only_active_plugins_hooks_act_and_the_manifest_lists_them(make_config):
@@ -143,6 +161,16 @@ def test_only_active_plugins_hooks_act_and_the_manifest_lists_them(make_config):
     assert (recorded["value"], recorded["reason"]) == ("policy", "seen in ft_model_ready")
     assert recorded["by"].endswith("test_run_plan")  # code outside any plugin's package: its module
     assert manifest["decisions"]["device"]["value"] == "cpu x 1"
+
+
+def test_a_hooks_only_plugin_acts_in_every_run_and_says_so(make_config):
+    calls: list[str] = []
+    plugins = load_plugins(strict=True, extra=[(_hook_recorder("hooks_only", calls, False), "hooks-only")])
+    run_dir = run_training(load_and_validate(str(make_config()), [], plugins), plugins)
+    assert calls == ["policy"]
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    active = {p["distribution"]: p["reason"] for p in manifest["active_plugins"]}
+    assert active["hooks-only"].startswith("hooks-only plugin")
 
 
 def test_plugins_disable_switches_an_always_on_plugin_off(make_config):

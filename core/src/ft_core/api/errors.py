@@ -7,6 +7,7 @@ and exits with status 2. Messages say where the problem is (file, row, key), wha
 from __future__ import annotations
 
 import difflib
+import itertools
 from collections.abc import Iterable
 
 
@@ -50,7 +51,20 @@ class RunCancelled(FtCoreError):
     """A run was cancelled on request (signal or ``ft-core cancel``); its last checkpoint is kept."""
 
 
+def _shared_start(first: str, second: str) -> int:
+    """How many leading characters two names share."""
+    return sum(
+        1 for _ in itertools.takewhile(lambda pair: pair[0] == pair[1], zip(first, second, strict=False))
+    )
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """Return ``" Did you mean 'x'?"`` for the closest candidate, or an empty string."""
-    matches = difflib.get_close_matches(str(name), [str(c) for c in candidates], n=1, cutoff=0.6)
-    return f" Did you mean '{matches[0]}'?" if matches else ""
+    """Return ``" Did you mean 'x'?"`` for the closest candidate, or an empty string. Of equally close candidates
+    the one sharing the longest start with ``name`` wins (``adamv``: ``adamw``, not ``badam``)."""
+    name = str(name)
+    scored = []
+    for candidate in {str(c) for c in candidates}:
+        ratio = difflib.SequenceMatcher(None, name, candidate).ratio()
+        if ratio >= 0.6:
+            scored.append((ratio, _shared_start(name, candidate), candidate))
+    return f" Did you mean '{max(scored)[2]}'?" if scored else ""

@@ -2,7 +2,8 @@
 
 A plugin's lifecycle hooks act in a run when the plugin is core's own, when the config selects one of its
 components (any component section, the chat template, the model family of the base model), when the config sets
-its config section, or when its ``ft_activate_by_default`` hook returns a reason. ``plugins.disable`` switches a
+its config section, or when its ``ft_activate_by_default`` hook returns a reason; a hooks-only plugin (one that
+registers nothing a config could select) acts unless it implements that hook and says no. ``plugins.disable`` switches a
 plugin off whatever else says.
 """
 
@@ -77,9 +78,12 @@ def active_plugins(
 
 
 def _default_reasons(config: RunConfig, plugins: Plugins, record: PluginRecord) -> list[str]:
-    """The plugin's own ``ft_activate_by_default`` answer (only its implementation is called)."""
+    """The plugin's own ``ft_activate_by_default`` answer (only its implementation is called); a plugin that
+    registers nothing a config could select, and does not implement the hook, acts in every run."""
     if DEFAULT_HOOK not in record.hooks:
-        return []
+        if any(record.registered.values()):
+            return []
+        return ["hooks-only plugin (it registers nothing a config could select)"]
     module = plugins.manager.get_plugin(plugin_key(record))
     others = [plugin for plugin in plugins.manager.get_plugins() if plugin is not module]
     caller = plugins.manager.subset_hook_caller(DEFAULT_HOOK, remove_plugins=others)
