@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "bench"))
 
@@ -67,6 +68,34 @@ def test_fast_modes_leave_the_auto_defaults_alone(tmp_path):
     unsloth = bench_sft.config_for(tmp_path, "qlora4_unsloth", 30)
     assert unsloth["adapter"] == {"method": "unsloth_lora", "rank": 16, "alpha": 32, "targets": "all"}
     assert unsloth["unsloth"] == {"enabled": True} and unsloth["quantization"]["bits"] == 4
+
+
+#: what a CPU machine without the GPU packages cannot validate (each GPU-only mode's problem names one of these)
+GPU_ONLY = ("CUDA", "not installed")
+
+
+@pytest.fixture(scope="module")
+def workload(tmp_path_factory):
+    work = tmp_path_factory.mktemp("workload")
+    bench_sft.build_tiny_workload(work)
+    bench_sft.add_preference_pairs(work)
+    return work
+
+
+@pytest.mark.parametrize("mode", sorted(bench_sft.MODES))
+def test_every_modes_gpu_config_passes_validation(workload, mode):
+    # the full-size config each GPU call runs (batch 4 x 2, bf16): a rule it breaks costs a device call otherwise
+    from ft_core.api.errors import ConfigError
+    from ft_core.bootstrap import load_plugins
+    from ft_core.engine.run.runner import load_and_validate
+
+    plugins = load_plugins(strict=False)
+    path = workload / f"{mode}.yaml"
+    path.write_text(yaml.safe_dump(bench_sft._supported(bench_sft.config_for(workload, mode, 30), plugins)))
+    try:
+        load_and_validate(str(path), [], plugins)
+    except ConfigError as error:
+        assert all(any(word in problem for word in GPU_ONLY) for problem in error.problems), error
 
 
 @pytest.fixture(scope="module")

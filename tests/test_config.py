@@ -384,8 +384,5 @@ def test_llamafactory_keys_inside_a_section_get_the_migration_hint(plugins, writ
     with pytest.raises(ConfigError) as error:
         _validate(write("c.yaml", base_text), plugins, ["training.bf16=true", "training.lora_rank=8"])
     message = str(error.value)
-    assert (
-        "training.bf16: unknown key. `bf16` is a LLaMA-Factory key: in ft-core write it as training.precision"
-        in message
-    )
+    assert "training.bf16: a TrainingArguments field ft-core sets itself: training.precision" in message
     assert "`lora_rank` is a LLaMA-Factory key: in ft-core write it as adapter.rank" in message

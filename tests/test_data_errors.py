@@ -10,7 +10,7 @@ import pytest
 
 from ft_core.api.config import DataSection
 from ft_core.api.errors import ComponentNotFoundError, DataError
-from ft_core.engine.data.formats import AlpacaFormat, RowError, ShareGptFormat, TextFormat
+from ft_core.engine.data.formats import NO_ANSWER, AlpacaFormat, RowError, ShareGptFormat, TextFormat
 from ft_core.engine.data.loader import load_samples
 from ft_core.engine.data.readers import read_rows
 from ft_core.engine.data.registry import Columns, DatasetSpec, load_dataset_info, resolve_datasets
@@ -172,11 +172,22 @@ def sharegpt_spec(**kwargs: Any) -> DatasetSpec:
     )
 
 
+def row_error(convert: Any) -> RowError:
+    """The error ``convert()`` raises, or the one it attaches to a prompt-only row (no answer: stages of prompt
+    data read it, the others raise the error)."""
+    try:
+        conversation = convert()
+    except RowError as exc:
+        return exc
+    error = conversation.extra.get(NO_ANSWER)
+    assert isinstance(error, RowError), "no error raised or attached"
+    return error
+
+
 def sharegpt_error(messages: list[dict[str, Any]]) -> RowError:
-    with pytest.raises(RowError) as caught:
-        ShareGptFormat().convert({"conversations": messages}, sharegpt_spec())
-    assert caught.value.column == "conversations"
-    return caught.value
+    error = row_error(lambda: ShareGptFormat().convert({"conversations": messages}, sharegpt_spec()))
+    assert error.column == "conversations"
+    return error
 
 
 def test_sharegpt_alternation_error() -> None:
@@ -232,10 +243,9 @@ def test_alpaca_row_errors(row: dict[str, Any], column: str, message: str) -> No
     spec = DatasetSpec(
         name="t", file_name="t.json", dataset_dir=".", info_file="i.json", columns=Columns(history="history")
     )
-    with pytest.raises(RowError) as caught:
-        AlpacaFormat().convert(row, spec)
-    assert caught.value.column == column
-    assert message in str(caught.value)
+    error = row_error(lambda: AlpacaFormat().convert(row, spec))
+    assert error.column == column
+    assert message in str(error)
 
 
 def test_bad_row_error_names_file_row_and_column(tmp_path: Path) -> None:
@@ -244,6 +254,24 @@ def test_bad_row_error_names_file_row_and_column(tmp_path: Path) -> None:
         load(data)
     assert f"{tmp_path / 'd.json'}: row 2: output: empty response." in str(caught.value)
     assert "Fix the row or remove it." in str(caught.value)
+
+
+def test_prompt_only_rows_load_for_prompt_stages_only(tmp_path: Path) -> None:
+    rows = [{"instruction": "q", "input": "x"}, {"instruction": "r", "output": "1"}]
+    data = write_dataset(tmp_path, rows)
+    first, second = load(data, "prompt")
+    assert [m.role for m in first.messages] == ["user"] and first.messages[0].content == "q\nx"
+    assert NO_ANSWER not in first.extra
+    assert [m.role for m in second.messages] == ["user", "assistant"]
+    with pytest.raises(DataError, match=r"row 1: output: missing column 'output' \(the response\)"):
+        load(data)
+    data = write_dataset(
+        tmp_path, [{"conversations": [{"from": "human", "value": "a"}]}], {"formatting": "sharegpt"}
+    )
+    (only,) = load(data, "prompt")
+    assert [m.role for m in only.messages] == ["user"]
+    with pytest.raises(DataError, match="row 1: conversations: the conversation ends with a 'human' turn"):
+        load(data)
 
 
 def test_many_bad_rows_are_reported_together(tmp_path: Path) -> None:

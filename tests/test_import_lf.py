@@ -26,6 +26,7 @@ from ft_core.engine.config.llamafactory_map import (
     mapping_markdown,
     translate,
 )
+from ft_core.engine.config.training_arguments import PASSTHROUGH
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,6 +121,85 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
          "deepspeed": "examples/deepspeed/ds_z3_config.json", "dataset": "identity,alpaca_en_demo",
          "output_dir": "saves/qwen3-4b/lora/sft"},
     ),
+    "galore": (
+        "examples/extras/galore/llama3_full_sft.yaml (0.9.x)",
+        {**_COMMON, "stage": "sft", "finetuning_type": "full", "use_galore": True, "galore_layerwise": True,
+         "galore_target": "mlp,self_attn", "galore_rank": 128, "galore_scale": 2.0, "dataset": "identity",
+         "template": "llama3", "gradient_accumulation_steps": 1, "pure_bf16": True,
+         "output_dir": "saves/llama3-8b/full/sft"},
+    ),
+    "apollo": (
+        "examples/extras/apollo/llama3_full_sft.yaml (0.9.x)",
+        {**_COMMON, "stage": "sft", "finetuning_type": "full", "use_apollo": True, "apollo_layerwise": True,
+         "apollo_target": "all", "apollo_rank": 128, "apollo_scale": 32.0, "apollo_scale_type": "channel",
+         "dataset": "identity", "template": "llama3", "gradient_accumulation_steps": 1, "pure_bf16": True,
+         "output_dir": "saves/llama3-8b/full/sft"},
+    ),
+    "badam": (
+        "examples/extras/badam/llama3_full_sft.yaml (0.9.x)",
+        {**_COMMON, "stage": "sft", "finetuning_type": "full", "use_badam": True, "badam_mode": "layer",
+         "badam_switch_mode": "ascending", "badam_switch_interval": 50, "badam_verbose": 2, "dataset": "identity",
+         "template": "llama3", "output_dir": "saves/llama3-8b/full/sft"},
+    ),
+    "muon": (
+        "examples/extras/muon/qwen2_full_sft.yaml (0.9.x)",
+        {**_COMMON, "stage": "sft", "finetuning_type": "full", "use_muon": True, "dataset": "identity",
+         "template": "qwen", "output_dir": "saves/qwen2-0_5b/full/sft"},
+    ),
+    "pissa": (
+        "examples/extras/pissa/llama3_lora_sft.yaml (0.9.x)",
+        {**_COMMON, "stage": "sft", "finetuning_type": "lora", "lora_rank": 8, "lora_target": "all",
+         "pissa_init": True, "pissa_iter": 16, "pissa_convert": True, "dataset": "identity", "template": "llama3",
+         "output_dir": "saves/llama3-8b/lora/sft"},
+    ),
+    "loraplus": (
+        "examples/extras/loraplus/llama3_lora_sft.yaml (0.9.x)",
+        {**_COMMON, "stage": "sft", "finetuning_type": "lora", "lora_rank": 8, "lora_target": "all",
+         "loraplus_lr_ratio": 16.0, "dataset": "identity", "template": "llama3",
+         "output_dir": "saves/llama3-8b/lora/sft"},
+    ),
+    "orpo": (
+        "examples/train_lora/llama3_lora_dpo.yaml (0.9.x) with pref_loss: orpo",
+        {**_COMMON, "stage": "dpo", "finetuning_type": "lora", "lora_rank": 8, "lora_target": "all",
+         "pref_beta": 0.1, "pref_loss": "orpo", "dataset": "dpo_en_demo", "template": "llama3",
+         "learning_rate": 5.0e-6, "output_dir": "saves/llama3-8b/lora/dpo"},
+    ),
+    "simpo": (
+        "examples/train_lora/llama3_lora_dpo.yaml (0.9.x) with pref_loss: simpo",
+        {**_COMMON, "stage": "dpo", "finetuning_type": "lora", "lora_rank": 8, "lora_target": "all",
+         "pref_beta": 2.0, "pref_loss": "simpo", "pref_ftx": 0.5, "dataset": "dpo_en_demo", "template": "llama3",
+         "learning_rate": 5.0e-6, "output_dir": "saves/llama3-8b/lora/dpo"},
+    ),
+    "hqq": (
+        "examples/train_qlora/llama3_lora_sft_otfq.yaml (0.9.x) with quantization_method: hqq",
+        {**_COMMON, "stage": "sft", "finetuning_type": "lora", "lora_rank": 8, "lora_target": "all",
+         "quantization_bit": 4, "quantization_method": "hqq", "dataset": "identity", "template": "llama3",
+         "output_dir": "saves/llama3-8b/lora/sft"},
+    ),
+    "eetq": (
+        "examples/train_qlora/llama3_lora_sft_otfq.yaml (0.9.x) with quantization_method: eetq",
+        {**_COMMON, "stage": "sft", "finetuning_type": "lora", "lora_rank": 8, "lora_target": "all",
+         "quantization_bit": 8, "quantization_method": "eetq", "dataset": "identity", "template": "llama3",
+         "output_dir": "saves/llama3-8b/lora/sft"},
+    ),
+    "llama_pro": (
+        "examples/extras/llama_pro/llama3_freeze_sft.yaml (0.9.x)",
+        {**_COMMON, "stage": "sft", "finetuning_type": "freeze", "use_llama_pro": True,
+         "freeze_trainable_layers": 8, "freeze_trainable_modules": "all", "dataset": "identity",
+         "template": "llama3", "output_dir": "saves/llama3-8b-pro/freeze/sft"},
+    ),
+    "mod": (
+        "examples/extras/mod/llama3_full_sft.yaml (0.9.x)",
+        {**_COMMON, "stage": "sft", "finetuning_type": "full", "mixture_of_depths": "convert", "dataset": "identity",
+         "template": "llama3", "optim": "paged_adamw_8bit", "pure_bf16": True,
+         "output_dir": "saves/llama3-8b-mod/full/sft"},
+    ),
+    "longlora": (
+        "examples/extras/longlora/llama2_lora_sft.yaml (0.9.x)",
+        {**_COMMON, "stage": "sft", "finetuning_type": "lora", "lora_rank": 8, "lora_target": "all",
+         "shift_attn": True, "dataset": "identity", "template": "llama2",
+         "output_dir": "saves/llama2-7b/lora/sft"},
+    ),
     "inference": (
         "examples/inference/qwen3_lora_sft.yaml",
         {"model_name_or_path": "Qwen/Qwen3-4B-Instruct-2507", "adapter_name_or_path": "saves/qwen3-4b/lora/sft",
@@ -167,8 +247,9 @@ def test_lora_sft() -> None:
     assert config["training"]["precision"] == "bf16"
     assert config["training"]["learning_rate"] == 1e-4
     assert "resume" not in config["training"]  # null -> ft-core's auto, as LLaMA-Factory resumes
-    unmapped = {k for k, _, _ in result.unmapped}
-    assert unmapped == {"save_only_model", "ddp_timeout"}
+    # save_only_model and ddp_timeout: TrainingArguments fields the training section passes on
+    assert result.unmapped == []
+    assert config["training"]["save_only_model"] is False and config["training"]["ddp_timeout"] == 180000000
     assert "loggers" not in config  # report_to: none
 
 
@@ -196,18 +277,130 @@ def test_qlora() -> None:
         "quant_type": "nf4",
         "double_quant": True,
     }
-    bad = translate({**EXAMPLES["qlora_sft"][1], "quantization_method": "hqq", "quantization_bit": 3})
+    bad = translate({**EXAMPLES["qlora_sft"][1], "quantization_method": "hqq", "quantization_bit": 7})
     assert "quantization" not in bad.config
     assert any("hqq" in b for b in bad.blockers)
 
 
-def test_full_and_deepspeed() -> None:
+def test_hqq_and_eetq() -> None:
+    hqq = translate({**EXAMPLES["hqq"][1], "quantization_bit": 3, "double_quantization": True})
+    assert hqq.config["quantization"] == {"method": "hqq", "bits": 3}
+    assert "double_quantization" in {k for k, _, _ in hqq.unmapped} and not hqq.blockers
+    eetq = translate(EXAMPLES["eetq"][1])
+    assert eetq.config["quantization"] == {"method": "eetq", "bits": 8} and not eetq.unmapped
+    assert translate({**EXAMPLES["eetq"][1], "quantization_bit": 4}).blockers
+    missing = translate(EXAMPLES["hqq"][1], {"quantizer": {"bitsandbytes": None}})
+    assert "quantization" not in missing.config
+    assert any("ft-core-hqq" in b for b in missing.blockers)
+
+
+def test_full_and_deepspeed(tmp_path: Path) -> None:
     result = translate(EXAMPLES["full_sft"][1])
     assert result.config["adapter"] == {"method": "full"}
-    reasons = {k: why for k, _, why in result.unmapped}
-    assert "torchrun" in reasons["deepspeed"]
-    result = translate(EXAMPLES["deepspeed"][1])
-    assert "deepspeed" in {k for k, _, _ in result.unmapped}
+    # the file is not there: the stage and offload come from LLaMA-Factory's file names
+    assert result.config["distributed"] == {"strategy": "deepspeed", "nproc": "auto"}
+    assert result.config["deepspeed"] == {"stage": 3}
+    offload = translate(
+        {**EXAMPLES["deepspeed"][1], "deepspeed": "examples/deepspeed/ds_z3_offload_config.json"}
+    )
+    assert offload.config["deepspeed"] == {"stage": 3, "offload_optimizer": True, "offload_params": True}
+    # a file that is there is read (LLaMA-Factory's ds_z2_offload_config.json)
+    path = tmp_path / "my_ds.json"
+    path.write_text('{"zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu"}}}')
+    z2 = translate({**EXAMPLES["deepspeed"][1], "deepspeed": str(path)})
+    assert z2.config["deepspeed"] == {"stage": 2, "offload_optimizer": True}
+    z0 = translate({**EXAMPLES["deepspeed"][1], "deepspeed": "examples/deepspeed/ds_z0_config.json"})
+    assert "DDP" in {k: why for k, _, why in z0.unmapped}["deepspeed"]
+    assert z0.config["distributed"] == {"nproc": "auto"}
+    missing = translate(EXAMPLES["deepspeed"][1], {"config_section": {}})
+    assert "distributed" not in missing.config and any("ft-core-deepspeed" in b for b in missing.blockers)
+    fsdp = translate({**EXAMPLES["lora_sft"][1], "fsdp": "full_shard auto_wrap offload"})
+    assert fsdp.config["distributed"] == {"strategy": "fsdp", "nproc": "auto"}
+    assert fsdp.config["fsdp"] == {"cpu_offload": True}
+    hybrid = translate({**EXAMPLES["lora_sft"][1], "fsdp": "hybrid_shard"})
+    assert "fsdp" in {k for k, _, _ in hybrid.unmapped} and "distributed" not in hybrid.config
+
+
+def test_optimizer_switches() -> None:
+    pure = translate(EXAMPLES["galore"][1]).config  # pure_bf16: bf16 weights that also train in bf16
+    assert pure["model"]["dtype"] == "bfloat16" and pure["training"]["upcast_trainable"] is False
+    assert pure["training"]["precision"] == "bf16"
+    galore = translate(EXAMPLES["galore"][1]).config["optimizer"]
+    assert galore == {
+        "name": "galore",
+        "layerwise": True,
+        "targets": ["mlp", "self_attn"],
+        "rank": 128,
+        "scale": 2.0,
+    }
+    apollo = translate(EXAMPLES["apollo"][1]).config["optimizer"]
+    assert apollo == {"name": "apollo", "targets": "all", "rank": 128, "scale": 32.0, "scale_type": "channel",
+                      "layerwise": True}  # fmt: skip
+    badam = translate(EXAMPLES["badam"][1])
+    assert badam.config["optimizer"] == {"name": "badam", "mode": "layer", "switch_mode": "ascending",
+                                         "switch_every": 50}  # fmt: skip
+    assert "badam_verbose" in {k for k, _, _ in badam.unmapped}
+    muon = translate({**EXAMPLES["muon"][1], "adam_beta2": 0.95, "adam_epsilon": 1e-6}).config["optimizer"]
+    assert muon == {"name": "muon", "adamw_betas": [0.9, 0.95], "adamw_eps": 1e-6}
+    # one switch at a time; options of a switch that is off are listed, not written
+    both = translate({**EXAMPLES["galore"][1], "use_apollo": True, "apollo_rank": 4})
+    reasons = {k: why for k, _, why in both.unmapped}
+    assert "galore" in reasons["use_apollo"] and "apollo_rank" in reasons
+    missing = translate(EXAMPLES["galore"][1], {"optimizer": {"adamw": None}})
+    assert "optimizer" not in missing.config and any("ft-core-galore" in b for b in missing.blockers)
+    for optim, options in (("adamw_bnb_8bit", {"bits": 8}), ("paged_adamw_8bit", {"bits": 8, "paged": True}),
+                           ("paged_adamw_32bit", {"paged": True})):  # fmt: skip
+        assert translate({**EXAMPLES["lora_sft"][1], "optim": optim}).config["optimizer"] == {
+            "name": "adamw",
+            **options,
+        }
+    assert "optim" in {k for k, _, _ in translate({**EXAMPLES["lora_sft"][1], "optim": "adafactor"}).unmapped}
+
+
+def test_pissa_and_loraplus() -> None:
+    pissa = translate({**EXAMPLES["pissa"][1], "pissa_iter": -1})
+    assert pissa.config["adapter"]["init"] == "pissa" and pissa.config["adapter"]["pissa_iter"] == 0
+    assert not pissa.unmapped
+    keep = translate({**EXAMPLES["pissa"][1], "pissa_convert": False})
+    assert "pissa_convert" in {k for k, _, _ in keep.unmapped}
+    old_lora = translate(EXAMPLES["pissa"][1], {"adapter": {"lora": frozenset({"rank", "alpha", "targets"})}})
+    assert "init" not in old_lora.config["adapter"]
+    assert {"pissa_init", "pissa_iter", "pissa_convert"} <= {k for k, _, _ in old_lora.unmapped}
+    assert translate(EXAMPLES["loraplus"][1]).config["adapter"]["lora_plus_ratio"] == 16.0
+    full = translate({**EXAMPLES["full_sft"][1], "pissa_init": True})
+    assert "pissa_init" in {k for k, _, _ in full.unmapped}
+
+
+def test_orpo_and_simpo() -> None:
+    orpo = translate({**EXAMPLES["orpo"][1], "pref_ftx": 0.1})
+    assert orpo.config["stage"] == {"name": "orpo", "beta": 0.1}
+    assert {k for k, _, _ in orpo.unmapped} == {"pref_ftx"} and not orpo.blockers
+    simpo = translate(EXAMPLES["simpo"][1])
+    assert simpo.config["stage"] == {"name": "simpo", "simpo_gamma": 0.5, "beta": 2.0, "ftx": 0.5}
+    assert translate({**EXAMPLES["simpo"][1], "simpo_gamma": 1.0}).config["stage"]["simpo_gamma"] == 1.0
+    missing = translate(EXAMPLES["orpo"][1], {"stage": {"dpo": frozenset({"beta"})}})
+    assert any("ft-core-orpo" in b for b in missing.blockers)
+    assert "simpo_gamma" in {k for k, _, _ in translate({**EXAMPLES["dpo"][1], "simpo_gamma": 0.5}).unmapped}
+
+
+def test_llama_pro() -> None:
+    result = translate(EXAMPLES["llama_pro"][1])
+    assert result.config["adapter"] == {"method": "llama_pro", "num_expand": 8}
+    assert {k for k, _, _ in result.unmapped} == {"freeze_trainable_modules"}
+    lora = translate({**EXAMPLES["lora_sft"][1], "use_llama_pro": True})
+    assert lora.config["adapter"] == {"method": "llama_pro", "num_expand": 2, "use_lora": True, "rank": 8,
+                                      "alpha": 16, "targets": "all"}  # fmt: skip
+    missing = translate(EXAMPLES["llama_pro"][1], {"adapter": {"freeze": None}})
+    assert missing.config["adapter"]["method"] == "freeze" and any("llama-pro" in b for b in missing.blockers)
+
+
+def test_model_patches() -> None:
+    assert translate(EXAMPLES["longlora"][1]).config["patches"] == [{"name": "shift_attn"}]
+    mod = translate(EXAMPLES["mod"][1])
+    assert mod.config["patches"] == [{"name": "mixture_of_depths", "mode": "convert"}]
+    missing = translate(EXAMPLES["mod"][1], {"model_patch": {}})
+    assert "patches" not in missing.config
+    assert "ft-core-mod" in {k: why for k, _, why in missing.unmapped}["mixture_of_depths"]
 
 
 def test_freeze() -> None:
@@ -230,10 +423,8 @@ def test_pretraining() -> None:
 def test_dpo() -> None:
     result = translate(EXAMPLES["dpo"][1])
     assert result.config["stage"] == {"name": "dpo", "beta": 0.1, "loss_type": "sigmoid"}
-    orpo = translate({**EXAMPLES["dpo"][1], "pref_loss": "orpo"})
-    assert "pref_loss" in {k for k, _, _ in orpo.unmapped} and orpo.blockers
-    cdpo = translate({**EXAMPLES["dpo"][1], "dpo_label_smoothing": 0.1})
-    assert "conservative DPO" in {k: w for k, _, w in cdpo.unmapped}["dpo_label_smoothing"]
+    cdpo = translate({**EXAMPLES["dpo"][1], "dpo_label_smoothing": 0.1})  # sigmoid: conservative DPO
+    assert cdpo.config["stage"]["label_smoothing"] == 0.1 and not cdpo.unmapped
     rdpo = translate({**EXAMPLES["dpo"][1], "pref_loss": "robust", "dpo_label_smoothing": 0.1})
     assert rdpo.config["stage"]["label_smoothing"] == 0.1
 
@@ -244,7 +435,7 @@ def test_kto() -> None:
     # ft-core's kto needs 2 rows per device batch: the effective batch is kept
     assert result.config["training"]["per_device_train_batch_size"] == 2
     assert result.config["training"]["gradient_accumulation_steps"] == 4
-    assert not result.unmapped or {k for k, _, _ in result.unmapped} == {"save_only_model", "ddp_timeout"}
+    assert not result.unmapped
 
 
 @pytest.mark.parametrize("name", ["kto", "reward", "ppo"])
@@ -258,13 +449,65 @@ def test_stages_ft_core_lacks_are_flagged(name: str) -> None:
     assert any(f"`{lf_stage}`" in b for b in result.blockers)
     if name == "ppo":
         unmapped = {k for k, _, _ in result.unmapped}
-        assert {"reward_model", "max_new_tokens", "top_k", "top_p"} <= unmapped
+        assert "reward_model" in unmapped
+        # LLaMA-Factory's generating arguments become the run's generation section
+        assert result.config["generation"] == {"max_new_tokens": 512, "top_k": 0, "top_p": 0.9}
+
+
+def test_ppo_keys_map_to_the_ppo_stage_options() -> None:
+    ppo_options = frozenset(
+        {"reward_model", "ppo_epochs", "num_mini_batches", "target", "whiten_rewards", "score_norm"}
+        | {"max_new_tokens", "temperature", "top_k", "top_p"}
+    )
+    lf = {
+        **EXAMPLES["ppo"][1],
+        "ppo_epochs": 2,
+        "ppo_buffer_size": 2,
+        "ppo_target": 3.0,
+        "ppo_whiten_rewards": True,
+        "ppo_score_norm": True,
+        "reward_model_type": "lora",
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 4,
+    }
+    result = translate(lf, {"stage": {"ppo": ppo_options}})
+    stage = result.config["stage"]
+    assert stage["reward_model"] == "saves/llama3-8b/lora/reward"
+    assert stage["ppo_epochs"] == 2 and stage["target"] == 3.0
+    assert stage["whiten_rewards"] is True and stage["score_norm"] is True
+    assert (stage["max_new_tokens"], stage["top_k"], stage["top_p"]) == (512, 0, 0.9)
+    # the rollout batch is LLaMA-Factory's batch x accumulation x buffer, split into buffer mini-batches
+    assert stage["num_mini_batches"] == 2
+    assert result.config["training"]["per_device_train_batch_size"] == 16
+    assert result.config["training"]["gradient_accumulation_steps"] == 1
+    assert "reward_model_type" in {k for k, _, _ in result.unmapped}
+    assert not any("`ppo`" in b for b in result.blockers)
+    reasons = {k: why for k, _, why in translate({**lf, "stage": "dpo"}).unmapped}
+    assert "only used by `stage: ppo`" in reasons["ppo_epochs"]
 
 
 def test_multimodal() -> None:
     result = translate(EXAMPLES["multimodal"][1])
     assert result.config["template"] == {"name": "qwen2_vl"}
-    assert {"image_max_pixels", "video_max_pixels"} <= {k for k, _, _ in result.unmapped}
+    assert "video_max_pixels" in {k for k, _, _ in result.unmapped}
+    assert result.config["data"]["image_max_pixels"] == EXAMPLES["multimodal"][1]["image_max_pixels"]
+
+
+def test_data_keys_are_carried() -> None:
+    lf = {**EXAMPLES["lora_sft"][1], "dataset": "identity,alpaca_en_demo", "mix_strategy": "interleave_under",
+          "interleave_probs": "0.7,0.3", "streaming": True, "buffer_size": 128, "tokenized_path": "saved",
+          "eval_on_each_dataset": True, "media_dir": "media", "tool_format": "qwen", "preserve_thinking": True,
+          "image_min_pixels": 1024}  # fmt: skip
+    result = translate(lf)
+    data = result.config["data"]
+    assert data["mix_strategy"] == "interleave_under" and data["interleave_probs"] == [0.7, 0.3]
+    assert (data["streaming"], data["buffer_size"], data["tokenized_path"]) == (True, 128, "saved")
+    assert data["eval_on_each_dataset"] is True and data["media_dir"] == "media"
+    assert (data["tool_format"], data["preserve_thinking"], data["image_min_pixels"]) == ("qwen", True, 1024)
+    carried = {"mix_strategy", "interleave_probs", "streaming", "buffer_size", "tokenized_path", "media_dir",
+               "eval_on_each_dataset", "tool_format", "preserve_thinking", "image_min_pixels"}  # fmt: skip
+    assert carried <= {k for k, _, _ in result.mapped}
+    assert any("tokenized_path" in note for note in result.notes)
 
 
 @pytest.mark.parametrize("name", ["inference", "merge"])
@@ -272,7 +515,7 @@ def test_inference_and_merge(name: str) -> None:
     result = translate(EXAMPLES[name][1])
     assert "adapter" not in result.config and "training" not in result.config
     unmapped = {k: why for k, _, why in result.unmapped}
-    assert "ft-core chat" in unmapped["adapter_name_or_path"]
+    assert result.config["model"]["adapters"] == ["saves/qwen3-4b/lora/sft"]
     if name == "merge":
         assert {"export_dir", "export_size", "export_device", "export_legacy_format"} <= set(unmapped)
 
@@ -348,6 +591,7 @@ def _first_party_options() -> dict[str, set[str]]:
 
     available = installed(load_plugins(strict=False))
     options: dict[str, set[str]] = {name: {f.name for f in dataclasses.fields(schema)} for name, schema in CORE_SECTIONS.items()}  # fmt: skip
+    options["training"] |= set(PASSTHROUGH)  # the TrainingArguments fields the training section passes on
     for section, kind in (("stage", "stage"), ("adapter", "adapter"), ("quantization", "quantizer"),
                           ("optimizer", "optimizer"), ("loggers[tensorboard]", "logger")):  # fmt: skip
         options[section] = {"name", "method"} | {
@@ -355,6 +599,7 @@ def _first_party_options() -> dict[str, set[str]]:
         }
     for section, fields in available["config_section"].items():
         options[section] = set(fields or ())
+    options["patches"] = set(available["model_patch"])
     return options
 
 
@@ -362,6 +607,9 @@ def test_every_target_exists() -> None:
     options = _first_party_options()
     for setting in SETTINGS:
         if setting.target is None or setting.target in ("loggers", "loggers[*].run_name"):
+            continue
+        if setting.target == "patches":  # a list of model patches, by name
+            assert setting.key in options["patches"], setting
             continue
         section, _, key = setting.target.partition(".")
         assert section in options, setting
@@ -410,6 +658,19 @@ def _runnable(name: str, model_dir: str, tmp_path: Path) -> dict[str, Any]:
         ("pretrain", {}),
         ("dpo", {}),
         ("kto", {}),
+        ("galore", {"template": "chatml", "pure_bf16": False}),
+        ("apollo", {"template": "chatml", "pure_bf16": False}),
+        ("badam", {"template": "chatml"}),
+        ("muon", {"template": "chatml"}),
+        ("pissa", {"template": "chatml"}),
+        ("loraplus", {"template": "chatml"}),
+        ("orpo", {"template": "chatml"}),
+        ("simpo", {"template": "chatml"}),
+        ("hqq", {"template": "chatml"}),
+        ("eetq", {"template": "chatml"}),
+        ("llama_pro", {"template": "chatml", "freeze_trainable_layers": 1, "freeze_trainable_modules": None}),
+        ("mod", {"template": "chatml", "optim": "adamw_torch", "pure_bf16": False}),
+        ("longlora", {"template": "chatml"}),
     ],
 )
 def test_output_passes_validate(
@@ -420,6 +681,7 @@ def test_output_passes_validate(
     if name == "kto" and "kto" not in load_plugins(strict=False).names("stage"):
         pytest.skip("ft-core-kto is not installed")
     lf = {**_runnable(name, tiny_model_dir, tmp_path), **extra}
+    lf = {k: v for k, v in lf.items() if not (k in extra and v is None)}  # extra's None: drop the key
     source = tmp_path / "lf.yaml"
     source.write_text(yaml.safe_dump(lf))
     out = tmp_path / "ft"
@@ -427,8 +689,9 @@ def test_output_passes_validate(
     printed = capsys.readouterr().out
     assert "will not run" not in printed
     written = yaml.safe_load((out / "config.yaml").read_text())
-    if name == "qlora_sft":  # bitsandbytes needs a GPU here: check the section, validate without it
-        assert written.pop("quantization")["bits"] == 4
+    # bitsandbytes / EETQ need a GPU: check the section, validate without it
+    if name in ("qlora_sft", "eetq"):
+        assert written.pop("quantization")["bits"] == {"qlora_sft": 4, "eetq": 8}[name]
     written["training"]["use_cpu"] = True
     written["data"]["cache_dir"] = str(tmp_path / "cache")
     (out / "config.yaml").write_text(yaml.safe_dump(written))
@@ -438,10 +701,13 @@ def test_output_passes_validate(
 
 def test_stdout_and_header(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     source = tmp_path / "lf.yaml"
-    source.write_text(yaml.safe_dump({**EXAMPLES["deepspeed"][1], "num_train_epoch": 1}))
+    source.write_text(
+        yaml.safe_dump({**EXAMPLES["deepspeed"][1], "num_train_epoch": 1, "disable_tqdm": True})
+    )
     assert main(["import-lf", str(source)]) == 0
     captured = capsys.readouterr()
     assert captured.out.startswith("# ft-core run config.yaml")
-    assert "#   deepspeed:" in captured.out and "did you mean num_train_epochs" in captured.out
+    assert "#   disable_tqdm:" in captured.out and "did you mean num_train_epochs" in captured.out
+    assert yaml.safe_load(captured.out)["deepspeed"] == {"stage": 3}
     assert yaml.safe_load(captured.out)["adapter"]["method"] == "lora"
     assert "not carried over" in captured.err

@@ -277,11 +277,12 @@ def test_a_missing_folder_is_not_taken_for_a_hub_id(tmp_path, monkeypatch, capsy
         resolve_chat_target("./nope", None)
 
 
-def test_only_a_bare_org_name_gets_the_hub_hint(tmp_path, monkeypatch):
+def test_a_bare_org_name_is_a_hub_id_looked_up_in_the_cache(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(FtCoreError, match="no such run folder or model: SomeOrg/some-model") as missing:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(FtCoreError, match=r"'SomeOrg/some-model' is not in the Hugging Face") as missing:
         resolve_chat_target("SomeOrg/some-model", None)
-    assert "hf download SomeOrg/some-model --local-dir DIR" in str(missing.value)
+    assert "HF_HUB_OFFLINE is set" in str(missing.value)
 
 
 def test_a_folder_that_is_neither_a_run_nor_a_model_says_so(tmp_path):

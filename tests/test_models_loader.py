@@ -44,12 +44,12 @@ def test_a_missing_local_path_is_not_mistaken_for_a_hub_id(tmp_path):
     assert message is not None and "does not exist" in message and "hf download" not in message
 
 
-def test_hub_ids_are_refused_with_an_explanation():
-    message = check_model_reference("meta-llama/Llama-3.2-1B-Instruct")
+def test_a_hub_id_missing_from_the_cache_offline_names_the_id_and_the_flag(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    message = check_model_reference("meta-llama/Llama-3.2-1B-Instruct", hub_cache_dir=str(tmp_path))
     assert message is not None
-    assert (
-        "local Hugging Face folder" in message and ".gguf" in message and "smollm2-135m-instruct" in message
-    )
+    assert "'meta-llama/Llama-3.2-1B-Instruct' is not in the Hugging Face cache" in message
+    assert "HF_HUB_OFFLINE is set" in message and "hf download meta-llama/Llama-3.2-1B-Instruct" in message
 
 
 def test_missing_gguf_file_and_empty_reference(tmp_path):

@@ -166,6 +166,7 @@ def _recorder() -> tuple[types.ModuleType, list[dict]]:
         trainer.training_step = training_step
 
     module.ft_before_train = ft_before_train
+    module.ft_activate_by_default = hookimpl(lambda config: "records every run's batches")
     return module, seen
 
 

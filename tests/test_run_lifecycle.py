@@ -146,7 +146,8 @@ def test_parallel_preprocessing_gives_the_rows_of_one_process(tmp_path, tiny_tok
     encoder = make_encoder(tiny_tokenizer, cutoff_len=48)
     single = preprocess(SftStage(), None, encoder, samples, workers=1)
     parallel = preprocess(SftStage(), None, encoder, samples, workers=2)
-    assert 0 < single.num_rows < 1200, "some rows keep no trained token after the cut and are dropped"
+    assert single.num_rows == 1200  # cut turn by turn, every row keeps the start of its answer
+    assert max(len(ids) for ids in single.column("input_ids").to_pylist()) == 48
     assert parallel.num_rows == single.num_rows
     assert parallel.to_pylist() == single.to_pylist()
 
@@ -244,9 +245,16 @@ def test_the_data_cache_follows_the_preprocessing_code(tmp_path):
 
 
 def test_a_cutoff_that_leaves_no_row_is_a_clear_error_and_caches_nothing(make_config, capsys, tmp_path):
-    path = make_config(data={"cutoff_len": 8})
+    # Cut turn by turn (LLaMA-Factory's rule), a long prompt and a long answer share 8 tokens in proportion: the
+    # answer's share int(8 * answer / (prompt + answer)) is 0 here, so no row keeps a trained token
+    rows = [
+        {"instruction": "a very long question " * 30, "output": f"a fairly long answer {i}"} for i in range(3)
+    ]
+    (tmp_path / "d.json").write_text(json.dumps(rows))
+    (tmp_path / "dataset_info.json").write_text(json.dumps({"d": {"file_name": "d.json"}}))
+    path = make_config(data={"cutoff_len": 8, "dataset": ["d"], "dataset_dir": str(tmp_path)})
     assert main(["prepare", str(path)]) == 2
-    assert "none of the 60 samples gave a row" in capsys.readouterr().err
+    assert "none of the 3 samples gave a row" in capsys.readouterr().err
     cache = tmp_path / "cache"
     assert not cache.exists() or not [p for p in cache.iterdir() if not p.name.startswith(".")]
 

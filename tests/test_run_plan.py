@@ -52,7 +52,7 @@ def test_every_problem_names_its_rule(make_config):
         )
     problems = error.value.problems
     assert any("data.cutoff_len: must be at least 8" in p and "(rule data.ranges)" in p for p in problems)
-    assert any("'no-such' is no installed plugin" in p and "(rule plugins.disable)" in p for p in problems)
+    assert any("'no-such' is no installed plugin" in p and "(rule plugins.lists)" in p for p in problems)
 
 
 def test_disabling_the_plugin_of_a_selected_component_is_an_error(make_config):
@@ -163,14 +163,32 @@ def test_only_active_plugins_hooks_act_and_the_manifest_lists_them(make_config):
     assert manifest["decisions"]["device"]["value"] == "cpu x 1"
 
 
-def test_a_hooks_only_plugin_acts_in_every_run_and_says_so(make_config):
+def test_a_hooks_only_plugin_acts_only_when_plugins_enable_names_it(make_config, caplog):
     calls: list[str] = []
     plugins = load_plugins(strict=True, extra=[(_hook_recorder("hooks_only", calls, False), "hooks-only")])
-    run_dir = run_training(load_and_validate(str(make_config()), [], plugins), plugins)
+    run_training(load_and_validate(str(make_config()), [], plugins), plugins)
+    assert calls == []
+    assert "plugin hooks_only (hooks-only) has lifecycle hooks only" in caplog.text
+    assert "`plugins: {enable: [hooks_only]}` would" in caplog.text
+    run_dir = run_training(
+        load_and_validate(
+            str(make_config(plugins={"enable": ["hooks-only"]})),
+            ["training.overwrite_output_dir=true"],
+            plugins,
+        ),
+        plugins,
+    )
     assert calls == ["policy"]
     manifest = json.loads((run_dir / "manifest.json").read_text())
     active = {p["distribution"]: p["reason"] for p in manifest["active_plugins"]}
-    assert active["hooks-only"].startswith("hooks-only plugin")
+    assert active["hooks-only"] == "enabled in plugins.enable"
+
+
+def test_a_plugin_both_enabled_and_disabled_is_a_config_error(make_config):
+    plugins = load_plugins(strict=True, extra=[(_hook_recorder("hooks_only", [], False), "hooks-only")])
+    config = make_config(plugins={"enable": ["hooks-only"], "disable": ["hooks-only"]})
+    with pytest.raises(ConfigError, match=r"both enabled and disabled.*\(rule plugins.lists\)"):
+        load_and_validate(str(config), [], plugins)
 
 
 def test_plugins_disable_switches_an_always_on_plugin_off(make_config):
@@ -181,3 +199,34 @@ def test_plugins_disable_switches_an_always_on_plugin_off(make_config):
     assert on == []
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert "always-on" not in {p["distribution"] for p in manifest["active_plugins"]}
+
+
+@pytest.mark.parametrize(("setting", "saved"), [("auto", {"F32"}), (False, {"BF16"})])
+def test_upcast_trainable_decides_the_dtype_trainable_weights_update_in(make_config, setting, saved):
+    # false is LLaMA-Factory's pure_bf16: bf16 weights train in bf16; auto casts the trainable ones to fp32
+    from safetensors import safe_open
+
+    plugins = load_plugins()
+    path = make_config(
+        adapter={"method": "full"}, training={"precision": "bf16", "upcast_trainable": setting}
+    )
+    config = load_and_validate(str(path), [], plugins)
+    plan, _ = build_plan(config, plugins)
+    decision = plan.decision("upcast_trainable")
+    assert decision.value is (setting == "auto")
+    expected = (
+        "auto: trainable half-precision weights update in fp32"
+        if setting == "auto"
+        else "training.upcast_trainable"
+    )
+    assert decision.reason == expected
+    run_dir = run_training(config, plugins)
+    with safe_open(str(run_dir / "model" / "model.safetensors"), "pt") as weights:
+        names = weights.keys()  # safe_open is not iterable
+        assert {weights.get_slice(name).get_dtype() for name in names} == saved
+
+
+def test_upcast_trainable_false_is_refused_with_fp16(make_config):
+    path = make_config(training={"precision": "fp16", "upcast_trainable": False, "use_cpu": None})
+    with pytest.raises(ConfigError, match="upcast_trainable: false with precision: fp16"):
+        load_and_validate(str(path), [], load_plugins())

@@ -93,23 +93,21 @@ def test_train_on_prompt_with_mask_history_keeps_earlier_answers_masked(tiny_tok
     )
 
 
-def test_cutoff_drops_tokens_from_the_end(tiny_tokenizer: Any) -> None:
+def test_cutoff_keeps_the_start_of_each_answer(tiny_tokenizer: Any) -> None:
+    """Cut turn by turn (LLaMA-Factory's rule; tests/test_cutoff_turns.py works the numbers by hand): a budget that
+    ends inside the second prompt keeps part of it and the start of its answer, not the prompt alone."""
     full = encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024)
     assert full is not None
-    first_trained = next(i for i, label in enumerate(full["labels"]) if label != IGNORE_INDEX)
-    cut = first_trained + 3
+    cut = len(full["input_ids"]) - 4
     truncated = encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=cut)
     assert truncated is not None
-    assert truncated["input_ids"] == full["input_ids"][:cut]
-    assert truncated["labels"] == full["labels"][:cut]
+    assert len(truncated["input_ids"]) == cut == len(truncated["labels"])
+    assert trained_segments(tiny_tokenizer, truncated)[0] == trained_segments(tiny_tokenizer, full)[0]
+    assert trained_segments(tiny_tokenizer, truncated)[1].startswith("Ro")
     assert truncated["attention_mask"] == [1] * cut
 
 
 def test_none_when_no_trained_token_remains(tiny_tokenizer: Any) -> None:
-    full = encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024)
-    assert full is not None
-    first_trained = next(i for i, label in enumerate(full["labels"]) if label != IGNORE_INDEX)
-    assert encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=first_trained) is None
     no_answer = Conversation([Message("user", "Hello?")])
     assert encode_conversation(tiny_tokenizer, CHATML_JINJA, no_answer, cutoff_len=1024) is None
 

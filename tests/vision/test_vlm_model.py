@@ -86,3 +86,22 @@ def test_lora_with_an_unfrozen_projector_is_refused(llava_dir: Path) -> None:
         match=r"model\.freeze_multi_modal_projector: false needs a whole-model adapter.*modules_to_save",
     ):
         apply_vision_freezing(load(llava_dir), ft_core_llava.LLAVA_FAMILY, section, LoraAdapter())
+
+
+def test_lora_with_an_unfrozen_tower_is_refused_at_validation(llava_dir: Path, make_config) -> None:
+    """Before any weights load: the family is read from config.json."""
+    from ft_core.api.errors import ConfigError
+    from ft_core.bootstrap import load_plugins
+    from ft_core.engine.config.loader import load_config
+    from ft_core.engine.config.validate import validate
+
+    path = make_config(model={"name_or_path": str(llava_dir), "freeze_vision_tower": False})
+    raw, sources = load_config(path)
+    with pytest.raises(
+        ConfigError, match=r"model\.freeze_vision_tower: false needs a whole-model adapter.*\(rule "
+    ):
+        validate(raw, load_plugins(), sources, str(path))
+    full = make_config("full.yaml", model={"name_or_path": str(llava_dir), "freeze_vision_tower": False},
+                       adapter={"method": "full"})  # fmt: skip
+    raw, sources = load_config(full)
+    assert validate(raw, load_plugins(), sources, str(full)).model.freeze_vision_tower is False

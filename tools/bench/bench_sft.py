@@ -65,6 +65,12 @@ DPO: dict[str, Any] = {"stage": {"name": "dpo", "beta": 0.1}}
 #: The frozen base's linear layers in FP8 (ft-core-torchao): FP8 matmuls forward, half the weight memory.
 FP8: dict[str, Any] = {"quantization": {"method": "torchao", "scheme": "float8_dynamic"}}
 
+#: LLaMA-Factory's ``pure_bf16`` (its GaLore and APOLLO examples set it): bf16 weights that train in bf16.
+PURE_BF16: dict[str, Any] = {
+    "model": {**LF_EQUIVALENT["model"], "dtype": "bfloat16"},
+    "training": {**LF_EQUIVALENT["training"], "upcast_trainable": False},
+}
+
 MODES: dict[str, Mode] = {
     "lora": Mode(LF_EQUIVALENT, "lora", "LoRA bf16, LLaMA-Factory's settings"),
     "lora_liger": Mode({**LF_EQUIVALENT, "patches": ["liger"]}, "lora_liger", "LoRA bf16 + Liger kernels"),
@@ -111,6 +117,62 @@ MODES: dict[str, Mode] = {
     "qlora4_unsloth": Mode({**UNSLOTH, **QLORA4}, "qlora4", "QLoRA 4-bit through Unsloth (ft-core-unsloth)"),
     "lora_unsloth_packed": Mode(
         {**UNSLOTH, "data": {"packing": True}}, "lora", "LoRA bf16 through Unsloth, padding-free packing"
+    ),
+    # The memory table (docs/performance.md): each way to fit the workload, at LLaMA-Factory's settings otherwise.
+    "mem_qlora8": Mode(
+        {**LF_EQUIVALENT, "quantization": {"method": "bitsandbytes", "bits": 8}},
+        "qlora4",
+        "QLoRA 8-bit (bitsandbytes LLM.int8), LLaMA-Factory's settings",
+    ),
+    "mem_hqq4": Mode(
+        {**LF_EQUIVALENT, "quantization": {"method": "hqq", "bits": 4, "group_size": 64}},
+        "qlora4",
+        "LoRA on an HQQ 4-bit base (group 64), LLaMA-Factory's settings",
+    ),
+    "mem_hqq2": Mode(
+        {**LF_EQUIVALENT, "quantization": {"method": "hqq", "bits": 2, "group_size": 16}},
+        "qlora4",
+        "LoRA on an HQQ 2-bit base (group 16), LLaMA-Factory's settings",
+    ),
+    "mem_freeze": Mode(
+        {**LF_EQUIVALENT, "adapter": {"method": "freeze", "trainable_layers": 2}},
+        "lora",
+        "Freeze: the last 2 decoder layers trained in full, LLaMA-Factory's settings",
+    ),
+    "mem_galore": Mode(
+        {
+            **LF_EQUIVALENT,
+            **PURE_BF16,
+            "adapter": "full",
+            "optimizer": {"name": "galore", "rank": 16, "layerwise": True},
+            # layer-wise GaLore steps inside the backward pass (no accumulation): the same 8 rows a step as 8 x 1
+            "training": {
+                **PURE_BF16["training"],
+                "per_device_train_batch_size": 8,
+                "gradient_accumulation_steps": 1,
+            },
+        },
+        "lora",
+        "Full fine-tuning with layer-wise GaLore (rank 16, batch 8 x 1, pure bf16 as LLaMA-Factory's example)",
+    ),
+    "mem_badam": Mode(
+        {
+            **LF_EQUIVALENT,
+            "adapter": "full",
+            "optimizer": {"name": "badam", "mode": "layer", "switch_every": 5},
+        },
+        "lora",
+        "Full fine-tuning with BAdam (one layer at a time), LLaMA-Factory's settings",
+    ),
+    "mem_apollo": Mode(
+        {
+            **LF_EQUIVALENT,
+            **PURE_BF16,
+            "adapter": "full",
+            "optimizer": {"name": "apollo", "rank": 1, "scale_type": "tensor"},
+        },
+        "lora",
+        "Full fine-tuning with APOLLO-Mini (rank 1, pure bf16 as LLaMA-Factory's example)",
     ),
     "dpo_lora": Mode(
         {**DPO, "data": {"dataset": [PREFERENCE_DATASET], "packing": False}},
@@ -160,8 +222,17 @@ def base_config(work: Path, mode: str, steps: int, tiny: bool) -> dict[str, Any]
 def _merge(config: dict[str, Any], sections: dict[str, Any]) -> dict[str, Any]:
     merged = dict(config)
     for name, value in sections.items():
-        if isinstance(value, dict) and isinstance(merged.get(name), dict):
-            merged[name] = {**merged[name], **value}
+        base = merged.get(name)
+        # another method with options of its own (freeze's trainable_layers) replaces the section; a method alone
+        # (unsloth_lora) keeps the base section's options
+        other_method = (
+            isinstance(value, dict)
+            and isinstance(base, dict)
+            and value.get("method", base.get("method")) != base.get("method")
+            and len(value) > 1
+        )
+        if isinstance(value, dict) and isinstance(base, dict) and not other_method:
+            merged[name] = {**base, **value}
         else:
             merged[name] = value
     return merged
@@ -400,6 +471,7 @@ def callback_plugin(name: str, callback_class: type) -> types.ModuleType:
         return [callback_class()]
 
     module.ft_trainer_callbacks = ft_trainer_callbacks
+    module.ft_activate_by_default = hookimpl(lambda config: f"benchmark harness ({name})")
     return module
 
 

@@ -37,6 +37,13 @@ BASELINES = {
     "lora_unsloth_packed": "lora",
     "dpo_lora": "lora",
     "dpo_lora_packed": "lora",
+    "mem_qlora8": "qlora4",
+    "mem_hqq4": "qlora4",
+    "mem_hqq2": "qlora4",
+    "mem_freeze": "lora",
+    "mem_galore": "lora",
+    "mem_badam": "lora",
+    "mem_apollo": "lora",
 }
 
 

@@ -22,14 +22,19 @@ TORCHAO_WHEELS=${TORCHAO_WHEELS:-.whl-torchao}; TRL_WHEELS=${TRL_WHEELS:-.whl-tr
 PROFILE_MODES=${PROFILE_MODES:-}; PROFILE_STEPS=${PROFILE_STEPS:-3}; PROFILE_START=${PROFILE_START:-3}; SKIP_LF=${SKIP_LF:-0}
 LOGS=${OUT:-/tmp/ftbench-logs}; mkdir -p "$LOGS"
 PIP="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade"
-$PIP --target /tmp/lf "$LF_WHEELS"/*.whl "$EXTRA"/*.whl || exit 1
-$PIP --target /tmp/ftdeps "$LF_WHEELS"/{datasets,dill,multiprocess,omegaconf,bitsandbytes}-*.whl "$EXTRA"/*.whl || exit 1
+# COMMON_WHEELS (optional): datasets, dill, multiprocess, omegaconf and bitsandbytes, which both systems use, kept
+# out of LF_WHEELS so that one copy travels; LLaMA-Factory gets only liger-kernel of EXTRA (its lora_liger mode).
+SHARED=${COMMON_WHEELS:-$LF_WHEELS}
+$PIP --target /tmp/lf "$LF_WHEELS"/*.whl ${COMMON_WHEELS:+"$COMMON_WHEELS"/*.whl} \
+  $(ls "$EXTRA"/liger_kernel-*.whl 2>/dev/null) || exit 1
+$PIP --target /tmp/ftdeps "$SHARED"/{datasets,dill,multiprocess,omegaconf,bitsandbytes}-*.whl "$EXTRA"/*.whl || exit 1
 # torchao (the FP8 modes) goes to ft-core only: LLaMA-Factory's peft 0.18 breaks on a newer torchao.
 if ls "$TORCHAO_WHEELS"/torchao-*.whl >/dev/null 2>&1; then $PIP --target /tmp/ftdeps "$TORCHAO_WHEELS"/*.whl || exit 1; fi
 # TRL 1.x (the dpo modes) goes to ft-core only: LLaMA-Factory pins trl 0.24.
 if ls "$TRL_WHEELS"/trl-*.whl >/dev/null 2>&1; then $PIP --target /tmp/ftdeps "$TRL_WHEELS"/*.whl || exit 1; fi
 $PIP --no-build-isolation --target /tmp/ftcore ./core \
-  ./plugins/ft-core-{sft,dpo,lora,adamw,llama,templates-generic,liger,bitsandbytes,unsloth,torchao} >/dev/null || exit 1
+  ./plugins/ft-core-{sft,dpo,lora,adamw,llama,templates-generic,liger,bitsandbytes,unsloth,torchao} \
+  ./plugins/ft-core-{hqq,freeze,full,galore,badam,apollo} >/dev/null || exit 1
 HAVE_UNSLOTH=0
 if ls "$UNSLOTH_WHEELS"/unsloth-*.whl >/dev/null 2>&1; then
   $PIP --target /tmp/unsloth "$UNSLOTH_WHEELS"/*.whl && HAVE_UNSLOTH=1

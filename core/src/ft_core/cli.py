@@ -95,5 +95,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             restore()
 
 
+def console() -> None:
+    """The console script: :func:`main`, then exit with its status. A process of a multi-process run (a torchrun
+    worker) leaves without the interpreter's teardown once everything is written and flushed: there, native threads
+    of DeepSpeed and gloo can abort the process at exit ("terminate called without an active exception"), which
+    would fail a finished run."""
+    status = main()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import logging
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(status)
+    sys.exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()

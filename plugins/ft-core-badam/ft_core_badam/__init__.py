@@ -68,6 +68,11 @@ class BAdam(OptimizerFactory[BAdamOptions]):
         "BAdam: Adam on one block of layers at a time, switched on a schedule (badam)"
     )
 
+    def keeps_fp32_copies(self, options: BAdamOptions) -> bool:
+        """Layer mode keeps an fp32 copy of the active block only (the model's weights stay in half precision);
+        ratio mode updates the weights themselves."""
+        return options.mode == "layer"
+
     def validate(self, options: BAdamOptions, config: RunConfig) -> list[str]:
         adapter = config.adapter
         if adapter.component.saves_full_model:

@@ -154,3 +154,34 @@ def test_a_full_run_trains_with_badam(tmp_path, tiny_model_dir, mode):
     optimizer = {"name": "badam", "mode": mode, "switch_every": 2}
     assert main(["run", _config(tmp_path, tiny_model_dir, "full", optimizer)]) == 0
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "completed"
+
+
+def _saved_dtypes(run_dir):
+    from safetensors import safe_open
+
+    dtypes = set()
+    for path in (run_dir / "model").glob("*.safetensors"):
+        with safe_open(str(path), "pt") as weights:
+            names = weights.keys()  # safe_open is not iterable
+            dtypes |= {weights.get_slice(name).get_dtype() for name in names}
+    return dtypes
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "upcast", "dtypes"), [("badam", False, {"BF16"}), ("adamw", True, {"F32"})]
+)
+def test_layer_mode_keeps_bf16_weights_instead_of_upcasting_them(
+    tmp_path, tiny_model_dir, optimizer, upcast, dtypes
+):
+    # badam keeps fp32 copies of the active block itself: upcasting the whole model would double its memory
+    from ft_core.cli import main
+
+    path = _config(tmp_path, tiny_model_dir, "full", {"name": optimizer})
+    config = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    config["training"]["precision"] = "bf16"
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    assert main(["run", path]) == 0
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    assert manifest["decisions"]["upcast_trainable"]["value"] is upcast
+    assert _saved_dtypes(tmp_path / "run") == dtypes

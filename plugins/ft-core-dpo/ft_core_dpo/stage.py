@@ -38,8 +38,9 @@ LossType = Literal[
     "sigmoid_norm",
 ]
 LOSS_TYPES: tuple[str, ...] = get_args(LossType)
-#: The loss types whose formula uses ``label_smoothing`` (TRL 1.x); every other one ignores it.
-SMOOTHED_LOSS_TYPES: tuple[str, ...] = ("robust", "exo_pair", "aot", "aot_unpaired")
+#: The loss types whose formula uses ``label_smoothing``: TRL 1.x's, and ``sigmoid`` (conservative DPO, which
+#: ft-core's trainer adds: :mod:`ft_core_dpo.trainer`); every other one ignores it.
+SMOOTHED_LOSS_TYPES: tuple[str, ...] = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired")
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,10 @@ class DpoOptions:
     #: ``nca_pair``, ``bco_pair``, ``sppo_hard``, ``aot``, ``aot_unpaired``, ``apo_zero``, ``apo_down``,
     #: ``discopop``, ``sigmoid_norm`` (length-normalised DPO), as TRL's DPOTrainer implements them.
     loss_type: LossType = "sigmoid"
-    #: Probability that a pair's label is flipped: used by ``robust`` (in [0, 0.5)), ``exo_pair`` (in (0, 1),
-    #: paper: 1e-3), ``aot`` and ``aot_unpaired``; an error with the other loss types, which ignore it.
+    #: Probability that a pair's label is flipped: with ``sigmoid`` conservative DPO (cDPO, LLaMA-Factory's
+    #: ``dpo_label_smoothing``: ``-(1-e) log s(b d) - e log s(-b d)``, in [0, 0.5)), ``robust`` (rDPO, an unbiased
+    #: estimate instead: in [0, 0.5)), ``exo_pair`` (in (0, 1), paper: 1e-3), ``aot`` and ``aot_unpaired``; an
+    #: error with the other loss types, which ignore it.
     label_smoothing: float = 0.0
     #: Weight of an extra supervised (negative log-likelihood) loss on the chosen answers, added to the
     #: preference loss (LLaMA-Factory's ``pref_ftx``, RPO); 0 turns it off.
@@ -81,7 +84,7 @@ class DpoOptions:
         if self.max_prompt_len is not None and self.max_prompt_len < 1:
             raise OptionsError(f"max_prompt_len must be >= 1 or null, got {self.max_prompt_len}")
         smoothing = self.label_smoothing
-        if self.loss_type in ("robust", "aot", "aot_unpaired") and not 0 <= smoothing < 0.5:
+        if self.loss_type in ("sigmoid", "robust", "aot", "aot_unpaired") and not 0 <= smoothing < 0.5:
             raise OptionsError(
                 f"label_smoothing must be in [0, 0.5) for loss_type {self.loss_type}, got {smoothing}"
             )
@@ -92,8 +95,8 @@ class DpoOptions:
         if smoothing != 0 and self.loss_type not in SMOOTHED_LOSS_TYPES:
             raise OptionsError(
                 f"label_smoothing ({smoothing}) has no effect with loss_type {self.loss_type}: it is used by "
-                f"{', '.join(SMOOTHED_LOSS_TYPES)} only. For conservative / robust DPO use loss_type: robust, "
-                "or set label_smoothing: 0."
+                f"{', '.join(SMOOTHED_LOSS_TYPES)} only (conservative DPO: loss_type sigmoid; robust DPO: loss_type "
+                "robust), or set label_smoothing: 0."
             )
 
     def trl_arguments(self) -> dict[str, Any]:

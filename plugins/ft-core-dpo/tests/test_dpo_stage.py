@@ -72,7 +72,8 @@ def test_every_offered_loss_type_is_one_trl_computes():
         (dict(loss_type="sft"), "Use ftx"),
         (dict(ftx=-1.0), "ftx must be >= 0"),
         (dict(max_prompt_len=0), "max_prompt_len must be >= 1"),
-        (dict(label_smoothing=0.1), "has no effect with loss_type sigmoid"),
+        (dict(loss_type="hinge", label_smoothing=0.1), "has no effect with loss_type hinge"),
+        (dict(label_smoothing=0.5), "in [0, 0.5) for loss_type sigmoid"),
         (dict(loss_type="robust", label_smoothing=0.5), "in [0, 0.5)"),
         (dict(loss_type="exo_pair"), "exo_pair needs label_smoothing in (0, 1)"),
     ],
@@ -83,6 +84,7 @@ def test_invalid_options_raise_options_error(options, message):
 
 
 def test_label_smoothing_is_accepted_where_the_loss_uses_it():
+    assert DpoOptions(label_smoothing=0.1).trl_arguments()["label_smoothing"] == 0.1  # conservative DPO
     assert DpoOptions(loss_type="robust", label_smoothing=0.1).trl_arguments()["label_smoothing"] == 0.1
     assert DpoOptions(loss_type="exo_pair", label_smoothing=1e-3).label_smoothing == 1e-3
 

@@ -44,8 +44,7 @@ def trainer(model: Any, tokenizer: Any, data: list[dict[str, Any]], output_dir: 
         learning_rate=1e-2,
         disable_tqdm=True,
         logging_steps=1,
-        **DpoOptions().trl_arguments(),
-        **overrides,
+        **{**DpoOptions().trl_arguments(), **overrides},
     )
     return FtDpoTrainer(
         model=model,
@@ -163,3 +162,30 @@ def test_build_trainer_loads_a_frozen_reference_only_without_adapter(
         assert built.ref_model is not None
     assert built.args.beta == 0.3 and built.args.loss_type == ["hinge", "sft"]
     assert built.args.loss_weights == [1.0, 0.5] and built.args.max_length is None
+
+
+def test_sigmoid_with_label_smoothing_is_conservative_dpo(tiny_model, tiny_tokenizer, encoder, tmp_path):
+    """cDPO: -(1-e) log s(b d) - e log s(-b d) = the sigmoid loss + e * b * d (since log s(-x) = log s(x) - x)."""
+    import torch
+
+    torch.manual_seed(0)
+    built = trainer(lora(tiny_model), tiny_tokenizer, rows(encoder()), str(tmp_path), label_smoothing=0.2)
+    with torch.no_grad():  # move the policy away from the reference (the adapter-disabled model): d != 0
+        for name, parameter in built.model.named_parameters():
+            if "lora_B.default" in name:
+                parameter.normal_(std=0.5)
+    inputs = built._prepare_inputs(next(iter(built.get_train_dataloader())))
+    with torch.no_grad():
+        conservative = built._compute_loss(built.model, inputs, False)
+        margin = built._metrics["train"]["rewards/margins"][-1]  # mean of b * d over the batch
+        built.label_smoothing = 0.0
+        plain = built._compute_loss(built.model, inputs, False)
+    assert abs(margin) > 1e-4
+    assert float(conservative) == pytest.approx(float(plain) + 0.2 * margin, rel=1e-4, abs=1e-5)
+
+
+def test_conservative_dpo_refuses_loss_types_that_share_its_function():
+    from ft_core_dpo.trainer import conservative_functional
+
+    with pytest.raises(ValueError, match="cannot be combined with robust"):
+        conservative_functional(0.1, ["sigmoid", "robust"])

@@ -9,7 +9,15 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ft_core.api import ChatRequest, CliCommand, Conversation, FtCoreError, SamplingOptions
+from ft_core.api import (
+    ChatRequest,
+    CliCommand,
+    Conversation,
+    FtCoreError,
+    SamplingOptions,
+    add_generation_flags,
+    generation_flags,
+)
 from ft_core_eval.targets import default_output, load_conversations, resolve_target
 
 logger = logging.getLogger(__name__)
@@ -51,12 +59,16 @@ class PredictCommand(CliCommand):
             "--output",
             help=f"the predictions file (default: RUN_DIR/predict/{PREDICTIONS}); {RESULTS} goes beside it",
         )
-        parser.add_argument("--max-new-tokens", type=int, default=256, help="most tokens per answer (256)")
         parser.add_argument("--batch-size", type=int, default=8, help="prompts generated together (8)")
-        parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding (default)")
-        parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0)")
-        parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
+        add_generation_flags(parser, "answer")
         parser.add_argument("--engine", default="hf", help="inference engine (default: hf)")
+        parser.add_argument(
+            "--adapter",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="merge this PEFT adapter (or run folder's adapter) into the model first (repeatable, in order)",
+        )
 
     def run(self, args: argparse.Namespace) -> int:
         if args.batch_size < 1:
@@ -66,12 +78,8 @@ class PredictCommand(CliCommand):
         engine = args.plugins.get("inference_engine", args.engine)
         target = resolve_target(args, args.target)
         try:
-            sampling = SamplingOptions(
-                temperature=args.temperature,
-                top_p=args.top_p,
-                max_new_tokens=args.max_new_tokens,
-                stop=tuple(dict.fromkeys(target.stop_words)),
-                seed=args.seed,
+            sampling = SamplingOptions.from_settings(
+                target.generation, generation_flags(args), {"stop": target.stop_words}
             )
         except ValueError as exc:
             raise FtCoreError(f"predict: {exc}") from None

@@ -11,7 +11,7 @@ from ft_core.api import ChatTarget, Conversation, Services
 def resolve_target(args: argparse.Namespace, reference: str) -> ChatTarget:
     """A run folder (base + adapter, the run's chat template) or a model, resolved as ``ft-core chat`` does."""
     services: Services = args.services
-    return services.chat_target(reference)
+    return services.chat_target(reference, list(getattr(args, "adapter", None) or ()))
 
 
 def load_conversations(

@@ -52,6 +52,20 @@ def quantization_of(manifest: dict[str, Any]) -> str | None:
     return None
 
 
+def prequantized_base(manifest: dict[str, Any]) -> str | None:
+    """The ``quant_method`` of the run's base model when it is a pre-quantized checkpoint (GPTQ, AWQ, AQLM, ...: its
+    ``config.json`` holds a ``quantization_config``), else ``None``."""
+    folder = (manifest.get("base_model") or {}).get("path")
+    try:
+        config = json.loads((Path(str(folder)) / "config.json").read_text(encoding="utf-8")) if folder else {}
+    except (OSError, ValueError):
+        return None
+    quantization = config.get("quantization_config") if isinstance(config, dict) else None
+    if not isinstance(quantization, dict):
+        return None
+    return str(quantization.get("quant_method") or "unknown")
+
+
 def run_dtype(manifest: dict[str, Any]) -> str:
     """The dtype the run loaded its model in (its ``dtype`` decision), ``float32`` when it did not record one."""
     decision = (manifest.get("decisions") or {}).get("dtype") or {}
@@ -129,6 +143,16 @@ class ExportCommand(CliCommand):
                 f"{output} already exists and is not empty; pass --overwrite or another --output"
             )
         converter = find_converter(args.llama_cpp) if args.gguf else None
+        prequantized = prequantized_base(manifest)
+        if prequantized:
+            raise FtCoreError(
+                f"{folder}: the run trained a LoRA adapter on a pre-quantized {prequantized} checkpoint "
+                f"({(manifest.get('base_model') or {}).get('name_or_path', '?')}). Its packed weights can neither take "
+                "the merged adapter nor be dequantized back to the original model here, so export does not merge (with "
+                "or without --dequantize). Use the adapter on the quantized checkpoint as it is "
+                f"(peft.PeftModel.from_pretrained(base, {str(folder / 'model')!r})), or train on the unquantized "
+                "model and export that run"
+            )
         quantized = quantization_of(manifest)
         if quantized and not args.dequantize:
             raise FtCoreError(

@@ -76,21 +76,30 @@ def test_full_run_is_resaved(full_run: Path, command_args: Any, tmp_path: Path) 
     torch.testing.assert_close(_logits(exported, tokenizer), _logits(trained, tokenizer))
 
 
-def _quantized_copy(run: Path, tmp_path: Path) -> Path:
-    """The run folder as if it had trained on an nf4-quantized base (its manifest names the quantizer)."""
+def _quantized_copy(run: Path, tmp_path: Path, quantizer: str = "nf4") -> Path:
+    """The run folder as if it had trained on a ``quantizer``-quantized base (its manifest names the quantizer)."""
     copy = tmp_path / "qlora-run"
     shutil.copytree(run, copy)
     manifest = json.loads((copy / "manifest.json").read_text())
     manifest["components"].append(
-        {"section": "quantization", "kind": "quantizer", "name": "nf4", "distribution": "x", "version": "0"}
+        {
+            "section": "quantization",
+            "kind": "quantizer",
+            "name": quantizer,
+            "distribution": "x",
+            "version": "0",
+        }
     )
     (copy / "manifest.json").write_text(json.dumps(manifest))
     return copy
 
 
-def test_quantized_run_is_refused_with_what_to_do(lora_run: Path, command_args: Any, tmp_path: Path) -> None:
-    copy = _quantized_copy(lora_run, tmp_path)
-    with pytest.raises(FtCoreError, match="nf4-quantized base") as caught:
+@pytest.mark.parametrize("quantizer", ["nf4", "hqq", "torchao"])
+def test_quantized_run_is_refused_with_what_to_do(
+    lora_run: Path, command_args: Any, tmp_path: Path, quantizer: str
+) -> None:
+    copy = _quantized_copy(lora_run, tmp_path, quantizer)
+    with pytest.raises(FtCoreError, match=f"{quantizer}-quantized base") as caught:
         ft_core_export.ExportCommand().run(command_args(copy, output=str(tmp_path / "out")))
     assert "--dequantize" in str(caught.value) and "retrain without" in str(caught.value)
     assert not (tmp_path / "out").exists()
@@ -107,6 +116,27 @@ def test_dequantize_merges_into_the_unquantized_base(
     record = json.loads((out / ft_core_export.command.EXPORT_RECORD).read_text())
     assert record["dequantized_from"] == "nf4"
     assert not getattr(AutoModelForCausalLM.from_pretrained(str(out)).config, "quantization_config", None)
+
+
+@pytest.mark.parametrize("dequantize", [False, True])
+def test_a_pre_quantized_base_is_refused_before_loading(
+    lora_run: Path, command_args: Any, tmp_path: Path, dequantize: bool
+) -> None:
+    copy = tmp_path / "gptq-run"
+    shutil.copytree(lora_run, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    base = tmp_path / "gptq-base"
+    shutil.copytree(manifest["base_model"]["path"], base)
+    config = json.loads((base / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "gptq", "bits": 4}  # no gptqmodel needed: nothing loads
+    (base / "config.json").write_text(json.dumps(config))
+    manifest["base_model"]["path"] = str(base)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FtCoreError, match="pre-quantized gptq checkpoint") as caught:
+        ft_core_export.ExportCommand().run(
+            command_args(copy, output=str(tmp_path / "out"), dequantize=dequantize)
+        )
+    assert "PeftModel.from_pretrained" in str(caught.value) and not (tmp_path / "out").exists()
 
 
 def test_existing_output_is_kept_without_overwrite(lora_run: Path, command_args: Any, tmp_path: Path) -> None:

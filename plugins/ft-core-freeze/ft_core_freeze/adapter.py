@@ -3,6 +3,7 @@ sequence-classification or value model, which starts untrained)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,12 +26,18 @@ class FreezeOptions:
 
     #: Train the last N decoder layers; a negative value trains the first N instead.
     trainable_layers: int = 2
-    #: Sub-modules of those layers that train (``mlp``, ``self_attn``, ``mlp.down_proj``, ...), or ``all``.
-    trainable_modules: list[str] = field(default_factory=lambda: ["all"])
-    #: Modules outside the decoder layers that train too (``embed_tokens``, ``norm``, ``lm_head``, ...).
-    extra_modules: list[str] = field(default_factory=list)
+    #: Sub-modules of those layers that train (``mlp``, ``self_attn``, ``mlp.down_proj``, ...), or ``all``; a list
+    #: or a comma-separated string (``"mlp,self_attn"``).
+    trainable_modules: list[str] | str = field(default_factory=lambda: ["all"])
+    #: Modules outside the decoder layers that train too (``embed_tokens``, ``norm``, ``lm_head``, ...); a list or
+    #: a comma-separated string.
+    extra_modules: list[str] | str = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        if isinstance(self.trainable_modules, str):  # LLaMA-Factory's comma list: "a,b"
+            self.trainable_modules = [m.strip() for m in self.trainable_modules.split(",") if m.strip()]
+        if isinstance(self.extra_modules, str):  # LLaMA-Factory's comma list: "a,b"
+            self.extra_modules = [m.strip() for m in self.extra_modules.split(",") if m.strip()]
         if self.trainable_layers == 0 and not self.extra_modules:
             raise OptionsError("trainable_layers is 0 and no extra_modules are given: nothing would train")
         if not self.trainable_modules:
@@ -46,7 +53,7 @@ def _layer_indices(count: int, trainable_layers: int) -> range:
     return range(count - trainable_layers, count) if trainable_layers >= 0 else range(-trainable_layers)
 
 
-def _check_found(key: str, wanted: list[str], names: list[str], choices: list[str]) -> None:
+def _check_found(key: str, wanted: Sequence[str], names: list[str], choices: list[str]) -> None:
     missing = [w for w in wanted if not any(name_matches(n, w) for n in names)]
     if missing:
         raise FtCoreError(

@@ -27,8 +27,9 @@ from ft_core.api import (
     TrainingStage,
     did_you_mean,
 )
+from ft_core.api.preference import keep_prompt_end
+from ft_core.api.rewards import BUILTIN_REWARDS, build_reward_functions, import_callable, is_callable_name
 from ft_core_grpo.compat import trl_problem
-from ft_core_grpo.rewards import BUILTIN_REWARDS, build_reward_functions, import_callable, is_callable_name
 
 logger = logging.getLogger(__name__)
 
@@ -130,15 +131,6 @@ class GrpoOptions:
             # Reward functions read the answer column (and any other): keep every column.
             "remove_unused_columns": False,
         }
-
-
-def keep_prompt_end(prompt_ids: list[int], length: int, bos_token_id: int | None) -> list[int]:
-    """The last ``length`` tokens of the prompt, with a leading BOS kept in front when the prompt starts with one."""
-    if len(prompt_ids) <= length:
-        return list(prompt_ids)
-    if length > 1 and bos_token_id is not None and prompt_ids[0] == bos_token_id:
-        return [prompt_ids[0], *prompt_ids[len(prompt_ids) - length + 1 :]]
-    return list(prompt_ids[len(prompt_ids) - length :])
 
 
 def split_prompt(conversation: Conversation) -> tuple[list[Any], str]:

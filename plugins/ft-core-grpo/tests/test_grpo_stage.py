@@ -8,9 +8,7 @@ import pytest
 
 import ft_core_grpo
 from ft_core.api import Conversation, DataError, Message, OptionsError
-from ft_core.testing.import_light import check_import_light
-from ft_core_grpo.compat import trl_problem
-from ft_core_grpo.rewards import (
+from ft_core.api.rewards import (
     build_reward_functions,
     exact_match,
     format_reward,
@@ -18,6 +16,8 @@ from ft_core_grpo.rewards import (
     length_reward,
     normalize,
 )
+from ft_core.testing.import_light import check_import_light
+from ft_core_grpo.compat import trl_problem
 from ft_core_grpo.stage import GrpoOptions, GrpoStage, split_prompt
 
 

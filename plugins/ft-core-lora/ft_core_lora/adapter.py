@@ -5,19 +5,19 @@ value model the ``score`` / ``classifier`` layer trains in full and is saved wit
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from ft_core.api import (
     AdapterMethod,
     FtCoreError,
+    LoraSettings,
     ModelFamily,
     OptionsError,
     adapter_target_modules,
     artefact_head,
-    linear_module_names,
+    lora_target_names,
     model_head,
-    name_matches,
     peft_task_type,
     report_trainable,
     upcast_trainable_parameters,
@@ -28,23 +28,10 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 
 @dataclass
-class LoraOptions:
-    """Options of ``adapter.method: lora``."""
+class LoraOptions(LoraSettings):
+    """Options of ``adapter.method: lora``: the shared :class:`~ft_core.api.LoraSettings` (rank, alpha, dropout,
+    targets, modules_to_save, bias, use_rslora) and LoRA's variants."""
 
-    #: Rank of the low-rank update matrices.
-    rank: int = 8
-    #: Scaling numerator: the update is scaled by ``alpha / rank`` (``alpha / sqrt(rank)`` with rsLoRA).
-    alpha: float = 16.0
-    #: Dropout on the LoRA input.
-    dropout: float = 0.0
-    #: Module names to adapt: ``all`` (every linear layer except the output head), a list, or ``"q_proj,v_proj"``.
-    targets: list[str] | str = "all"
-    #: Modules trained in full and saved with the adapter (e.g. ``embed_tokens``, ``lm_head``).
-    modules_to_save: list[str] = field(default_factory=list)
-    #: Which biases train: ``none``, ``all`` or ``lora_only``.
-    bias: Literal["none", "all", "lora_only"] = "none"
-    #: Rank-stabilised scaling ``alpha / sqrt(rank)``.
-    use_rslora: bool = False
     #: Weight-decomposed LoRA (DoRA).
     use_dora: bool = False
     #: Initialisation: ``default`` (A Kaiming uniform, B zero), ``gaussian`` (A Gaussian, B zero), ``pissa``
@@ -60,14 +47,7 @@ class LoraOptions:
     lora_plus_ratio: float | None = None
 
     def __post_init__(self) -> None:
-        if self.rank < 1:
-            raise OptionsError(f"rank must be >= 1, got {self.rank}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise OptionsError(f"dropout must be in [0, 1), got {self.dropout}")
-        if isinstance(self.targets, str) and self.targets != "all":
-            self.targets = [t.strip() for t in self.targets.split(",") if t.strip()]
-        if not self.targets:
-            raise OptionsError("targets must be 'all' or a non-empty list of module names")
+        super().__post_init__()
         if self.pissa_iter < 0:
             raise OptionsError(f"pissa_iter must be >= 0 (0 = exact SVD), got {self.pissa_iter}")
         if self.loftq_bits not in (4, 8):
@@ -119,23 +99,14 @@ class LoraAdapter(AdapterMethod[LoraOptions]):
     def apply(self, model: Any, options: LoraOptions, family: ModelFamily | None) -> Any:
         from peft import LoraConfig, get_peft_model
 
-        available = linear_module_names(model, None)
-        targets = linear_module_names(model, family) if options.targets == "all" else list(options.targets)
-        module_names = [name for name, _ in model.named_modules()]
-        for key, wanted in (("targets", targets), ("modules_to_save", options.modules_to_save)):
-            missing = [w for w in wanted if not any(name_matches(n, w) for n in module_names)]
-            if missing:
-                raise FtCoreError(
-                    f"adapter.{key}: {', '.join(repr(m) for m in missing)} not found in {type(model).__name__}. "
-                    f"Linear modules available: {', '.join(available)} (or use targets: all)"
-                )
+        targets = lora_target_names(model, options, family)
         config = LoraConfig(
             task_type=peft_task_type(model),
             r=options.rank,
             lora_alpha=options.alpha,  # type: ignore[arg-type]  # PEFT annotates int; it scales by any number
             lora_dropout=options.dropout,
             target_modules=adapter_target_modules(targets, family),
-            modules_to_save=options.modules_to_save or None,
+            modules_to_save=list(options.modules_to_save) or None,
             bias=options.bias,
             use_rslora=options.use_rslora,
             use_dora=options.use_dora,

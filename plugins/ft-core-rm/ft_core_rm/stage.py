@@ -23,6 +23,7 @@ from ft_core.api import (
     RunContext,
     TrainingStage,
 )
+from ft_core.api.preference import keep_prompt_end
 from ft_core_rm.compat import trl_problem
 
 logger = logging.getLogger(__name__)
@@ -54,17 +55,6 @@ class RmOptions:
             # Rows are cut to data.cutoff_len in preprocess(); TRL would drop longer rows instead.
             "max_length": None,
         }
-
-
-def keep_prompt_end(prompt_ids: list[int], length: int, bos_token_id: int | None) -> list[int]:
-    """The last ``length`` tokens of the prompt, with a leading BOS kept in front when the prompt starts with one."""
-    if len(prompt_ids) <= length:
-        return list(prompt_ids)
-    if length <= 0:
-        return []
-    if length > 1 and bos_token_id is not None and prompt_ids[0] == bos_token_id:
-        return [prompt_ids[0], *prompt_ids[len(prompt_ids) - length + 1 :]]
-    return list(prompt_ids[len(prompt_ids) - length :])
 
 
 def fit_pair(

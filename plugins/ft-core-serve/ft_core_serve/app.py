@@ -57,6 +57,8 @@ class ServedModel:
     stop_words: tuple[str, ...] = ()
     #: The chat template's tool-call parser; ``None``: the template has no tool format.
     parse_tool_calls: ToolCallParser | None = None
+    #: The run's ``generation`` section: its settings apply where a request leaves them out.
+    generation: dict[str, Any] = field(default_factory=dict)
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -210,7 +212,12 @@ def create_app(served: ServedModel, options: ServerOptions) -> FastAPI:
         if body.model != served.name:
             raise _unknown_model(body.model, served.name)
         chat = to_chat_request(
-            body, limits=limits, system=served.system, stop_words=served.stop_words, images=images
+            body,
+            limits=limits,
+            system=served.system,
+            stop_words=served.stop_words,
+            images=images,
+            generation=served.generation,
         )
         parser = served.parse_tool_calls if chat.tools else None
         deltas = batcher.stream(chat)

@@ -86,6 +86,13 @@ class ServeCommand(CliCommand):
         )
         parser.add_argument("--engine", default="hf", help="inference engine (default: hf)")
         parser.add_argument(
+            "--adapter",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="merge this PEFT adapter (or run folder's adapter) into the model first (repeatable, in order)",
+        )
+        parser.add_argument(
             "--model-name", help="the model id clients send and /v1/models lists (default: TARGET as given)"
         )
         parser.add_argument(
@@ -154,7 +161,7 @@ class ServeCommand(CliCommand):
         plugins = args.plugins
         services: Services = args.services
         engine = plugins.get("inference_engine", args.engine)
-        target = services.chat_target(args.target)
+        target = services.chat_target(args.target, args.adapter)
         sock = bind_socket(args.host, args.port)
         try:
             print(f"loading {target.description} ...", file=sys.stderr, flush=True)
@@ -164,6 +171,7 @@ class ServeCommand(CliCommand):
                 system=args.system or target.system,
                 stop_words=tuple(target.stop_words),
                 parse_tool_calls=_tool_parser(plugins, target),
+                generation=dict(target.generation),
             )
             sock.listen(_BACKLOG)  # from here on connections wait in the backlog until uvicorn takes them
             host, port = sock.getsockname()[:2]

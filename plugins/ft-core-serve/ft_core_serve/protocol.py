@@ -12,7 +12,7 @@ import binascii
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -374,9 +374,11 @@ def to_chat_request(
     system: str | None,
     stop_words: Sequence[str],
     images: ImagePolicy | None = None,
+    generation: Mapping[str, Any] | None = None,
 ) -> ChatRequest:
     """The typed inference request: the run's system prompt and stop words applied, limits enforced, images
-    (``image_url`` parts, as ``images`` allows) as the request's images."""
+    (``image_url`` parts, as ``images`` allows) as the request's images. Sampling: OpenAI's defaults
+    (temperature 1.0), then the run's ``generation`` section, then the request's own values."""
     for name in ("max_completion_tokens", "max_tokens"):
         asked = getattr(request, name)
         if asked is not None and asked > limits.max_tokens:
@@ -391,13 +393,22 @@ def to_chat_request(
         raise ApiError(400, f"stop: at most {MAX_STOP_SEQUENCES} sequences, got {len(stops)}", param="stop")
     if any(not stop for stop in stops):
         raise ApiError(400, "stop: a stop sequence must not be empty", param="stop")
-    sampling = SamplingOptions(
-        temperature=1.0 if request.temperature is None else request.temperature,
-        top_p=1.0 if request.top_p is None else request.top_p,
-        max_new_tokens=request.max_completion_tokens or request.max_tokens or limits.max_tokens,
-        stop=tuple(dict.fromkeys([*stops, *stop_words])),
-        seed=request.seed,
-    )
+    run = dict(generation or {})
+    if run.get("max_new_tokens") is not None:
+        run["max_new_tokens"] = min(int(run["max_new_tokens"]), limits.max_tokens)
+    asked = {
+        "temperature": request.temperature,
+        "top_p": request.top_p,
+        "max_new_tokens": request.max_completion_tokens or request.max_tokens,
+        "seed": request.seed,
+        "stop": stops,
+    }
+    try:
+        sampling = SamplingOptions.from_settings(
+            {"temperature": 1.0, "max_new_tokens": limits.max_tokens}, run, asked, {"stop": list(stop_words)}
+        )
+    except ValueError as exc:  # the run's generation section holds a value out of range
+        raise ApiError(500, f"the served run's generation section: {exc}") from None
     offered = request.tools if request.tool_choice != "none" else None
     tools = [tool.model_dump(exclude_none=True) for tool in offered] if offered else None
     found = _Images(images or ImagePolicy())

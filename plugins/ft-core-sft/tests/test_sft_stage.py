@@ -67,11 +67,15 @@ def test_preprocess_keeps_encoded_rows_in_order_and_drops_the_rest(capsys):
 
 def test_preprocess_trains_only_answers_and_drops_rows_without_trainable_tokens(tiny_tokenizer):
     short = _conversation("Who are you?", "I am Nova.")
+    # a short answer is kept whole (LLaMA-Factory's cut)
     long_prompt = _conversation("hello world " * 40, "Hi.")
-    rows = SftStage().preprocess([short, long_prompt], _encoder(tiny_tokenizer, 40), NoOptions())
-    assert len(rows) == 1
-    trained = [t for t, label in zip(rows[0]["input_ids"], rows[0]["labels"], strict=True) if label != -100]
-    assert tiny_tokenizer.decode(trained) == "I am Nova.<|im_end|>\n"
+    # a long prompt and a long answer share the 40 tokens in proportion: the answer's share rounds down to 0
+    long_both = _conversation("hello world " * 200, "An answer of some length.")
+    rows = SftStage().preprocess([short, long_prompt, long_both], _encoder(tiny_tokenizer, 40), NoOptions())
+    assert len(rows) == 2
+    for row, answer in zip(rows, ("I am Nova.", "Hi."), strict=True):
+        trained = [t for t, label in zip(row["input_ids"], row["labels"], strict=True) if label != -100]
+        assert tiny_tokenizer.decode(trained) == f"{answer}<|im_end|>\n"
 
 
 def test_stage_and_options_pickle():

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from ft_core.api import FtCoreError
 from ft_core.api.inference import (
     ChatDelta,
     ChatModel,
@@ -87,11 +88,17 @@ class SglangChatModel(ChatModel):
 
     def sampling_params(self, sampling: SamplingOptions) -> dict[str, Any]:
         """SGLang's sampling parameters for ``sampling`` with the run's stop words."""
+        if sampling.num_beams > 1:
+            raise FtCoreError(
+                "num_beams: beam search is not available with the sglang engine; use --engine hf"
+            )
         stops = self.renderer.stops(sampling)
-        greedy = sampling.temperature == 0
+        greedy = not sampling.samples
         params: dict[str, Any] = dict(
-            temperature=sampling.temperature,
+            temperature=0.0 if greedy else sampling.temperature or 1.0,
             top_p=1.0 if greedy else sampling.top_p,
+            top_k=sampling.top_k if sampling.top_k > 0 and not greedy else -1,
+            repetition_penalty=sampling.repetition_penalty,
             max_new_tokens=sampling.max_new_tokens,
             stop=list(stops),
             stop_token_ids=self.renderer.stop_token_ids(stops),

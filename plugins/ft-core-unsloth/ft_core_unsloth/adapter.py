@@ -10,8 +10,7 @@ from ft_core.api import (
     FtCoreError,
     ModelFamily,
     RunConfig,
-    linear_module_names,
-    name_matches,
+    lora_target_names,
     report_trainable,
 )
 from ft_core_unsloth.loading import ADAPTER, SECTION, SETTINGS_ATTRIBUTE, enabled, import_unsloth
@@ -19,19 +18,9 @@ from ft_core_unsloth.options import UnslothLoraOptions
 
 
 def target_modules(model: Any, options: UnslothLoraOptions, family: ModelFamily | None) -> list[str]:
-    """The module names to adapt (``all``: the family's LoRA targets, else every linear layer but the head);
-    a name that matches no module is an error listing the linear modules."""
-    available = linear_module_names(model, None)
-    targets = linear_module_names(model, family) if options.targets == "all" else list(options.targets)
-    names = [name for name, _ in model.named_modules()]
-    for key, wanted in (("targets", targets), ("modules_to_save", options.modules_to_save)):
-        missing = [w for w in wanted if not any(name_matches(n, w) for n in names)]
-        if missing:
-            raise FtCoreError(
-                f"adapter.{key}: {', '.join(repr(m) for m in missing)} not found in {type(model).__name__}. "
-                f"Linear modules available: {', '.join(available)} (or use targets: all)"
-            )
-    return targets
+    """The module names to adapt (:func:`ft_core.api.lora_target_names`: ``all`` is the family's LoRA targets, else
+    every linear layer but the head; a name that matches no module is an error listing the linear modules)."""
+    return lora_target_names(model, options, family)
 
 
 def _drop_engine_checkpointing(model: Any) -> None:

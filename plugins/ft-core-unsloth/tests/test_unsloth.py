@@ -177,6 +177,7 @@ def test_no_gpu_found_is_a_validation_error(tmp_path, tiny_model_dir, capsys, fa
 
 def test_a_gpu_run_validates(tmp_path, tiny_model_dir, capsys, fake_unsloth, monkeypatch):
     monkeypatch.setattr(loading, "cuda_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # core's rule for training.use_cpu: false
     training = {"use_cpu": False, "precision": "fp32"}
     path = _config(tmp_path, tiny_model_dir, training=training)
     status, output = _validate(path, capsys)
@@ -219,6 +220,7 @@ def test_combinations_unsloth_cannot_run_are_refused(
 def test_liger_by_default_on_gpu_runs_is_not_a_problem(tmp_path, tiny_model_dir, fake_unsloth, monkeypatch):
     """ft-core-liger's automatic patch steps aside for a model Unsloth loaded: ``liger.enabled: auto`` is fine."""
     monkeypatch.setattr(loading, "cuda_available", lambda: True)
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)  # core's rule for training.use_cpu: false
     training = {"use_cpu": False, "precision": "fp32"}
     config = SimpleNamespace(
         adapter=SimpleNamespace(name="unsloth_lora"),

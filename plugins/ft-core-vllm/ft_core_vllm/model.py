@@ -122,12 +122,16 @@ class VllmChatModel(ChatModel):
     # ------------------------------------------------------------------ requests
     def sampling_params(self, sampling: SamplingOptions) -> Any:
         """vLLM's ``SamplingParams`` for ``sampling`` with the run's stop words."""
+        if sampling.num_beams > 1:
+            raise FtCoreError("num_beams: beam search is not available with the vllm engine; use --engine hf")
         stops = self.renderer.stops(sampling)
-        greedy = sampling.temperature == 0
+        greedy = not sampling.samples
         return self._vllm.SamplingParams(
             n=1,
-            temperature=sampling.temperature,
+            temperature=0.0 if greedy else sampling.temperature or 1.0,
             top_p=1.0 if greedy else sampling.top_p,
+            top_k=sampling.top_k if sampling.top_k > 0 and not greedy else -1,
+            repetition_penalty=sampling.repetition_penalty,
             max_tokens=sampling.max_new_tokens,
             stop=list(stops),
             stop_token_ids=self.renderer.stop_token_ids(stops),

@@ -56,9 +56,12 @@ from ft_core.api.inference import (
     SamplingOptions,
     Usage,
     VisionTarget,
+    add_generation_flags,
     count_image_placeholders,
+    generation_flags,
 )
 from ft_core.api.kinds import KINDS, KINDS_BY_KEY, Kind
+from ft_core.api.lora import LoraSettings, lora_target_names
 from ft_core.api.modeling import (
     HEADS_FILE,
     WholeModelAdapter,
@@ -72,6 +75,7 @@ from ft_core.api.modeling import (
     decoder_layers,
     default_param_groups,
     find_heads,
+    is_linear_layer,
     linear_module_names,
     load_heads,
     model_head,
@@ -79,6 +83,7 @@ from ft_core.api.modeling import (
     peft_task_type,
     report_trainable,
     save_heads,
+    trainable_weights_upcast,
     upcast_trainable_parameters,
 )
 from ft_core.api.plan import ActivePlugin, DataStats, Decision, RunPlan
@@ -120,6 +125,7 @@ __all__ = [
     "FtCoreError",
     "InferenceEngine",
     "Kind",
+    "LoraSettings",
     "Message",
     "ModelFamily",
     "ModelHead",
@@ -153,6 +159,7 @@ __all__ = [
     "VisionTarget",
     "WholeModelAdapter",
     "adapter_target_modules",
+    "add_generation_flags",
     "artefact_head",
     "auto_model_class",
     "classification_head",
@@ -164,13 +171,17 @@ __all__ = [
     "default_param_groups",
     "did_you_mean",
     "find_heads",
+    "generation_flags",
     "hookimpl",
+    "is_linear_layer",
     "linear_module_names",
     "load_heads",
+    "lora_target_names",
     "model_head",
     "name_matches",
     "peft_task_type",
     "report_trainable",
     "save_heads",
+    "trainable_weights_upcast",
     "upcast_trainable_parameters",
 ]

@@ -96,9 +96,19 @@ class Quantizer(Component[OptionsT]):
 
     #: Quantized weights train only through an adapter (LoRA = QLoRA): full and freeze tuning are refused.
     trains_with_adapters_only: ClassVar[bool] = True
+    #: The quantizer quantizes with its own library after the weights load (HQQ), not through ``load_kwargs``:
+    #: the engine then loads the unquantized weights on the CPU and calls :meth:`quantize` for every role, which
+    #: quantizes them onto the process's device (so the full-precision model never sits on the GPU). Since 0.4.0.
+    quantizes_after_load: ClassVar[bool] = False
 
     def load_kwargs(self, options: OptionsT, model_config: Any) -> dict[str, Any]:
         """Extra keyword arguments for ``from_pretrained`` (e.g. ``quantization_config``)."""
+        raise NotImplementedError
+
+    def quantize(self, model: Any, options: OptionsT, device: Any) -> Any:
+        """Quantize ``model`` (loaded unquantized on the CPU) onto ``device`` (``"cpu"`` or a CUDA device index)
+        and return it; called for every role (trained or frozen) right after its weights load, only when
+        :attr:`quantizes_after_load` is true. Since 0.4.0."""
         raise NotImplementedError
 
     def prepare(self, model: Any, options: OptionsT, run: RunContext) -> Any:
@@ -132,6 +142,12 @@ class OptimizerFactory(Component[OptionsT]):
     norms), asks :meth:`param_groups` for the factory's own (LoRA+, GaLore, layer-wise learning rates), lets
     plugins adjust them (``ft_adjust_parameter_groups``), then calls :meth:`create`.
     """
+
+    def keeps_fp32_copies(self, options: OptionsT) -> bool:
+        """True when the optimizer keeps fp32 copies of the half-precision weights it updates (BAdam's layer
+        mode): with ``training.upcast_trainable: auto`` the trainable weights then stay in the dtype they loaded in
+        rather than being cast to fp32, which would double the weights' memory. Since 0.4.0."""
+        return False
 
     def param_groups(
         self, options: OptionsT, model: Any, default_groups: list[dict[str, Any]], args: Any

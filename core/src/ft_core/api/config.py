@@ -31,15 +31,23 @@ Scheduler = Literal[
 class ModelSection:
     """Which model to load and how."""
 
-    #: A local Hugging Face model folder, a ``.gguf`` file, or ``smollm2-135m-instruct`` (the embedded default).
+    #: A local Hugging Face model folder, a ``.gguf`` file, ``smollm2-135m-instruct`` (the embedded default), or a
+    #: Hugging Face Hub id (``Qwen/Qwen2.5-7B-Instruct``: read from the Hugging Face cache, downloaded where a
+    #: network exists; with ``HF_HUB_OFFLINE`` it must be in the cache).
     name_or_path: str = ""
-    #: Tokenizer folder when it is not next to the weights.
+    #: Hub ids: the branch, tag or commit to load (default: ``main``).
+    revision: str | None = None
+    #: Hub ids: the Hugging Face cache folder to read and download into (default: ``HF_HUB_CACHE``, usually
+    #: ``~/.cache/huggingface/hub``).
+    hub_cache_dir: str | None = None
+    #: Tokenizer folder (or Hub id) when it is not next to the weights.
     tokenizer: str | None = None
     #: Weights dtype: ``auto`` picks bf16 on GPUs that support it, else fp32.
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     #: ``auto`` (the fastest available: flash_attention_3 on Hopper GPUs with flash-attn 3, flash_attention_2 with
     #: flash-attn and a 16-bit dtype, else sdpa), ``sdpa``, ``eager``, ``flash_attention_2`` / ``flash_attention_3``,
-    #: or ``null`` (the transformers default).
+    #: or ``null`` (the transformers default). LLaMA-Factory's ``fa2`` / ``fa3`` / ``disabled`` are read as
+    #: ``flash_attention_2`` / ``flash_attention_3`` / ``eager``.
     attn_implementation: str | None = "auto"
     #: RoPE scaling for contexts longer than the model was trained on: ``linear``, ``dynamic``, ``yarn`` or
     #: ``llama3``, or a mapping ``{type: yarn, factor: 4.0, ...}`` (factor default: cutoff_len / the model's
@@ -54,10 +62,35 @@ class ModelSection:
     freeze_multi_modal_projector: bool = True
     #: Where converted GGUF models are cached (default ``~/.cache/ft-core/models``).
     cache_dir: str | None = None
+    #: Tokens added to the tokenizer as ordinary tokens (a list or ``"a,b"``); the embeddings grow to match and the
+    #: new rows train (with LoRA-like adapters the embedding layers train in full: ``modules_to_save``).
+    add_tokens: list[str] | str = field(default_factory=list)
+    #: Tokens added as special tokens (kept whole, left out when decoding), e.g. ``"<tool>,</tool>"``.
+    add_special_tokens: list[str] | str = field(default_factory=list)
+    #: Grow the embedding layers to the tokenizer's length even without added tokens (a tokenizer with more
+    #: tokens than the model has embeddings); added tokens always grow them.
+    resize_vocab: bool = False
+    #: Existing PEFT adapters (folders with adapter_config.json, or ft-core run folders; a list or ``"a,b"``). With a
+    #: LoRA-like adapter method the last one trains on (adapter.rank / alpha must match it) and the others are
+    #: merged into the base; with ``create_new_adapter`` (or full / freeze) all are merged and training starts
+    #: from there. Chat, serve and export rebuild the same base.
+    adapters: list[str] | str = field(default_factory=list)
+    #: With ``adapters``: merge them all and train a new adapter on top (LLaMA-Factory's ``create_new_adapter``).
+    create_new_adapter: bool = False
 
     def __post_init__(self) -> None:
         if self.rope_scaling is not None:
             self.rope_scaling = normalize_rope_scaling(self.rope_scaling)
+        if self.attn_implementation in ATTENTION_ALIASES:
+            self.attn_implementation = ATTENTION_ALIASES[self.attn_implementation]
+        if isinstance(self.adapters, str):
+            self.adapters = [a.strip() for a in self.adapters.split(",") if a.strip()]
+        for key in ("add_tokens", "add_special_tokens"):
+            value = getattr(self, key)
+            if isinstance(value, str):  # LLaMA-Factory's comma list
+                setattr(self, key, [t.strip() for t in value.split(",") if t.strip()])
+            if any(not t.strip() for t in getattr(self, key)):
+                raise ValueError(f"{key}: a token must not be empty")
 
 
 @dataclass
@@ -114,6 +147,35 @@ class DataSection:
     #: ``auto``: on GPU runs when the merged micro-batch fits the GPU with the run's checkpointing plan (and
     #: ``packing_tokens`` is null); ``true``: whenever packing; ``false``: never.
     packing_merge_accumulation: bool | Literal["auto"] = "auto"
+    #: How several training datasets combine (``datasets.interleave_datasets``, seeded by ``training.seed``):
+    #: ``concat`` (one after another), ``interleave_under`` (a row of each in turn, or drawn at ``interleave_probs``,
+    #: until one runs out) or ``interleave_over`` (until every one has run out, repeating the shorter ones).
+    mix_strategy: Literal["concat", "interleave_under", "interleave_over"] = "concat"
+    #: Interleaving: the probability of each training dataset (one per dataset, in order, adding up to 1);
+    #: ``null`` takes a row of each in turn.
+    interleave_probs: list[float] | None = None
+    #: Read the training data as a stream (``datasets.IterableDataset``): rows are converted and tokenized as the
+    #: trainer asks for them, never all held in memory. Needs ``training.max_steps``; no packing, no ``val_size``.
+    streaming: bool = False
+    #: Streaming: rows held in the shuffle buffer (each batch draws from it at random, seeded).
+    buffer_size: int = 16384
+    #: A folder for the prepared (tokenized) data: when it exists it is loaded and preparation is skipped; else
+    #: the data is prepared, saved there and used.
+    tokenized_path: str | None = None
+    #: With several ``eval_dataset`` entries: evaluate each on its own (metrics ``eval_<name>_loss``, ...).
+    eval_on_each_dataset: bool = False
+    #: Folder that image paths in rows are relative to (default: each dataset's ``dataset_dir``).
+    media_dir: str | None = None
+    #: LLaMA-Factory's tool format name (``qwen``, ``llama3``, ``mistral``, ``glm4``, ...); ft-core templates
+    #: render tools in their own format, so this must name the chat template's (a check, not a switch).
+    tool_format: str | None = None
+    #: Keep the reasoning of earlier assistant turns where only the last is trained (``mask_history``); by
+    #: default it is dropped, as the model sees earlier turns at inference.
+    preserve_thinking: bool = False
+    #: Vision-language runs: images above this many pixels are scaled down (aspect kept) before processing.
+    image_max_pixels: int = 768 * 768
+    #: Vision-language runs: images below this many pixels are scaled up (aspect kept).
+    image_min_pixels: int = 32 * 32
 
 
 @dataclass
@@ -142,6 +204,11 @@ class TrainingSection:
     eval_steps: int | None = None
     seed: int = 42
     precision: Precision = "auto"
+    #: Trainable half-precision weights in fp32 (stable updates; what mixed precision means): ``auto`` casts them
+    #: unless the optimizer keeps fp32 copies itself (BAdam); ``false`` keeps them in the dtype they loaded in
+    #: (LLaMA-Factory's ``pure_bf16`` with ``model.dtype: bfloat16``: half the weights' memory, coarser updates).
+    #: LoRA's own A/B matrices are fp32 either way (PEFT creates them so).
+    upcast_trainable: bool | Literal["auto"] = "auto"
     #: Activation checkpointing: ``auto`` (off when the step fits in free GPU memory, else every or every n-th
     #: layer, or offloaded to CPU; always off on the CPU), ``true``, ``false``, or ``offload`` (checkpointed
     #: layer inputs kept in CPU memory).
@@ -159,16 +226,90 @@ class TrainingSection:
     ddp_find_unused_parameters: bool = False
     #: Plot the loss curve to ``loss.png`` at the end.
     plot_loss: bool = True
+    #: The other ``transformers.TrainingArguments`` fields the section sets (``save_strategy: epoch``,
+    #: ``lr_scheduler_kwargs: {...}``, ...), checked by their type and handed to the trainer as given; not a key of
+    #: its own (write the fields in the section; docs/config-reference.md lists them and those ft-core owns).
+    arguments: dict[str, Any] = field(default_factory=dict, init=False)
+
+
+@dataclass
+class GenerationSection:
+    """How ``ft-core chat``, ``serve`` and ``predict`` generate from this run (stored with it in ``config.yaml``;
+    their command-line flags and a request's own values override it). Defaults: greedy decoding."""
+
+    #: ``0`` = greedy decoding; above 0 samples at this temperature (with ``do_sample`` left ``null``).
+    temperature: float = 0.0
+    #: Nucleus sampling: keep the smallest set of tokens whose probabilities add up to ``top_p``.
+    top_p: float = 1.0
+    #: Sample among the ``top_k`` most likely tokens; ``0`` = no limit.
+    top_k: int = 0
+    #: ``null``: sample when ``temperature`` > 0; ``true`` samples (at temperature 1.0 when it is 0); ``false``:
+    #: greedy (or beam search) whatever the temperature.
+    do_sample: bool | None = None
+    #: Beam search with this many beams (``1`` = off); the reply then arrives in one piece.
+    num_beams: int = 1
+    #: Most new tokens per reply.
+    max_new_tokens: int = 256
+    #: ``> 1`` penalises tokens already in the prompt or the reply (CTRL's repetition penalty).
+    repetition_penalty: float = 1.0
+    #: Beam search: ``> 0`` favours longer replies, ``< 0`` shorter ones.
+    length_penalty: float = 1.0
+    #: Stop strings that end a reply (besides the template's stop words).
+    stop: list[str] = field(default_factory=list)
+    #: Seed for reproducible sampling.
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        from ft_core.api.inference import check_sampling
+
+        check_sampling(self)
+
+
+@dataclass
+class DistributedSection:
+    """Training on several processes (GPUs): the strategy and how many processes ``ft-core run`` starts."""
+
+    #: ``auto`` (DDP when several processes run), ``ddp``, or a strategy plugin's name: ``fsdp``
+    #: (ft-core-fsdp: PyTorch FSDP2) or ``deepspeed`` (ft-core-deepspeed: ZeRO-2 / ZeRO-3); the plugin's own
+    #: section (``fsdp:``, ``deepspeed:``) holds its options.
+    strategy: str = "auto"
+    #: Processes on this machine: ``1`` runs in this process (or in each process a launcher started); ``auto``: one
+    #: per visible CUDA GPU (1 on the CPU); ``N``: ``ft-core run`` relaunches itself through ``torchrun`` on ``N``
+    #: local processes (gloo on the CPU, NCCL on GPUs). Ignored under a launcher (``WORLD_SIZE`` set).
+    nproc: int | Literal["auto"] = 1
 
 
 @dataclass
 class PluginsSection:
-    """Which installed plugins act in a run (``plugins: {disable: [liger]}``)."""
+    """Which installed plugins act in a run (``plugins: {enable: [my_hooks], disable: [liger]}``)."""
+
+    #: Plugins (entry-point or distribution names) whose lifecycle hooks act in this run although nothing in the
+    #: config selects them and they do not switch themselves on by default — e.g. a plugin of hooks only
+    #: (pytest's ``-p NAME`` in spirit).
+    enable: list[str] = field(default_factory=list)
 
     #: Plugins (entry-point or distribution names, as ``ft-core plugins`` lists them) whose lifecycle hooks must not
     #: act in this run even when they would switch themselves on by default; selecting one of their components is
     #: an error.
     disable: list[str] = field(default_factory=list)
+
+
+#: LLaMA-Factory's ``flash_attn`` values accepted in ``model.attn_implementation``, as transformers names them.
+ATTENTION_ALIASES: dict[str, str] = {
+    "fa2": "flash_attention_2",
+    "fa3": "flash_attention_3",
+    "disabled": "eager",
+}
+#: ``model.attn_implementation`` values transformers knows without a plugin registering more (``auto`` and ``null``
+#: besides; a Hub kernel repo ``org/name`` is accepted too).
+ATTENTION_NAMES: tuple[str, ...] = (
+    "sdpa",
+    "eager",
+    "flash_attention_2",
+    "flash_attention_3",
+    "flex_attention",
+    "torch_varlen",
+)
 
 
 #: ``model.rope_scaling`` types, and the extra keys each takes besides ``type`` and ``factor``.
@@ -220,6 +361,8 @@ CORE_SECTIONS: dict[str, type] = {
     "data": DataSection,
     "training": TrainingSection,
     "plugins": PluginsSection,
+    "distributed": DistributedSection,
+    "generation": GenerationSection,
 }
 
 
@@ -255,6 +398,8 @@ class RunConfig:
     training: TrainingSection
     selections: dict[str, list[Selection]]
     plugins: PluginsSection = field(default_factory=PluginsSection)
+    distributed: DistributedSection = field(default_factory=DistributedSection)
+    generation: GenerationSection = field(default_factory=GenerationSection)
     sections: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict)
 

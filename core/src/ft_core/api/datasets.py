@@ -13,7 +13,7 @@ from typing import Any, Literal
 #: ``conversation`` chat rows; ``preference`` chat rows with chosen / rejected answers (``ranking: true``);
 #: ``kto`` chat rows with a boolean ``kto_tag`` column; ``prompt`` chat rows whose last
 #: (assistant) turn is the reference answer that online-RL reward functions may read, prompted with the turns
-#: before it;
+#: before it, or prompt-only rows (alpaca without its response, sharegpt ending with a user turn: no answer);
 #: ``text`` plain documents.
 DataKind = Literal["conversation", "preference", "kto", "prompt", "text"]
 DATA_KINDS: tuple[str, ...] = ("conversation", "preference", "kto", "prompt", "text")
@@ -70,11 +70,18 @@ class DatasetSpec:
     tags: Tags = field(default_factory=Tags)
     num_samples: int | None = None
     split: str = "train"
+    #: The folder image paths in rows are relative to (``data.media_dir``); ``None``: ``dataset_dir``.
+    media_dir: str | None = None
 
     @property
     def path(self) -> Path:
         """The data file or folder."""
         return Path(self.dataset_dir) / self.file_name
+
+    @property
+    def media_root(self) -> Path:
+        """The folder image paths in rows are relative to."""
+        return Path(self.media_dir or self.dataset_dir)
 
     def to_json(self) -> dict[str, Any]:
         """The location-independent part of the entry (what decides the converted samples)."""

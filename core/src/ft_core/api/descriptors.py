@@ -126,3 +126,6 @@ class ConfigSection:
 
     schema: type
     description: str = ""
+    #: A distributed strategy (FSDP, DeepSpeed): ``distributed.strategy: <section name>`` selects it and
+    #: activates its plugin; its section may only be set with that strategy.
+    strategy: bool = False

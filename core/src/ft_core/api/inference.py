@@ -38,26 +38,104 @@ def count_image_placeholders(messages: list[dict[str, Any]]) -> int:
     return count
 
 
+def check_sampling(options: Any) -> None:
+    """Raise ``ValueError`` naming the first out-of-range setting of ``options`` (a :class:`SamplingOptions` or the
+    ``generation`` config section)."""
+    if options.temperature < 0:
+        raise ValueError(f"temperature must be >= 0, got {options.temperature}")
+    if not 0 < options.top_p <= 1:
+        raise ValueError(f"top_p must be in (0, 1], got {options.top_p}")
+    if options.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1, got {options.max_new_tokens}")
+    if options.top_k < 0:
+        raise ValueError(f"top_k must be >= 0 (0 = no limit), got {options.top_k}")
+    if options.num_beams < 1:
+        raise ValueError(f"num_beams must be >= 1 (1 = no beam search), got {options.num_beams}")
+    if options.repetition_penalty <= 0:
+        raise ValueError(f"repetition_penalty must be > 0 (1.0 = none), got {options.repetition_penalty}")
+    if any(not stop for stop in options.stop):
+        raise ValueError("a stop string must not be empty (it would end every reply at once)")
+
+
 @dataclass(frozen=True)
 class SamplingOptions:
-    """How to sample: ``temperature`` 0 is greedy; ``stop`` strings end the reply (not included in it);
-    ``seed`` makes sampling reproducible."""
+    """How to generate: ``temperature`` 0 is greedy (unless ``do_sample``); ``stop`` strings end the reply (not
+    included in it); ``seed`` makes sampling reproducible. ``top_k``, ``do_sample``, ``num_beams``,
+    ``repetition_penalty`` and ``length_penalty`` (since 0.4.0) mean what they mean to ``transformers``'
+    ``GenerationConfig``; engines that lack one refuse a request that sets it."""
 
     temperature: float = 0.0
     top_p: float = 1.0
     max_new_tokens: int = 256
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    top_k: int = 0
+    do_sample: bool | None = None
+    num_beams: int = 1
+    repetition_penalty: float = 1.0
+    length_penalty: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if any(not stop for stop in self.stop):
-            raise ValueError("a stop string must not be empty (it would end every reply at once)")
+        check_sampling(self)
+
+    @property
+    def samples(self) -> bool:
+        """Whether tokens are sampled (else greedy or beam search)."""
+        return self.do_sample if self.do_sample is not None else self.temperature > 0
+
+    @classmethod
+    def from_settings(cls, *layers: dict[str, Any] | None) -> SamplingOptions:
+        """Options from a run's ``generation`` section, then flags or a request's values: each later layer's
+        non-``None`` values override; ``stop`` strings of every layer add up. Raises ``ValueError`` for a value
+        out of range."""
+        known = {f for f in cls.__dataclass_fields__}
+        merged: dict[str, Any] = {}
+        stops: list[str] = []
+        for layer in layers:
+            for key, value in (layer or {}).items():
+                if key == "stop":
+                    stops += list(value or ())
+                elif key in known and value is not None:
+                    merged[key] = value
+        return cls(**merged, stop=tuple(dict.fromkeys(stops)))
+
+
+#: The generation flags of ``chat`` and ``predict``: (flag, SamplingOptions field, type, help).
+GENERATION_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
+    ("--max-new-tokens", "max_new_tokens", int, "most tokens per {what} (default 256)"),
+    ("--temperature", "temperature", float, "0 = greedy decoding (the default)"),
+    ("--top-p", "top_p", float, "nucleus sampling mass (default 1.0)"),
+    ("--top-k", "top_k", int, "sample among the k most likely tokens (default 0: no limit)"),
+    ("--repetition-penalty", "repetition_penalty", float, "> 1 penalises repeated tokens (default 1.0)"),
+    ("--num-beams", "num_beams", int, "beam search with this many beams (default 1: off)"),
+    ("--seed", "seed", int, "seed for reproducible sampling"),
+)
+
+
+def add_generation_flags(parser: Any, what: str) -> None:
+    """The generation flags of a command (``chat``, ``predict``); each overrides the run's ``generation``
+    section, which overrides the defaults."""
+    import argparse
+
+    for flag, _, kind, text in GENERATION_FLAGS:
+        parser.add_argument(
+            flag, type=kind, help=text.format(what=what) + "; overrides the run's generation section"
+        )
+    parser.add_argument(
+        "--do-sample",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sample (--do-sample) or decode greedily (--no-do-sample); default: sample when temperature > 0",
+    )
+    parser.add_argument(
+        "--stop", action="append", default=[], metavar="TEXT", help=f"end the {what} at TEXT (repeatable)"
+    )
+
+
+def generation_flags(args: Any) -> dict[str, Any]:
+    """The generation flags given on the command line (``None`` for those left out)."""
+    flags = {name: getattr(args, name) for _, name, _, _ in GENERATION_FLAGS}
+    return {**flags, "do_sample": args.do_sample, "stop": list(args.stop)}
 
 
 @dataclass(frozen=True)
@@ -137,6 +215,8 @@ class ChatTarget:
     template_kwargs: dict[str, Any] = field(default_factory=dict)
     template: str | None = None
     vision: VisionTarget | None = None
+    #: The run's ``generation`` section (as written in its ``config.yaml``); empty for a bare model. Since 0.4.0.
+    generation: dict[str, Any] = field(default_factory=dict)
 
 
 class ChatModel(ABC):

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -45,10 +47,30 @@ def default_param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]
     ]
 
 
+#: False while the run keeps trainable weights in the dtype they loaded in (see :func:`trainable_weights_upcast`).
+_UPCAST: ContextVar[bool] = ContextVar("ft_core_upcast_trainable", default=True)
+
+
+@contextmanager
+def trainable_weights_upcast(upcast: bool) -> Iterator[None]:
+    """Within the block, :func:`upcast_trainable_parameters` casts (``upcast``) or leaves the weights in the dtype
+    they loaded in: the engine applies adapters inside it, following the run's ``upcast_trainable`` decision
+    (``training.upcast_trainable``; off by default for an optimizer that keeps fp32 copies itself, as BAdam does).
+    Since 0.4.0."""
+    token = _UPCAST.set(upcast)
+    try:
+        yield
+    finally:
+        _UPCAST.reset(token)
+
+
 def upcast_trainable_parameters(model: Any) -> int:
-    """Cast every trainable fp16/bf16 parameter to fp32 (stable optimizer updates); returns how many."""
+    """Cast every trainable fp16/bf16 parameter to fp32 (stable optimizer updates); returns how many. Casts nothing
+    (returns 0) where the run keeps trainable weights in their loaded dtype (:func:`trainable_weights_upcast`)."""
     import torch
 
+    if not _UPCAST.get():
+        return 0
     count = 0
     for parameter in model.parameters():
         if parameter.requires_grad and parameter.dtype in (torch.float16, torch.bfloat16):
@@ -117,22 +139,35 @@ class WholeModelAdapter(AdapterMethod[OptionsT]):
         )
 
 
+def is_linear_layer(module: Any) -> bool:
+    """An ``nn.Linear``, or a quantized linear layer of a library that does not subclass it (HQQ's ``HQQLinear``,
+    the GPTQ / AWQ / AQLM layers): a leaf module with integer ``in_features`` and ``out_features``. Since 0.4.0."""
+    from torch import nn
+
+    if isinstance(module, nn.Linear):
+        return True
+    return (
+        isinstance(getattr(module, "in_features", None), int)
+        and isinstance(getattr(module, "out_features", None), int)
+        and next(module.children(), None) is None
+    )
+
+
 def linear_module_names(model: Any, family: ModelFamily | None) -> list[str]:
-    """Short names of the ``nn.Linear`` leaves (``q_proj``, ``up_proj``, ...) except the output head.
+    """Short names of the linear leaves (``q_proj``, ``up_proj``, ...: :func:`is_linear_layer`) except the output
+    head.
 
     This is what LoRA ``targets: all`` expands to; ``family.lora_targets`` wins when the family sets it. For a
     vision-language family, layers of the vision tower and projector (:func:`vision_module_prefixes`) don't count.
     """
     if family is not None and family.lora_targets:
         return list(family.lora_targets)
-    from torch import nn
-
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     outside = vision_module_prefixes(family)
     names = {
         name.rsplit(".", 1)[-1]
         for name, module in model.named_modules()
-        if isinstance(module, nn.Linear)
+        if is_linear_layer(module)
         and module is not head
         and not any(name == p or name.startswith(p + ".") for p in outside)
     }

@@ -19,9 +19,10 @@ class Services(ABC):
     """Engine services for commands."""
 
     @abstractmethod
-    def chat_target(self, reference: str) -> ChatTarget:
+    def chat_target(self, reference: str, adapters: Sequence[str] = ()) -> ChatTarget:
         """A finished run folder (base + adapter with the run's chat template, system prompt and stop words) or a
-        model reference (a Hugging Face folder, a ``.gguf`` file, the embedded alias) as a :class:`ChatTarget`;
+        model reference (a Hugging Face folder, a Hub id, a ``.gguf`` file, the embedded alias) as a
+        :class:`ChatTarget`, with ``adapters`` (PEFT adapter or run folders; since 0.4.0) merged into it in order;
         raises :class:`~ft_core.api.errors.FtCoreError` saying what is wrong with ``reference``."""
 
     @abstractmethod

@@ -47,19 +47,22 @@ class ChatCommand(CliCommand):
             "in the template's tool-call format are shown as calls",
         )
         parser.add_argument("--engine", default="hf", help="inference engine (default: hf)")
-        parser.add_argument("--max-new-tokens", type=int, default=256, help="most tokens per reply (256)")
-        parser.add_argument("--temperature", type=float, default=0.0, help="0 = greedy decoding (default)")
-        parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0)")
         parser.add_argument(
-            "--stop", action="append", default=[], metavar="TEXT", help="end the reply at TEXT (repeatable)"
+            "--adapter",
+            action="append",
+            default=[],
+            metavar="DIR",
+            help="merge this PEFT adapter (or run folder's adapter) into the model first (repeatable, in order)",
         )
-        parser.add_argument("--seed", type=int, help="seed for reproducible sampling")
+        from ft_core.api.inference import add_generation_flags
+
+        add_generation_flags(parser, "reply")
         parser.add_argument(
             "-v", "--verbose", action="store_true", help="print token counts and speed after each reply"
         )
 
     def run(self, args: argparse.Namespace) -> int:
-        from ft_core.api.inference import SamplingOptions
+        from ft_core.api.inference import SamplingOptions, generation_flags
         from ft_core.engine.config.typecheck import build
         from ft_core.engine.inference.target import resolve_chat_target
 
@@ -69,7 +72,7 @@ class ChatCommand(CliCommand):
         options = build(engine.options_schema, {}, "engine", problems)
         if problems:
             raise ConfigError(problems)
-        target = resolve_chat_target(args.target, plugins)
+        target = resolve_chat_target(args.target, plugins, args.adapter)
         if args.image:
             if target.vision is None:
                 raise FtCoreError(
@@ -83,12 +86,8 @@ class ChatCommand(CliCommand):
                 raise FtCoreError("--image needs --message (interactively, attach with '/image PATH')")
         try:
             # The template's stop words go in as stop strings too: one several tokens long is caught as text.
-            sampling = SamplingOptions(
-                temperature=args.temperature,
-                top_p=args.top_p,
-                max_new_tokens=args.max_new_tokens,
-                stop=tuple(dict.fromkeys([*args.stop, *target.stop_words])),
-                seed=args.seed,
+            sampling = SamplingOptions.from_settings(
+                target.generation, generation_flags(args), {"stop": target.stop_words}
             )
         except ValueError as exc:
             raise FtCoreError(f"chat: {exc}") from None

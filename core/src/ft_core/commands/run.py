@@ -31,6 +31,12 @@ def _config_path(args: argparse.Namespace, command: str) -> str:
     return args.config
 
 
+def _cli_arguments(args: argparse.Namespace) -> list[str]:
+    """The ``ft-core`` arguments that run this command again (in each process ``distributed.nproc`` starts)."""
+    loudness = {-1: ["-q"], 1: ["-v"]}.get(getattr(args, "verbosity", 0) or 0, [])
+    return [*loudness, "run", args.config, *args.overrides]
+
+
 class RunCommand(CliCommand):
     help: ClassVar[str] = (
         "validate a config, then train (resumes from the newest checkpoint when there is one; Ctrl-C or "
@@ -41,9 +47,13 @@ class RunCommand(CliCommand):
         _config_arguments(parser)
 
     def run(self, args: argparse.Namespace) -> int:
+        from ft_core.engine.run.launch import relaunch
         from ft_core.engine.run.runner import load_and_validate, run_training
 
         config = load_and_validate(_config_path(args, "run"), args.overrides, args.plugins)
+        status = relaunch(config, _cli_arguments(args))
+        if status is not None:
+            return status
         try:
             run_training(config, args.plugins)
         except RunCancelled as exc:
@@ -119,8 +129,13 @@ class PrepareCommand(CliCommand):
         started = time.perf_counter()
         _, prepared = build_plan(config, args.plugins)
         assert prepared is not None
-        for name, split in (("train", prepared.train), ("eval", prepared.eval)):
+        splits = [("train", prepared.train), ("eval", prepared.eval)]
+        splits += [(f"eval ({name})", split) for name, split in prepared.evals.items()]
+        for name, split in splits:
             if split is None:
+                continue
+            if split.streamed:
+                print(f"{name}: streamed (prepared as the trainer reads it)")
                 continue
             source = "cache" if split.cached else f"{split.samples / max(split.seconds, 1e-9):,.0f} samples/s"
             print(

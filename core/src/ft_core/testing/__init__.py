@@ -13,7 +13,8 @@ Fixtures:
 
 Helpers: :func:`run_config` (a whole ``ft-core run`` in-process with the plugin under test loaded),
 :func:`make_encoder` (the run's :class:`~ft_core.api.Encoder` for a tokenizer and template, to test a
-stage's ``preprocess``), :func:`tiny_tokenizer`, :func:`tiny_model`, :func:`save_tiny_model_dir`.
+stage's ``preprocess``), :func:`tiny_tokenizer`, :func:`tiny_model`, :func:`save_tiny_model_dir`,
+:func:`save_tiny_word_model_dir` (a ~20-token word-level model for online-RL signal tests).
 
 Logging: for the whole session, ft-core's and every installed plugin's loggers print on stderr as under the CLI
 (``[ft-core] ...`` info lines, ``ft-core: warning: ...``), so ``capsys`` / ``capfd`` see them; ``caplog`` works too.
@@ -37,9 +38,16 @@ from typing import Any
 import pytest
 
 from ft_core.api.context import Encoder
-from ft_core.testing.tiny import save_tiny_model_dir, tiny_model, tiny_tokenizer
+from ft_core.testing.tiny import save_tiny_model_dir, save_tiny_word_model_dir, tiny_model, tiny_tokenizer
 
-__all__ = ["make_encoder", "run_config", "save_tiny_model_dir", "tiny_model", "tiny_tokenizer"]
+__all__ = [
+    "make_encoder",
+    "run_config",
+    "save_tiny_model_dir",
+    "save_tiny_word_model_dir",
+    "tiny_model",
+    "tiny_tokenizer",
+]
 
 #: Under pytest-xdist each worker takes its share of the CPU cores (:mod:`ft_core.testing.workers`).
 pytest_plugins = ["ft_core.testing.workers"]

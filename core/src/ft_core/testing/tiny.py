@@ -113,3 +113,36 @@ def save_tiny_model_dir(path: str, chat_template: str | None = CHATML_JINJA, see
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
+
+
+#: The words of :func:`save_tiny_word_model_dir`'s vocabulary besides its special tokens and chat roles.
+TINY_WORDS = ("yes", "no", "maybe", "cat", "dog", "red", "blue", "one", "two", "three")
+
+
+def save_tiny_word_model_dir(path: str, words: Iterable[str] = TINY_WORDS, seed: int = 0) -> str:
+    """Write a random-init causal LM with a word-level tokenizer of about 20 tokens (special tokens, the chat roles,
+    ``say something`` and ``words``) and a one-line ChatML-like template as a Hugging Face folder at ``path``;
+    return ``path``. Its sampling starts near uniform over a few words, so online-RL tests (a reward counting one
+    word) see the mean reward move within a few steps. ``<|im_end|>`` is EOS."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<unk>", "<s>", "<pad>", "<|im_start|>", "<|im_end|>"]
+    names = [*specials, "user", "assistant", "system", "say", "something", *dict.fromkeys(words)]
+    backend = Tokenizer(models.WordLevel({t: i for i, t in enumerate(names)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="<|im_end|>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        additional_special_tokens=["<|im_start|>"],
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}{{ '<|im_start|> ' + m['role'] + ' ' + m['content'] + ' <|im_end|> ' }}"
+        "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|> assistant ' }}{% endif %}"
+    )
+    tiny_model(tokenizer, seed=seed).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -2,9 +2,8 @@
 
 A plugin's lifecycle hooks act in a run when the plugin is core's own, when the config selects one of its
 components (any component section, the chat template, the model family of the base model), when the config sets
-its config section, or when its ``ft_activate_by_default`` hook returns a reason; a hooks-only plugin (one that
-registers nothing a config could select) acts unless it implements that hook and says no. ``plugins.disable`` switches a
-plugin off whatever else says.
+its config section (or names it in ``distributed.strategy``), when ``plugins.enable`` names it, or when its
+``ft_activate_by_default`` hook returns a reason. ``plugins.disable`` switches a plugin off whatever else says.
 """
 
 from __future__ import annotations
@@ -24,9 +23,10 @@ def plugin_key(record: PluginRecord) -> str:
     return f"{record.distribution}:{record.name}"
 
 
-def is_disabled(record: PluginRecord, disabled: Iterable[str]) -> bool:
-    """Whether ``plugins.disable`` names this plugin (by entry-point or distribution name)."""
-    return bool({record.name, record.distribution} & set(disabled))
+def is_named(record: PluginRecord, names: Iterable[str]) -> bool:
+    """Whether ``names`` (``plugins.enable`` / ``plugins.disable``) name this plugin (by entry-point or distribution
+    name)."""
+    return bool({record.name, record.distribution} & set(names))
 
 
 def _registered(record: PluginRecord, kind: str, name: str | None) -> bool:
@@ -55,6 +55,8 @@ def selection_reasons(
         for section in record.registered.get("config_section", [])
         if section in config.raw
     ]
+    if config.distributed.strategy in record.registered.get("config_section", []):
+        reasons.append(f"distributed.strategy: {config.distributed.strategy}")
     return reasons
 
 
@@ -64,10 +66,12 @@ def active_plugins(
     """The plugins that act in a run of ``config``, each with its reason, in load order."""
     active = []
     for record in plugins.records:
-        if record.status != "loaded" or is_disabled(record, config.plugins.disable):
+        if record.status != "loaded" or is_named(record, config.plugins.disable):
             continue
         if record.distribution == CORE_DISTRIBUTION:
             reasons = ["ft-core built-in"]
+        elif is_named(record, config.plugins.enable):
+            reasons = ["enabled in plugins.enable"]
         else:
             reasons = selection_reasons(config, record, family, template) or _default_reasons(
                 config, plugins, record
@@ -78,16 +82,28 @@ def active_plugins(
 
 
 def _default_reasons(config: RunConfig, plugins: Plugins, record: PluginRecord) -> list[str]:
-    """The plugin's own ``ft_activate_by_default`` answer (only its implementation is called); a plugin that
-    registers nothing a config could select, and does not implement the hook, acts in every run."""
+    """The plugin's own ``ft_activate_by_default`` answer (only its implementation is called)."""
     if DEFAULT_HOOK not in record.hooks:
-        if any(record.registered.values()):
-            return []
-        return ["hooks-only plugin (it registers nothing a config could select)"]
+        return []
     module = plugins.manager.get_plugin(plugin_key(record))
     others = [plugin for plugin in plugins.manager.get_plugins() if plugin is not module]
     caller = plugins.manager.subset_hook_caller(DEFAULT_HOOK, remove_plugins=others)
     return [f"on by default: {reason}" for reason in caller(config=config) if reason]
+
+
+def idle_hook_plugins(plugins: Plugins, active: Iterable[ActivePlugin]) -> list[PluginRecord]:
+    """Loaded plugins of lifecycle hooks only (they register nothing a config could select) that will not act in
+    the run: ``plugins.enable`` does not name them and they do not switch themselves on (the log says so, so a
+    silent plugin is explained)."""
+    acting = {(plugin.distribution, plugin.name) for plugin in active}
+    return [
+        record
+        for record in plugins.records
+        if record.status == "loaded"
+        and (record.distribution, record.name) not in acting
+        and not any(record.registered.values())
+        and any(not hook.startswith("ft_register_") and hook != DEFAULT_HOOK for hook in record.hooks)
+    ]
 
 
 class ActiveHooks:

@@ -12,9 +12,11 @@ ft-core one and says what it did with every key. Import-light: nothing here impo
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 Status = Literal["equivalent", "partial", "none"]
@@ -168,14 +170,43 @@ def _rows(
 _OFT = "OFT is not available in ft-core (no `oft` adapter method)"
 _KT = "KTransformers (CPU/GPU hybrid MoE) is not available in ft-core"
 _EXPORT = "`ft-core export RUN_DIR --output DIR` (ft-core-export) merges a run's adapter into its base model"
-_GALORE = "GaLore is not available in ft-core (no `galore` optimizer plugin)"
-_APOLLO = "APOLLO is not available in ft-core (no `apollo` optimizer plugin)"
-_BADAM = "BAdam is not available in ft-core (no `badam` optimizer plugin)"
+_GALORE = "with `use_galore: true`: `optimizer: {name: galore}` (ft-core-galore)"
+_APOLLO = "with `use_apollo: true`: `optimizer: {name: apollo}` (ft-core-apollo)"
+_BADAM = "with `use_badam: true`: `optimizer: {name: badam}` (ft-core-badam)"
+#: LLaMA-Factory's optimizer switches -> (ft-core optimizer, its plugin, {LF key: optimizer option}).
+OPTIMIZER_SWITCHES: dict[str, tuple[str, str, dict[str, str]]] = {
+    "use_galore": ("galore", "ft-core-galore", {
+        "galore_target": "targets", "galore_rank": "rank", "galore_update_interval": "update_interval",
+        "galore_scale": "scale", "galore_proj_type": "proj_type", "galore_layerwise": "layerwise"}),
+    "use_apollo": ("apollo", "ft-core-apollo", {
+        "apollo_target": "targets", "apollo_rank": "rank", "apollo_update_interval": "update_interval",
+        "apollo_scale": "scale", "apollo_proj": "proj", "apollo_proj_type": "proj_type",
+        "apollo_scale_type": "scale_type", "apollo_layerwise": "layerwise"}),
+    "use_badam": ("badam", "ft-core-badam", {
+        "badam_mode": "mode", "badam_start_block": "start_block", "badam_switch_mode": "switch_mode",
+        "badam_switch_interval": "switch_every", "badam_update_ratio": "update_ratio",
+        "badam_mask_mode": "mask_mode"}),
+    "use_muon": ("muon", "ft-core-muon", {}),
+}  # fmt: skip
+#: transformers ``optim`` names -> the ``adamw`` optimizer's options.
+ADAMW_OPTIMS: dict[str, dict[str, Any]] = {
+    "adamw_torch": {}, "adamw_hf": {}, "adamw_torch_fused": {"fused": True},
+    "adamw_bnb_8bit": {"bits": 8}, "adamw_8bit": {"bits": 8}, "paged_adamw_8bit": {"bits": 8, "paged": True},
+    "paged_adamw_32bit": {"paged": True}, "paged_adamw": {"paged": True},
+}  # fmt: skip
 _SWANLAB = "SwanLab logging is not available (no `swanlab` logger plugin); `loggers: [tensorboard]` is"
-_PPO = "PPO is not available in ft-core (TRL removed PPOTrainer after 1.12; no `ppo` stage)"
+_PPO_RM = (
+    "ft-core's ppo stage reads the reward model from a finished ft-core rm run (`stage.reward_model: RUN_DIR`), whatever its adapter method; "
+    "an API reward model is not available"
+)
+#: LLaMA-Factory's GeneratingArguments that the ``generation`` section takes under the same names.
+GENERATION_KEYS: tuple[str, ...] = (
+    "do_sample", "temperature", "top_p", "top_k", "num_beams", "max_new_tokens", "repetition_penalty",
+    "length_penalty",
+)  # fmt: skip
 _GEN = (
-    "no generation section yet: pass it to `ft-core chat` as a flag where one exists (--max-new-tokens, "
-    "--temperature, --top-p)"
+    "stored with the run; used by chat, serve and predict, whose flags override it. ft-core's defaults decode "
+    "greedily (LLaMA-Factory samples at temperature 0.95, top_p 0.7, top_k 50)"
 )
 _VIDEO = "video and audio inputs are not supported by ft-core's data pipeline"
 _RAY = "Ray is not used: ft-core runs multi-GPU through torchrun (DDP)"
@@ -188,38 +219,60 @@ SETTINGS: tuple[Setting, ...] = tuple(
         (
             "model_name_or_path",
             "model.name_or_path",
-            "partial",
-            f"a local Hugging Face folder or a .gguf file; {_NO_DOWNLOAD} (hub ids: download first with "
-            "`hf download ID --local-dir DIR`)",
+            "equivalent",
+            "a Hub id (through the Hugging Face cache, downloaded where a network exists; offline it must be "
+            "cached), a local folder, or a .gguf file",
         ),
         (
             "adapter_name_or_path",
+            "model.adapters",
+            "equivalent",
+            "comma list -> list; adapter folders or ft-core run folders. With LoRA the last one trains on (rank and "
+            "alpha must match it) and the others are merged; chat, serve and export rebuild the same base",
+        ),
+        (
+            "adapter_folder",
             None,
             "none",
-            "training on from an existing adapter is not supported yet; to chat with a trained run use "
-            "`ft-core chat RUN_DIR`, which loads its adapter",
+            "list the adapter folders in model.adapters (ft-core run folders work too)",
         ),
-        ("adapter_folder", None, "none", "adapters are loaded from a run folder (`ft-core chat RUN_DIR`)"),
         (
             "cache_dir",
-            None,
-            "none",
-            f"LLaMA-Factory's hub download cache; {_NO_DOWNLOAD} (set HF_HOME for the hub cache; ft-core's own "
-            "caches are data.cache_dir and model.cache_dir)",
+            "model.hub_cache_dir",
+            "equivalent",
+            "the Hugging Face download cache (default HF_HUB_CACHE)",
         ),
         ("use_fast_tokenizer", None, "equivalent", "ft-core always loads the fast tokenizer (drop it)"),
-        ("resize_vocab", None, "none", "adding tokens / resizing the embeddings is not supported yet"),
+        (
+            "resize_vocab",
+            "model.resize_vocab",
+            "equivalent",
+            "added tokens always grow the embeddings, as in LLaMA-Factory",
+        ),
         ("split_special_tokens", None, "none", "special tokens in the data are always kept whole"),
-        ("add_tokens", None, "none", "adding tokens / resizing the embeddings is not supported yet"),
-        ("add_special_tokens", None, "none", "adding tokens / resizing the embeddings is not supported yet"),
+        (
+            "add_tokens",
+            "model.add_tokens",
+            "equivalent",
+            "comma list -> list; the new embedding rows train (LoRA: embed_tokens / lm_head as modules_to_save) and "
+            "are saved with the run",
+        ),
+        ("add_special_tokens", "model.add_special_tokens", "equivalent", "comma list -> list; as add_tokens"),
         (
             "new_special_tokens_config",
             None,
             "none",
-            "adding tokens / resizing the embeddings is not supported yet",
+            "per-token descriptions for initialising new tokens are not read; list the tokens in "
+            "model.add_special_tokens (new rows start at the mean of the old ones)",
         ),
-        ("init_special_tokens", None, "none", "adding tokens / resizing the embeddings is not supported yet"),
-        ("model_revision", None, "none", f"{_NO_DOWNLOAD}; check out the revision into a local folder"),
+        (
+            "init_special_tokens",
+            None,
+            "none",
+            "new rows start as transformers' mean resizing sets them (LLaMA-Factory's noise_init is close); "
+            "description-based initialisation is not available",
+        ),
+        ("model_revision", "model.revision", "equivalent", "the branch, tag or commit of a Hub id"),
         ("low_cpu_mem_usage", None, "equivalent", "transformers 5 always loads lazily (drop it)"),
         (
             "rope_scaling",
@@ -234,8 +287,18 @@ SETTINGS: tuple[Setting, ...] = tuple(
             "equivalent",
             "auto -> auto, sdpa -> sdpa, disabled -> eager, fa2 -> flash_attention_2, fa3 -> flash_attention_3",
         ),
-        ("shift_attn", None, "none", "LongLoRA's shift short attention (S^2-Attn) is not available"),
-        ("mixture_of_depths", None, "none", "Mixture-of-Depths conversion is not available"),
+        (
+            "shift_attn",
+            "patches",
+            "equivalent",
+            "true -> `patches: [{name: shift_attn}]` (ft-core-longlora, group 1/4 of the sequence, training only)",
+        ),
+        (
+            "mixture_of_depths",
+            "patches",
+            "equivalent",
+            "convert / load -> `patches: [{name: mixture_of_depths, mode: ...}]` (ft-core-mod; full tuning)",
+        ),
         (
             "use_unsloth",
             "unsloth.enabled",
@@ -294,7 +357,12 @@ SETTINGS: tuple[Setting, ...] = tuple(
             "partial",
             "auto / float16 / bfloat16 / float32; used for training too",
         ),
-        ("hf_hub_token", None, "none", f"{_NO_DOWNLOAD} (set HF_TOKEN for your own downloads)"),
+        (
+            "hf_hub_token",
+            None,
+            "none",
+            "not a config key: set HF_TOKEN (or `hf auth login`) for gated models",
+        ),
         ("ms_hub_token", None, "none", f"{_NO_DOWNLOAD}; ModelScope is not used"),
         ("om_hub_token", None, "none", f"{_NO_DOWNLOAD}; Modelers is not used"),
         (
@@ -311,13 +379,14 @@ SETTINGS: tuple[Setting, ...] = tuple(
             "quantization_method",
             "quantization.method",
             "partial",
-            "bnb / bitsandbytes -> bitsandbytes; hqq and eetq quantizers are not available",
+            "bnb / bitsandbytes -> bitsandbytes, hqq -> hqq (ft-core-hqq), eetq -> eetq (ft-core-eetq); "
+            "ft-core also has torchao",
         ),
         (
             "quantization_bit",
             "quantization.bits",
-            "partial",
-            "4 or 8 with bitsandbytes (QLoRA); HQQ's 2 / 3 bits are not available",
+            "equivalent",
+            "bitsandbytes 4 / 8, hqq 1 / 2 / 3 / 4 / 5 / 6 / 8, eetq 8",
         ),
         (
             "quantization_type",
@@ -337,16 +406,11 @@ SETTINGS: tuple[Setting, ...] = tuple(
         "ProcessorArguments",
         (
             "image_max_pixels",
-            None,
-            "none",
-            "image resolution limits are not configurable yet (the model processor's defaults apply)",
+            "data.image_max_pixels",
+            "equivalent",
+            "the same default (768 x 768); larger images are scaled down before the processor sees them",
         ),
-        (
-            "image_min_pixels",
-            None,
-            "none",
-            "image resolution limits are not configurable yet (the model processor's defaults apply)",
-        ),
+        ("image_min_pixels", "data.image_min_pixels", "equivalent", "the same default (32 x 32)"),
         ("image_do_pan_and_scan", None, "none", "Gemma 3 pan-and-scan is not configurable"),
         ("crop_to_patches", None, "none", "InternVL crop-to-patches is not configurable"),
         ("video_max_pixels", None, "none", _VIDEO),
@@ -413,25 +477,36 @@ SETTINGS: tuple[Setting, ...] = tuple(
         ),
         ("eval_dataset", "data.eval_dataset", "equivalent", "comma list -> list"),
         ("dataset_dir", "data.dataset_dir", "equivalent", "the same dataset_info.json format"),
-        ("media_dir", None, "none", "image paths are resolved against dataset_dir"),
+        (
+            "media_dir",
+            "data.media_dir",
+            "equivalent",
+            "image paths in rows are resolved there (default dataset_dir)",
+        ),
         (
             "cutoff_len",
             "data.cutoff_len",
-            "partial",
-            "LLaMA-Factory truncates each turn's prompt and answer proportionally; ft-core cuts the rendered sequence "
-            "from the end (with mask_history a long conversation can lose its trained last turn)",
+            "equivalent",
+            "SFT rows are cut turn by turn by LLaMA-Factory's rule (each turn's prompt and answer share the budget "
+            "left, as its infer_seqlen splits it; with mask_history the last turn first)",
         ),
         ("train_on_prompt", "data.train_on_prompt", "equivalent"),
-        ("mask_history", "data.mask_history", "equivalent", "see cutoff_len for how truncation differs"),
-        ("streaming", None, "none", "datasets are read into memory (no streaming)"),
-        ("buffer_size", None, "none", "datasets are read into memory (no streaming)"),
+        ("mask_history", "data.mask_history", "equivalent", "the last turn keeps its place under cutoff_len"),
+        (
+            "streaming",
+            "data.streaming",
+            "partial",
+            "a datasets.IterableDataset with a seeded shuffle buffer; needs max_steps, as in LLaMA-Factory; for "
+            "stages with plain causal-LM rows (sft, pt), without packing or val_size",
+        ),
+        ("buffer_size", "data.buffer_size", "equivalent", "the shuffle buffer of a stream (same default)"),
         (
             "mix_strategy",
-            None,
-            "none",
-            "datasets are concatenated (LLaMA-Factory's default `concat`); interleaving is not available",
+            "data.mix_strategy",
+            "equivalent",
+            "concat / interleave_under / interleave_over with datasets.interleave_datasets, seeded by training.seed",
         ),
-        ("interleave_probs", None, "none", "datasets are concatenated; interleaving is not available"),
+        ("interleave_probs", "data.interleave_probs", "equivalent", "comma list -> list of numbers"),
         ("overwrite_cache", "data.overwrite_cache", "equivalent"),
         (
             "preprocessing_batch_size",
@@ -449,7 +524,12 @@ SETTINGS: tuple[Setting, ...] = tuple(
         ("eval_num_beams", None, "none", "evaluation computes the loss; no generation during evaluation"),
         ("ignore_pad_token_for_loss", None, "equivalent", "padding is always left out of the loss (drop it)"),
         ("val_size", "data.val_size", "equivalent"),
-        ("eval_on_each_dataset", None, "none", "evaluation data is one set"),
+        (
+            "eval_on_each_dataset",
+            "data.eval_on_each_dataset",
+            "equivalent",
+            "each eval_dataset on its own, metrics eval_<name>_*",
+        ),
         (
             "packing",
             "data.packing",
@@ -459,22 +539,33 @@ SETTINGS: tuple[Setting, ...] = tuple(
             "pt stage's own `packing` option)",
         ),
         ("neat_packing", "data.packing", "equivalent", "ft-core's packing keeps samples apart"),
-        ("tool_format", None, "none", "the tool-call format is the chat template's own"),
+        (
+            "tool_format",
+            "data.tool_format",
+            "partial",
+            "a check, not a switch: ft-core templates render tools in their own Jinja, so the format must be the "
+            "chosen template's (qwen, llama3, mistral, glm4 have templates)",
+        ),
         ("default_system", "template.system", "equivalent"),
         (
             "enable_thinking",
             "template.kwargs.enable_thinking",
-            "partial",
-            "passed to the chat template; LLaMA-Factory with false also strips the reasoning from the answers, "
-            "ft-core stops on <think> data instead",
+            "equivalent",
+            "passed to the chat template; false also strips the reasoning from the answers, as in LLaMA-Factory",
         ),
-        ("preserve_thinking", None, "none", "earlier turns' reasoning follows the chat template's own rule"),
+        (
+            "preserve_thinking",
+            "data.preserve_thinking",
+            "partial",
+            "keeps earlier turns' reasoning under mask_history; templates that drop it themselves (qwen3) train each "
+            "turn as inference shows it",
+        ),
         (
             "tokenized_path",
-            None,
+            "data.tokenized_path",
             "partial",
-            "`ft-core prepare CONFIG` tokenizes and caches the data by content hash (in data.cache_dir); every run "
-            "of the same data reuses it",
+            "the same save-or-reuse semantics; the folder holds ft-core's prepared rows (a LLaMA-Factory one is not "
+            "read: prepare again once)",
         ),
         (
             "data_shared_file_system",
@@ -497,32 +588,38 @@ SETTINGS: tuple[Setting, ...] = tuple(
     + _rows(
         "LoraArguments",
         ("additional_target", "adapter.modules_to_save", "equivalent", "comma list -> list"),
-        (
-            "lora_alpha",
-            "adapter.alpha",
-            "equivalent",
-            "LLaMA-Factory's default is 2 x lora_rank, ft-core's is 16: the importer always writes the value",
-        ),
+        ("lora_alpha", "adapter.alpha", "equivalent", "the same default: 2 x lora_rank"),
         ("lora_dropout", "adapter.dropout", "equivalent"),
         ("lora_rank", "adapter.rank", "equivalent"),
         ("lora_target", "adapter.targets", "equivalent", "`all` or a comma list -> list of module names"),
-        ("loraplus_lr_ratio", None, "none", "LoRA+ learning rates are not available"),
-        ("loraplus_lr_embedding", None, "none", "LoRA+ learning rates are not available"),
+        (
+            "loraplus_lr_ratio",
+            "adapter.lora_plus_ratio",
+            "equivalent",
+            "LoRA+: B matrices at learning_rate x ratio",
+        ),
+        (
+            "loraplus_lr_embedding",
+            None,
+            "none",
+            "LoRA+'s separate embedding learning rate is not exposed (ft-core-lora's lora_plus_ratio covers B)",
+        ),
         ("use_rslora", "adapter.use_rslora", "equivalent"),
         ("use_dora", "adapter.use_dora", "equivalent"),
+        ("pissa_init", "adapter.init", "equivalent", "true -> `init: pissa` (ft-core-lora)"),
+        ("pissa_iter", "adapter.pissa_iter", "equivalent", "fast SVD iterations; -1 (exact SVD) -> 0"),
         (
-            "pissa_init",
+            "pissa_convert",
             None,
-            "none",
-            "PiSSA initialisation is not available (`adapter.init`: default / gaussian)",
+            "partial",
+            "ft-core always saves a PiSSA adapter as a plain LoRA adapter of the original base (true); false is "
+            "not offered",
         ),
-        ("pissa_iter", None, "none", "PiSSA initialisation is not available"),
-        ("pissa_convert", None, "none", "PiSSA initialisation is not available"),
         (
             "create_new_adapter",
-            None,
-            "none",
-            "stacking a new adapter on an existing one is not supported yet",
+            "model.create_new_adapter",
+            "equivalent",
+            "with model.adapters: merge them all and train a new adapter on top",
         ),
     )
     + _rows(
@@ -546,24 +643,45 @@ SETTINGS: tuple[Setting, ...] = tuple(
             "pref_loss",
             "stage.loss_type",
             "partial",
-            "sigmoid / hinge / ipo map to TRL's loss types of the same name; orpo and simpo need their own stages, "
-            "which ft-core does not have yet",
+            "sigmoid / hinge / ipo map to TRL's loss types of the same name; orpo -> `stage: orpo` (ft-core-orpo), "
+            "simpo -> `stage: simpo` (ft-core-cpo)",
         ),
         (
             "dpo_label_smoothing",
             "stage.label_smoothing",
-            "partial",
-            "LLaMA-Factory applies it to the sigmoid loss (conservative DPO); ft-core's dpo stage accepts it only "
-            "with loss types whose formula uses it (robust, exo_pair, aot, aot_unpaired)",
+            "equivalent",
+            "with the sigmoid loss: conservative DPO (cDPO), as in LLaMA-Factory; with robust / exo_pair / aot "
+            "TRL's own use of it",
         ),
         ("kto_chosen_weight", "stage.desirable_weight", "equivalent", "with `stage: kto` (ft-core-kto)"),
         ("kto_rejected_weight", "stage.undesirable_weight", "equivalent", "with `stage: kto` (ft-core-kto)"),
-        ("simpo_gamma", None, "none", "no SimPO loss in ft-core yet"),
-        ("ppo_buffer_size", None, "none", _PPO),
-        ("ppo_epochs", None, "none", _PPO),
-        ("ppo_score_norm", None, "none", _PPO),
-        ("ppo_target", None, "none", _PPO),
-        ("ppo_whiten_rewards", None, "none", _PPO),
+        (
+            "simpo_gamma",
+            "stage.simpo_gamma",
+            "equivalent",
+            "with `pref_loss: simpo` (`stage: simpo`, ft-core-cpo); LLaMA-Factory's default 0.5 is carried",
+        ),
+        (
+            "ppo_buffer_size",
+            "stage.num_mini_batches",
+            "equivalent",
+            "with `stage: ppo` (ft-core-ppo): the rollout batch becomes per_device_train_batch_size x gradient_accumulation_steps x "
+            "ppo_buffer_size with gradient_accumulation_steps 1, split into ppo_buffer_size mini-batches",
+        ),
+        ("ppo_epochs", "stage.ppo_epochs", "equivalent", "with `stage: ppo` (ft-core-ppo)"),
+        (
+            "ppo_score_norm",
+            "stage.score_norm",
+            "partial",
+            "with `stage: ppo` (ft-core-ppo): scores standardised per rollout batch (LLaMA-Factory: running statistics)",
+        ),
+        (
+            "ppo_target",
+            "stage.target",
+            "equivalent",
+            "with `stage: ppo` (ft-core-ppo): the KL controller's target",
+        ),
+        ("ppo_whiten_rewards", "stage.whiten_rewards", "equivalent", "with `stage: ppo` (ft-core-ppo)"),
         (
             "ref_model",
             None,
@@ -573,15 +691,79 @@ SETTINGS: tuple[Setting, ...] = tuple(
         ),
         ("ref_model_adapters", None, "none", "the reference model is not configurable"),
         ("ref_model_quantization_bit", None, "none", "the reference model is not configurable"),
-        ("reward_model", None, "none", _PPO),
-        ("reward_model_adapters", None, "none", _PPO),
-        ("reward_model_quantization_bit", None, "none", _PPO),
-        ("reward_model_type", None, "none", _PPO),
+        (
+            "reward_model",
+            "stage.reward_model",
+            "partial",
+            "with `stage: ppo` (ft-core-ppo): the folder of a finished ft-core rm run (or reward functions such as exact_match), not a "
+            "LLaMA-Factory checkpoint",
+        ),
+        ("reward_model_adapters", None, "none", _PPO_RM),
+        ("reward_model_quantization_bit", None, "none", "the reward model loads unquantized"),
+        ("reward_model_type", None, "none", _PPO_RM),
         ("ld_alpha", None, "none", "LD-DPO length desensitisation is not available"),
     )
-    + _rows("GaloreArguments", *[(k, None, "none", _GALORE) for k in LF_ARGUMENT_CLASSES["GaloreArguments"]])
-    + _rows("ApolloArguments", *[(k, None, "none", _APOLLO) for k in LF_ARGUMENT_CLASSES["ApolloArguments"]])
-    + _rows("BAdamArgument", *[(k, None, "none", _BADAM) for k in LF_ARGUMENT_CLASSES["BAdamArgument"]])
+    + _rows(
+        "GaloreArguments",
+        (
+            "use_galore",
+            "optimizer.name",
+            "equivalent",
+            "true -> `optimizer: {name: galore}` (ft-core-galore)",
+        ),
+        ("galore_target", "optimizer.targets", "equivalent", f"`all` or a comma list -> list; {_GALORE}"),
+        *[
+            (f"galore_{k}", f"optimizer.{k}", "equivalent", f"the same default; {_GALORE}")
+            for k in ("rank", "update_interval", "scale", "proj_type")
+        ],
+        (
+            "galore_layerwise",
+            "optimizer.layerwise",
+            "equivalent",
+            f"each weight steps in its backward hook; {_GALORE}",
+        ),
+    )
+    + _rows(
+        "ApolloArguments",
+        (
+            "use_apollo",
+            "optimizer.name",
+            "equivalent",
+            "true -> `optimizer: {name: apollo}` (ft-core-apollo)",
+        ),
+        ("apollo_target", "optimizer.targets", "equivalent", f"`all` or a comma list -> list; {_APOLLO}"),
+        *[
+            (f"apollo_{k}", f"optimizer.{k}", "equivalent", f"the same default; {_APOLLO}")
+            for k in ("rank", "update_interval", "scale", "proj", "proj_type", "scale_type")
+        ],
+        (
+            "apollo_layerwise",
+            "optimizer.layerwise",
+            "equivalent",
+            f"each weight steps in its backward hook; {_APOLLO}",
+        ),
+        (
+            "apollo_scale_front",
+            None,
+            "none",
+            "APOLLO's scale-before-norm-limiter switch is not exposed (ft-core-apollo scales after)",
+        ),
+    )
+    + _rows(
+        "BAdamArgument",
+        ("use_badam", "optimizer.name", "equivalent", "true -> `optimizer: {name: badam}` (ft-core-badam)"),
+        *[
+            (f"badam_{k}", f"optimizer.{k}", "equivalent", _BADAM)
+            for k in ("mode", "start_block", "switch_mode", "update_ratio", "mask_mode")
+        ],
+        (
+            "badam_switch_interval",
+            "optimizer.switch_every",
+            "equivalent",
+            f"optimizer steps between switches; {_BADAM}",
+        ),
+        ("badam_verbose", None, "none", "BAdam's block printing is not configurable"),
+    )
     + _rows(
         "SwanLabArguments", *[(k, None, "none", _SWANLAB) for k in LF_ARGUMENT_CLASSES["SwanLabArguments"]]
     )
@@ -589,19 +771,27 @@ SETTINGS: tuple[Setting, ...] = tuple(
         "FinetuningArguments",
         (
             "pure_bf16",
-            "model.dtype",
-            "partial",
-            "`model.dtype: bfloat16` with `training.precision: bf16` (bf16 weights; the optimizer keeps its states "
-            "in the weights' dtype)",
+            "training.upcast_trainable",
+            "equivalent",
+            "`model.dtype: bfloat16`, `training.upcast_trainable: false` and `training.precision: bf16` (bf16 "
+            "weights that train in bf16; the optimizer keeps its states in the weights' dtype)",
         ),
         (
             "stage",
             "stage.name",
             "partial",
-            "sft, pt, dpo, kto; rm and ppo have no ft-core stage yet (the importer writes the name and says so)",
+            "each stage is a plugin (ft-core-ppo for ppo, ...); the importer writes the name and says so when the "
+            "stage is not installed",
         ),
         ("finetuning_type", "adapter.method", "partial", "lora / freeze / full; oft is not available"),
-        ("use_llama_pro", None, "none", "LLaMA Pro block expansion is not available"),
+        (
+            "use_llama_pro",
+            "adapter.method",
+            "partial",
+            "`adapter: {method: llama_pro, num_expand: freeze_trainable_layers}` (ft-core-llama-pro; `use_lora` with "
+            "finetuning_type lora). ft-core expands the model itself while loading: give it the original model, "
+            "not one LLaMA-Factory's llama_pro.py already expanded",
+        ),
         ("use_adam_mini", None, "none", "Adam-mini is not available (`optimizer: adamw`)"),
         ("use_mca", None, "none", "Megatron-Core (mcore_adapter) training is not available"),
         ("use_megatron_bridge", None, "none", "Megatron-Bridge training is not available"),
@@ -613,7 +803,12 @@ SETTINGS: tuple[Setting, ...] = tuple(
         ),
         ("hyper_parallel_args", None, "none", "HyperParallel is not available"),
         ("hyper_parallel_cp_size", None, "none", "context parallelism is not available"),
-        ("use_muon", None, "none", "the Muon optimizer is not available (`optimizer: adamw`)"),
+        (
+            "use_muon",
+            "optimizer.name",
+            "equivalent",
+            "true -> `optimizer: {name: muon}` (ft-core-muon: Muon for 2-D weights, AdamW for the rest)",
+        ),
         ("use_dft_loss", None, "none", "the DFT loss is not available"),
         ("use_asft_loss", None, "none", "the ASFT loss is not available"),
         ("asft_alpha", None, "none", "the ASFT loss is not available"),
@@ -629,7 +824,15 @@ SETTINGS: tuple[Setting, ...] = tuple(
         ("include_effective_tokens_per_second", None, "none", "ft-core logs tokens per second itself"),
     )
     + _rows(
-        "GeneratingArguments", *[(k, None, "none", _GEN) for k in LF_ARGUMENT_CLASSES["GeneratingArguments"]]
+        "GeneratingArguments",
+        *[(k, f"generation.{k}", "equivalent", _GEN) for k in GENERATION_KEYS],
+        ("max_length", None, "none", "max_new_tokens bounds a reply (the prompt is not counted)"),
+        (
+            "skip_special_tokens",
+            None,
+            "equivalent",
+            "replies are always decoded without special tokens (drop it)",
+        ),
     )
     + _rows("RayArguments", *[(k, None, "none", _RAY) for k in LF_ARGUMENT_CLASSES["RayArguments"]])
     + _rows(
@@ -644,7 +847,12 @@ SETTINGS: tuple[Setting, ...] = tuple(
             "FP8 training is not available here (ft-core-torchao quantizes weights, not training)",
         ),
         ("fp8_backend", None, "none", "FP8 training is not available"),
-        ("fp8_enable_fsdp_float8_all_gather", None, "none", "FP8 training and FSDP are not available"),
+        (
+            "fp8_enable_fsdp_float8_all_gather",
+            None,
+            "none",
+            "FP8 training is not available (ft-core-fsdp refuses quantized weights)",
+        ),
     )
     + _rows("TrainingArguments", ("overwrite_output_dir", "training.overwrite_output_dir", "equivalent"))
     + _rows(
@@ -698,7 +906,9 @@ SETTINGS: tuple[Setting, ...] = tuple(
             "optim",
             "optimizer.name",
             "partial",
-            "adamw_torch / adamw_torch_fused / adamw_hf -> adamw; others are not available",
+            "adamw_torch / adamw_torch_fused / adamw_hf -> adamw; adamw_bnb_8bit / adamw_8bit -> `bits: 8`, "
+            "paged_adamw_32bit / paged_adamw_8bit -> `paged: true` (bitsandbytes, CUDA only); others are not "
+            "available",
         ),
         ("logging_steps", "training.logging_steps", "equivalent"),
         ("save_steps", "training.save_steps", "equivalent"),
@@ -706,13 +916,17 @@ SETTINGS: tuple[Setting, ...] = tuple(
         ("eval_steps", "training.eval_steps", "equivalent"),
         (
             "eval_strategy",
-            None,
-            "partial",
-            "ft-core evaluates every eval_steps (or each epoch) when there is evaluation data; `no` -> leave out "
-            "val_size / eval_dataset",
+            "training.eval_strategy",
+            "equivalent",
+            "without it ft-core evaluates every eval_steps (or each epoch) when there is evaluation data",
         ),
-        ("evaluation_strategy", None, "partial", "the transformers 4 name of eval_strategy: see there"),
-        ("save_strategy", None, "partial", "ft-core saves every save_steps and at the end"),
+        (
+            "evaluation_strategy",
+            "training.eval_strategy",
+            "equivalent",
+            "the transformers 4 name of eval_strategy",
+        ),
+        ("save_strategy", "training.save_strategy", "equivalent"),
         ("seed", "training.seed", "equivalent"),
         ("bf16", "training.precision", "equivalent", "true -> bf16"),
         ("fp16", "training.precision", "equivalent", "true -> fp16"),
@@ -751,25 +965,47 @@ SETTINGS: tuple[Setting, ...] = tuple(
         ("use_liger_kernel", "liger.enabled", "partial", "as enable_liger_kernel"),
         (
             "deepspeed",
-            None,
-            "none",
-            "DeepSpeed configs are not read: multi-GPU runs use `torchrun --nproc_per_node N -m ft_core.cli run "
-            "CONFIG` (DDP); ZeRO-3 / FSDP sharding is not available yet",
+            "distributed.strategy",
+            "partial",
+            "-> `distributed.strategy: deepspeed` and the `deepspeed` section (ft-core-deepspeed), which generates "
+            "the JSON itself: the file's ZeRO stage (2 / 3) and CPU offload are read (from its name, ds_z3_offload_"
+            "config.json, when the file is not there); its other settings are not. ZeRO-0 / 1: plain DDP",
         ),
-        ("fsdp", None, "none", "FSDP is not available yet; multi-GPU runs use torchrun (DDP)"),
-        ("fsdp_config", None, "none", "FSDP is not available yet"),
-        ("ddp_timeout", None, "none", "the process-group timeout is torch's default"),
-        ("save_only_model", None, "none", "checkpoints always hold the optimizer state (for resuming)"),
-        ("load_best_model_at_end", None, "none", "the last weights are kept"),
-        ("metric_for_best_model", None, "none", "the last weights are kept"),
+        (
+            "fsdp",
+            "distributed.strategy",
+            "partial",
+            "full_shard / shard_grad_op -> `distributed.strategy: fsdp` (ft-core-fsdp: FSDP2; shard_grad_op -> "
+            "`reshard_after_forward: false`), `offload` -> `fsdp.cpu_offload: true`; hybrid_shard is not available",
+        ),
+        ("fsdp_config", None, "none", "the `fsdp` section (ft-core-fsdp) holds FSDP2's options"),
+        ("ddp_timeout", "training.ddp_timeout", "equivalent"),
+        ("save_only_model", "training.save_only_model", "equivalent", "checkpoints without it cannot resume"),
+        (
+            "load_best_model_at_end",
+            "training.load_best_model_at_end",
+            "equivalent",
+            "the saved model is the best",
+        ),
+        ("metric_for_best_model", "training.metric_for_best_model", "equivalent"),
         ("save_safetensors", None, "equivalent", "weights are always saved as safetensors (drop it)"),
-        ("tf32", None, "none", "TF32 matmuls follow torch's default"),
-        ("label_smoothing_factor", None, "none", "label smoothing of the LM loss is not available"),
-        ("group_by_length", None, "none", "batches are not grouped by length (packing on GPU does better)"),
+        ("tf32", "training.tf32", "equivalent"),
+        ("label_smoothing_factor", "training.label_smoothing_factor", "equivalent"),
+        (
+            "group_by_length",
+            "training.train_sampling_strategy",
+            "equivalent",
+            "true -> `group_by_length` (the transformers 5 name)",
+        ),
         ("push_to_hub", None, "none", "ft-core does not upload"),
         ("hub_model_id", None, "none", "ft-core does not upload"),
-        ("logging_first_step", None, "none", "the logging cadence is logging_steps"),
-        ("disable_tqdm", None, "none", "use `ft-core -q run` for quiet output"),
+        ("logging_first_step", "training.logging_first_step", "equivalent"),
+        (
+            "disable_tqdm",
+            None,
+            "none",
+            "ft-core prints its own progress lines: `ft-core -q run` for quiet output",
+        ),
         ("remove_unused_columns", None, "equivalent", "the data pipeline passes only model inputs (drop it)"),
     )
 )
@@ -901,6 +1137,20 @@ class Translation:
 Available = Mapping[str, Mapping[str, "frozenset[str] | None"]]
 
 
+#: The plugin distributions (``ft-core-<name>``) of the model patches the importer writes.
+_PATCH_PLUGINS = {"shift_attn": "longlora", "mixture_of_depths": "mod"}
+#: LLaMA-Factory ``pref_loss`` values that are ft-core stages of their own -> their plugin.
+_PREF_LOSS_STAGES = {"orpo": "ft-core-orpo", "simpo": "ft-core-cpo"}
+#: ``quantization_method`` -> (ft-core quantizer, the bits it takes, its plugin).
+_QUANTIZERS: dict[str, tuple[str, tuple[int, ...], str]] = {
+    "bnb": ("bitsandbytes", (4, 8), "ft-core-bitsandbytes"),
+    "bitsandbytes": ("bitsandbytes", (4, 8), "ft-core-bitsandbytes"),
+    "hqq": ("hqq", (1, 2, 3, 4, 5, 6, 8), "ft-core-hqq"),
+    "eetq": ("eetq", (8,), "ft-core-eetq"),
+}
+_LORA_EXTRAS = ("loraplus_lr_ratio", "pissa_init", "pissa_iter", "pissa_convert")
+
+
 def _split(value: Any) -> Any:
     """LLaMA-Factory's comma lists (``q_proj,v_proj``) as lists; lists and other values unchanged."""
     if isinstance(value, str) and "," in value:
@@ -970,6 +1220,17 @@ class _Builder:
 
     def model(self) -> None:
         self.simple("model_name_or_path", "model.name_or_path")
+        self.simple("model_revision", "model.revision")
+        self.simple("cache_dir", "model.hub_cache_dir")
+        self.simple("resize_vocab", "model.resize_vocab")
+        for key in ("add_tokens", "add_special_tokens"):
+            if self.has(key) and self.lf[key]:
+                self.simple(key, f"model.{key}", _as_list(self.lf[key]))
+        if self.has("adapter_name_or_path") and self.lf["adapter_name_or_path"]:
+            self.simple("adapter_name_or_path", "model.adapters", _as_list(self.lf["adapter_name_or_path"]))
+        self.simple("create_new_adapter", "model.create_new_adapter")
+        for key in GENERATION_KEYS:
+            self.simple(key, f"generation.{key}")
         self.simple("trust_remote_code", "model.trust_remote_code")
         self.simple("rope_scaling", "model.rope_scaling")
         self.simple("freeze_vision_tower", "model.freeze_vision_tower")
@@ -1009,6 +1270,30 @@ class _Builder:
                 self.simple("neftune_noise_alpha", "neftune.alpha")
             else:
                 self.unmapped("neftune_noise_alpha", "ft-core-neftune is not installed")
+        self.patches()
+
+    def patches(self) -> None:
+        """LongLoRA's ``shift_attn`` and ``mixture_of_depths``: model patches of their plugins."""
+        wanted = [
+            (key, name, options)
+            for key, name, options in (
+                ("shift_attn", "shift_attn", {}),
+                ("mixture_of_depths", "mixture_of_depths", {"mode": self.lf.get("mixture_of_depths")}),
+            )
+            if self.has(key)
+        ]
+        for key, name, options in wanted:
+            if not self.lf[key]:
+                self.mapped(key, "off: nothing to write")
+            elif not self.installed("model_patch", name):
+                self.unmapped(
+                    key, f"the model patch `{name}` is not installed (ft-core-{_PATCH_PLUGINS[name]})"
+                )
+            else:
+                self.out.config.setdefault("patches", []).append({"name": name, **options})
+                self.mapped(
+                    key, f"patches: [{{name: {name}{''.join(f', {k}: {v}' for k, v in options.items())}}}]"
+                )
 
     def template(self) -> None:
         if self.has("template"):
@@ -1027,11 +1312,6 @@ class _Builder:
         self.simple("default_system", "template.system")
         if self.has("enable_thinking"):
             self.simple("enable_thinking", "template.kwargs.enable_thinking")
-            if self.lf["enable_thinking"] is False:
-                self.out.notes.append(
-                    "enable_thinking: false is passed to the chat template; LLaMA-Factory also strips the "
-                    "reasoning from the answers, ft-core stops on <think> data"
-                )
 
     def data(self) -> None:
         for key in ("dataset", "eval_dataset"):
@@ -1041,6 +1321,17 @@ class _Builder:
                     "overwrite_cache"):  # fmt: skip
             self.simple(key, f"data.{key}")
         self.simple("preprocessing_num_workers", "data.preprocessing_workers")
+        for key in ("media_dir", "streaming", "buffer_size", "mix_strategy", "eval_on_each_dataset", "tool_format",
+                    "preserve_thinking", "tokenized_path", "image_max_pixels", "image_min_pixels"):  # fmt: skip
+            self.simple(key, f"data.{key}")
+        if self.has("interleave_probs") and self.lf["interleave_probs"] is not None:
+            probs = [float(p) for p in _as_list(self.lf["interleave_probs"])]
+            self.simple("interleave_probs", "data.interleave_probs", probs)
+        if self.has("tokenized_path"):
+            self.out.notes.append(
+                "tokenized_path: ft-core saves its own prepared rows there; a folder LLaMA-Factory prepared is not "
+                "read, so point it at a new folder (or delete the old one) for the first run"
+            )
         if self.lf.get("neat_packing"):
             self.simple("neat_packing", "data.packing", True)
             if self.has("packing"):
@@ -1057,20 +1348,18 @@ class _Builder:
                         "packing: ft-core keeps packed samples apart (LLaMA-Factory's neat_packing); LLaMA-Factory's "
                         "packing without neat_packing lets them attend to each other"
                     )
-        if self.has("cutoff_len") and self.lf.get("mask_history"):
-            self.out.notes.append(
-                "cutoff_len with mask_history: ft-core truncates the rendered conversation from the end, "
-                "LLaMA-Factory turn by turn; check long conversations still keep their last turn"
-            )
 
     def stage(self) -> None:
         name = str(self.lf.get("stage", "sft"))
+        if name == "dpo" and str(self.lf.get("pref_loss")) in _PREF_LOSS_STAGES:
+            name = str(self.lf["pref_loss"])  # LLaMA-Factory trains ORPO / SimPO in its dpo stage
         if self.has("stage"):
             self.put("stage.name", name)
             self.mapped("stage", f"stage.name: {name!r}")
         if not self.installed("stage", name):
             self.out.blockers.append(
                 f"stage: ft-core has no `{name}` stage installed"
+                + (f" (pip install {_PREF_LOSS_STAGES[name]})" if name in _PREF_LOSS_STAGES else "")
                 + (
                     f" (installed: {', '.join(sorted(self.available.get('stage', {})))})"
                     if self.available
@@ -1089,23 +1378,32 @@ class _Builder:
                     self.unmapped(key, f"only used by `stage: kto` (this is `stage: {name}`)")
                 else:
                     self.component_option("stage", "stage", name, key, option, self.lf[key])
+        self.ppo_options(name)
         for key, option in (("pref_beta", "beta"), ("pref_ftx", "ftx")):
             if self.has(key):
-                if name in ("sft", "pt"):
+                if key == "pref_ftx" and name == "orpo":
+                    self.unmapped(
+                        key, "ORPO's loss always has its SFT term (pref_beta weighs the odds-ratio term)"
+                    )
+                elif name in ("sft", "pt"):
                     self.unmapped(key, f"only used by preference stages (this is `stage: {name}`)")
                 else:
                     self.component_option("stage", "stage", name, key, option, self.lf[key])
+        if name == "simpo" and self.installed("stage", "simpo"):
+            gamma = self.lf.get("simpo_gamma", 0.5)  # LLaMA-Factory's default (ft-core's is 1.0)
+            if self.has("simpo_gamma"):
+                self.component_option("stage", "stage", name, "simpo_gamma", "simpo_gamma", gamma)
+            else:
+                self.put("stage.simpo_gamma", gamma)
+                self.out.notes.append("stage.simpo_gamma: 0.5 — LLaMA-Factory's default (ft-core's is 1.0)")
+        elif self.has("simpo_gamma"):
+            self.unmapped("simpo_gamma", f"only used with `pref_loss: simpo` (this is `stage: {name}`)")
         if self.has("pref_loss"):
             loss = str(self.lf["pref_loss"])
-            if name != "dpo":
+            if name in _PREF_LOSS_STAGES:
+                self.mapped("pref_loss", f"stage.name: {name!r} ({_PREF_LOSS_STAGES[name]})")
+            elif name != "dpo":
                 self.unmapped("pref_loss", f"only used by `stage: dpo` (this is `stage: {name}`)")
-            elif loss in ("orpo", "simpo"):
-                self.unmapped(
-                    "pref_loss", f"`{loss}` needs an {loss.upper()} stage, which ft-core does not have yet"
-                )
-                self.out.blockers.append(
-                    f"pref_loss: {loss} is not available (ft-core's dpo stage trains DPO losses)"
-                )
             else:
                 self.component_option("stage", "stage", name, "pref_loss", "loss_type", loss)
         if self.has("dpo_label_smoothing"):
@@ -1113,12 +1411,8 @@ class _Builder:
             loss = str(self.lf.get("pref_loss", "sigmoid"))
             if not value:
                 self.mapped("dpo_label_smoothing", "0: nothing to write")
-            elif name == "dpo" and loss == "sigmoid":
-                self.unmapped(
-                    "dpo_label_smoothing",
-                    "conservative DPO (label smoothing of the sigmoid loss) is not available; ft-core's dpo stage "
-                    "accepts label_smoothing with loss_type robust, exo_pair, aot or aot_unpaired (other formulas)",
-                )
+            elif name == "orpo":
+                self.unmapped("dpo_label_smoothing", "ORPO's loss has no label smoothing")
             else:
                 self.component_option("stage", "stage", name, "dpo_label_smoothing", "label_smoothing", value)
 
@@ -1143,12 +1437,23 @@ class _Builder:
                 unsloth = False
             else:
                 self.mapped("use_unsloth", "false: nothing to write")
-        selected = "unsloth_lora" if unsloth else method
+        llama_pro = self.llama_pro(method)
+        selected = "llama_pro" if llama_pro else "unsloth_lora" if unsloth else method
         if not self.training_config() and not self.has("finetuning_type"):
             return
         self.put("adapter.method", selected)
         if self.has("finetuning_type"):
             self.mapped("finetuning_type", f"adapter.method: {selected!r}")
+        if llama_pro:
+            layers = self.lf.get("freeze_trainable_layers", 2)  # LLaMA-Factory's default
+            self.put("adapter.num_expand", layers)
+            if self.has("freeze_trainable_layers"):
+                self.mapped("freeze_trainable_layers", f"adapter.num_expand: {layers!r}")
+            if method == "lora":
+                self.put("adapter.use_lora", True)
+            for key in ("freeze_trainable_modules", "freeze_extra_modules"):
+                if self.has(key):
+                    self.unmapped(key, "LLaMA Pro trains the new blocks (all their modules)")
         if method == "lora":
             rank = self.lf.get("lora_rank", 8)
             self.put("adapter.rank", rank)
@@ -1156,11 +1461,7 @@ class _Builder:
                 self.mapped("lora_rank", f"adapter.rank: {rank!r}")
             alpha = self.lf.get("lora_alpha")
             if alpha is None:
-                alpha = rank * 2
-                self.out.notes.append(
-                    f"lora_alpha: LLaMA-Factory's default is 2 x lora_rank, written as adapter.alpha: {alpha} "
-                    "(ft-core's default is 16)"
-                )
+                alpha = rank * 2  # both default to 2 x rank; written so the config says what trains
             self.put("adapter.alpha", alpha)
             if self.has("lora_alpha"):
                 self.mapped("lora_alpha", f"adapter.alpha: {alpha!r}")
@@ -1179,7 +1480,8 @@ class _Builder:
                     "adapter", "adapter", selected, "additional_target", "modules_to_save",
                     _as_list(self.lf["additional_target"]),
                 )  # fmt: skip
-        elif method == "freeze":
+            self.lora_extras(selected)
+        elif method == "freeze" and not llama_pro:
             for key, option in (("freeze_trainable_layers", "trainable_layers"),
                                 ("freeze_trainable_modules", "trainable_modules"),
                                 ("freeze_extra_modules", "extra_modules")):  # fmt: skip
@@ -1187,9 +1489,65 @@ class _Builder:
                     value = self.lf[key] if option == "trainable_layers" else _as_list(self.lf[key])
                     self.component_option("adapter", "freeze", "freeze", key, option, value)
         for key in ("lora_rank", "lora_alpha", "lora_dropout", "lora_target", "additional_target", "use_rslora",
-                    "use_dora", "freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules"):  # fmt: skip
+                    "use_dora", "freeze_trainable_layers", "freeze_trainable_modules", "freeze_extra_modules",
+                    *_LORA_EXTRAS):  # fmt: skip
             if self.has(key) and key not in self.done:
                 self.unmapped(key, f"not used with finetuning_type: {method}")
+
+    def llama_pro(self, method: str) -> bool:
+        """``use_llama_pro``: whether the ``llama_pro`` adapter method (ft-core-llama-pro) is selected."""
+        if not self.has("use_llama_pro"):
+            return False
+        if not self.lf["use_llama_pro"]:
+            self.mapped("use_llama_pro", "false: nothing to write")
+        elif method not in ("freeze", "lora"):
+            self.unmapped(
+                "use_llama_pro", f"LLaMA Pro needs finetuning_type freeze or lora (this is {method})"
+            )
+        elif not self.installed("adapter", "llama_pro"):
+            self.unmapped(
+                "use_llama_pro", "the adapter method `llama_pro` is not installed (ft-core-llama-pro)"
+            )
+            self.out.blockers.append("use_llama_pro: pip install ft-core-llama-pro")
+        else:
+            self.mapped("use_llama_pro", "adapter.method: 'llama_pro' (num_expand: freeze_trainable_layers)")
+            self.out.notes.append(
+                "use_llama_pro: give model_name_or_path the original model; ft-core's llama_pro expands it while "
+                "loading (a model LLaMA-Factory's llama_pro.py already expanded would be expanded twice)"
+            )
+            return True
+        return False
+
+    def lora_extras(self, selected: str) -> None:
+        """LoRA+ and PiSSA: options of ft-core-lora's ``lora`` method."""
+        if self.has("loraplus_lr_ratio") and self.lf["loraplus_lr_ratio"] is not None:
+            ratio = self.lf["loraplus_lr_ratio"]
+            self.component_option(
+                "adapter", "adapter", selected, "loraplus_lr_ratio", "lora_plus_ratio", ratio
+            )
+        if not self.lf.get("pissa_init"):
+            if self.has("pissa_init"):
+                self.mapped("pissa_init", "false: nothing to write")
+            for key in ("pissa_iter", "pissa_convert"):
+                if self.has(key):
+                    self.unmapped(key, "only used with pissa_init: true")
+            return
+        self.component_option("adapter", "adapter", selected, "pissa_init", "init", "pissa")
+        if "pissa_init" not in {k for k, _, _ in self.out.mapped}:
+            for key in ("pissa_iter", "pissa_convert"):
+                if self.has(key):
+                    self.unmapped(key, f"PiSSA is not available with adapter.method {selected}")
+            return
+        if self.has("pissa_iter"):
+            iters = max(int(self.lf["pissa_iter"]), 0)  # LLaMA-Factory's -1: exact SVD
+            self.component_option("adapter", "adapter", selected, "pissa_iter", "pissa_iter", iters)
+        if self.has("pissa_convert"):
+            if self.lf["pissa_convert"]:
+                self.mapped(
+                    "pissa_convert", "ft-core always saves PiSSA as a plain LoRA adapter of the original base"
+                )
+            else:
+                self.unmapped("pissa_convert", BY_KEY["pissa_convert"].note)
 
     def quantization(self) -> None:
         if self.lf.get("quantization_bit") is None:
@@ -1200,19 +1558,31 @@ class _Builder:
             return
         method = str(self.lf.get("quantization_method", "bnb"))
         bits = self.lf["quantization_bit"]
-        if method not in ("bnb", "bitsandbytes") or bits not in (4, 8):
-            self.unmapped(
-                "quantization_bit", f"{bits}-bit {method} quantization is not available (bitsandbytes 4 / 8)"
+        quantizer, allowed, plugin = _QUANTIZERS.get(method, ("", (), ""))
+        if bits not in allowed or not self.installed("quantizer", quantizer):
+            why = (
+                f"the quantizer `{quantizer}` is not installed ({plugin})"
+                if bits in allowed
+                else f"{bits}-bit {method} quantization is not available (bitsandbytes 4 / 8, hqq 1-6 / 8, eetq 8)"
             )
+            self.unmapped("quantization_bit", why)
             if self.has("quantization_method"):
-                self.unmapped("quantization_method", f"`{method}` is not available")
-            self.out.blockers.append(f"quantization: {bits}-bit {method} has no ft-core quantizer")
+                self.unmapped("quantization_method", why)
+            self.out.blockers.append(f"quantization: {bits}-bit {method}: {why}")
+            for key in ("quantization_type", "double_quantization", "upcast_layernorm"):
+                if self.has(key):
+                    self.unmapped(key, "the model is not quantized")
             return
-        self.put("quantization.method", "bitsandbytes")
+        self.put("quantization.method", quantizer)
         self.put("quantization.bits", bits)
-        self.mapped("quantization_bit", f"quantization: {{method: bitsandbytes, bits: {bits}}}")
+        self.mapped("quantization_bit", f"quantization: {{method: {quantizer}, bits: {bits}}}")
         if self.has("quantization_method"):
-            self.mapped("quantization_method", "quantization.method: 'bitsandbytes'")
+            self.mapped("quantization_method", f"quantization.method: {quantizer!r}")
+        if quantizer != "bitsandbytes":
+            for key in ("quantization_type", "double_quantization", "upcast_layernorm"):
+                if self.has(key):
+                    self.unmapped(key, "only used by bitsandbytes quantization")
+            return
         if bits == 4:
             quant_type = self.lf.get("quantization_type", "nf4")
             double = self.lf.get("double_quantization", True)
@@ -1244,6 +1614,12 @@ class _Builder:
                 self.simple(key, f"training.{key}")
         if self.has("no_cuda"):
             self.simple("no_cuda", "training.use_cpu")
+        self.simple("evaluation_strategy", "training.eval_strategy")
+        if self.has("group_by_length"):
+            if self.lf["group_by_length"]:
+                self.simple("group_by_length", "training.train_sampling_strategy", "group_by_length")
+            else:
+                self.mapped("group_by_length", "false: nothing to write")
         if self.has("resume_from_checkpoint"):
             value = self.lf["resume_from_checkpoint"]
             if value is None:
@@ -1253,7 +1629,9 @@ class _Builder:
         precision = None
         if self.lf.get("pure_bf16"):
             precision = "bf16"
-            self.simple("pure_bf16", "model.dtype", "bfloat16")
+            self.put("model.dtype", "bfloat16")
+            self.put("training.upcast_trainable", False)
+            self.mapped("pure_bf16", "model.dtype: 'bfloat16', training.upcast_trainable: false")
         for key in ("bf16", "fp16"):
             if self.has(key):
                 if self.lf[key]:
@@ -1276,25 +1654,115 @@ class _Builder:
                 if key not in self.lf:
                     self.put(f"training.{key}", value)
                     self.out.notes.append(f"training.{key}: {value!r} — LLaMA-Factory's default, {why}")
-        # optimizer
-        betas = [self.lf.get("adam_beta1", 0.9), self.lf.get("adam_beta2", 0.999)]
+        self.optimizer()
+
+    def optimizer(self) -> None:
+        """``optim``, LLaMA-Factory's ``use_galore`` / ``use_apollo`` / ``use_badam`` / ``use_muon`` with their
+        options, and Adam's betas and epsilon."""
+        name = self.optimizer_switch()
         optim = self.lf.get("optim")
-        if optim is not None and str(optim) not in ("adamw_torch", "adamw_torch_fused", "adamw_hf"):
-            self.unmapped("optim", f"`{optim}` is not available (ft-core's optimizer: adamw)")
+        if optim is not None and name != "adamw":
+            self.unmapped("optim", f"not used: `{name}` is the optimizer")
+        elif optim is not None and str(optim) not in ADAMW_OPTIMS:
+            self.unmapped("optim", f"`{optim}` is not available (ft-core: {', '.join(ADAMW_OPTIMS)})")
         elif optim is not None:
             self.put("optimizer.name", "adamw")
-            if optim == "adamw_torch_fused":
-                self.put("optimizer.fused", True)
-            self.mapped("optim", "optimizer.name: 'adamw'")
+            for option, value in ADAMW_OPTIMS[str(optim)].items():
+                self.put(f"optimizer.{option}", value)
+            self.mapped("optim", f"optimizer: {{name: adamw, **{ADAMW_OPTIMS[str(optim)]}}}")
+        betas_option, eps_option = ("adamw_betas", "adamw_eps") if name == "muon" else ("betas", "eps")
         if self.has("adam_beta1") or self.has("adam_beta2"):
-            self.put("optimizer.name", "adamw")
-            self.put("optimizer.betas", betas)
+            betas = [self.lf.get("adam_beta1", 0.9), self.lf.get("adam_beta2", 0.999)]
+            self.put("optimizer.name", name)
+            self.put(f"optimizer.{betas_option}", betas)
             for key in ("adam_beta1", "adam_beta2"):
                 if self.has(key):
-                    self.mapped(key, f"optimizer.betas: {betas}")
+                    self.mapped(key, f"optimizer.{betas_option}: {betas}")
         if self.has("adam_epsilon"):
-            self.put("optimizer.name", "adamw")
-            self.simple("adam_epsilon", "optimizer.eps")
+            self.put("optimizer.name", name)
+            self.simple("adam_epsilon", f"optimizer.{eps_option}")
+
+    def optimizer_switch(self) -> str:
+        """The optimizer LLaMA-Factory's ``use_*`` switches select (``adamw`` without one), its options written."""
+        chosen = "adamw"
+        for switch, (name, plugin, options) in OPTIMIZER_SWITCHES.items():
+            if not self.has(switch):
+                continue
+            on = bool(self.lf[switch])
+            if not on:
+                self.mapped(switch, "false: nothing to write")
+            elif chosen != "adamw":
+                self.unmapped(switch, f"one optimizer at a time: `{chosen}` is already selected")
+                on = False
+            elif not self.installed("optimizer", name):
+                self.unmapped(switch, f"the optimizer `{name}` is not installed ({plugin})")
+                self.out.blockers.append(f"{switch}: pip install {plugin}")
+                on = False
+            else:
+                chosen = name
+                self.put("optimizer.name", name)
+                self.mapped(switch, f"optimizer.name: {name!r}")
+            for key, option in options.items():
+                if not self.has(key):
+                    continue
+                if on:
+                    value = _split(self.lf[key]) if option == "targets" else self.lf[key]
+                    self.component_option("optimizer", "optimizer", name, key, option, value)
+                else:
+                    self.unmapped(key, f"only used with {switch}: true")
+        return chosen
+
+    def distributed(self) -> None:
+        """``deepspeed`` (a DeepSpeed JSON file) and ``fsdp``: ft-core's strategy plugins, one process per GPU."""
+        if self.lf.get("deepspeed"):
+            stage, offload_optimizer, offload_params = _deepspeed_settings(self.lf["deepspeed"])
+            if stage is None:
+                self.unmapped(
+                    "deepspeed", "no ZeRO stage found in the file (or its name); " + BY_KEY["deepspeed"].note
+                )
+            elif stage < 2:
+                self.unmapped(
+                    "deepspeed", f"ZeRO-{stage}: ft-core runs plain DDP (`distributed.nproc: auto`)"
+                )
+                self.put("distributed.nproc", "auto")
+            elif not self.installed("config_section", "deepspeed"):
+                self.unmapped("deepspeed", "ft-core-deepspeed is not installed")
+                self.out.blockers.append("deepspeed: pip install ft-core-deepspeed")
+            else:
+                self.put("distributed.strategy", "deepspeed")
+                self.put("distributed.nproc", "auto")
+                self.put("deepspeed.stage", stage)
+                if offload_optimizer:
+                    self.put("deepspeed.offload_optimizer", True)
+                if offload_params:
+                    self.put("deepspeed.offload_params", True)
+                self.mapped("deepspeed", f"distributed.strategy: deepspeed, deepspeed.stage: {stage}")
+        elif self.has("deepspeed"):
+            self.mapped("deepspeed", "none: nothing to write")
+        if self.has("fsdp"):
+            value: Any = self.lf["fsdp"]
+            words = set(value.split() if isinstance(value, str) else list(value or ()))
+            if not words:
+                self.mapped("fsdp", "none: nothing to write")
+            elif (
+                "hybrid_shard" in words
+                or "hybrid_shard_zero2" in words
+                or not words & {"full_shard", "shard_grad_op"}
+            ):
+                self.unmapped("fsdp", BY_KEY["fsdp"].note)
+            elif "distributed" in self.out.config:
+                self.unmapped("fsdp", "deepspeed is already the strategy")
+            elif not self.installed("config_section", "fsdp"):
+                self.unmapped("fsdp", "ft-core-fsdp is not installed")
+                self.out.blockers.append("fsdp: pip install ft-core-fsdp")
+            else:
+                self.put("distributed.strategy", "fsdp")
+                self.put("distributed.nproc", "auto")
+                if "shard_grad_op" in words:
+                    self.put("fsdp.reshard_after_forward", False)
+                if "offload" in words:
+                    self.put("fsdp.cpu_offload", True)
+                self.mapped("fsdp", "distributed.strategy: fsdp")
 
     def loggers(self) -> None:
         if not self.has("report_to"):
@@ -1321,6 +1789,58 @@ class _Builder:
         if chosen:
             self.out.config["loggers"] = chosen
         self.mapped("report_to", f"loggers: {[c['name'] for c in chosen]}")
+
+    def ppo_options(self, name: str) -> None:
+        """LLaMA-Factory's ``ppo_*`` keys, ``reward_model`` and generating arguments as the ppo stage's options."""
+        keys = (
+            ("ppo_epochs", "ppo_epochs"),
+            ("ppo_target", "target"),
+            ("ppo_whiten_rewards", "whiten_rewards"),
+            ("ppo_score_norm", "score_norm"),
+            ("ppo_buffer_size", "num_mini_batches"),
+            ("reward_model", "reward_model"),
+        )
+        for key, option in keys:
+            if not self.has(key):
+                continue
+            if name != "ppo":
+                self.unmapped(key, f"only used by `stage: ppo` (this is `stage: {name}`)")
+            elif not self.installed("stage", "ppo"):
+                self.unmapped(key, "needs the ppo stage: pip install ft-core-ppo")
+            else:
+                self.component_option("stage", "stage", name, key, option, self.lf[key])
+        if name == "ppo" and self.installed("stage", "ppo"):
+            for key in ("reward_model_type", "reward_model_adapters", "reward_model_quantization_bit"):
+                if self.has(key):
+                    self.unmapped(key, _PPO_RM)
+            for key in ("max_new_tokens", "temperature", "top_k", "top_p"):  # the rollouts' sampling
+                if self.has(key) and key in (self.options_of("stage", "ppo") or {key}):
+                    self.put(f"stage.{key}", self.lf[key])
+            if self.has("reward_model"):
+                self.out.notes.append(
+                    "stage.reward_model: point it at a finished ft-core rm run (ft-core run with stage: rm) or name "
+                    "reward functions (exact_match, format, length, package.module:function)"
+                )
+
+    def ppo_batch(self) -> None:
+        """ft-core's ppo rollout batch is ``per_device_train_batch_size`` split into ``num_mini_batches``, without
+        gradient accumulation; LLaMA-Factory's is the batch x accumulation x ``ppo_buffer_size``."""
+        training = self.out.config.get("training", {})
+        if self.out.config.get("stage", {}).get("name") != "ppo" or not self.installed("stage", "ppo"):
+            return
+        buffer = int(self.lf.get("ppo_buffer_size", 1))
+        steps = int(training.get("gradient_accumulation_steps", 1))
+        if buffer * steps == 1:
+            return
+        batch = int(training.get("per_device_train_batch_size", 1))
+        training["per_device_train_batch_size"] = batch * steps * buffer
+        training["gradient_accumulation_steps"] = 1
+        self.put("stage.num_mini_batches", buffer)
+        self.out.notes.append(
+            f"ppo: training.per_device_train_batch_size {batch} -> {batch * steps * buffer} (the rollout batch: "
+            f"x gradient_accumulation_steps {steps} x ppo_buffer_size {buffer}), gradient_accumulation_steps -> 1, "
+            f"stage.num_mini_batches: {buffer} (one optimizer step per mini-batch, as LLaMA-Factory)"
+        )
 
     def kto_batch(self) -> None:
         """ft-core's kto stage estimates the KL term from the other rows of a batch (TRL), so a device batch needs 2
@@ -1354,11 +1874,19 @@ class _Builder:
             )
 
     def rest(self) -> None:
+        from ft_core.engine.config.training_arguments import OWNED, PASSTHROUGH
+
         training_fields = self.options_of("training", "training")
         for key, value in self.lf.items():
             if key in self.done:
                 continue
+            if key in PASSTHROUGH:  # a TrainingArguments field the training section passes on as given
+                self.simple(key, f"training.{key}")
+                continue
             setting = BY_KEY.get(key)
+            if setting is None and key in OWNED:
+                self.unmapped(key, OWNED[key])
+                continue
             if setting is None and key in HF_TRAINING_FIELDS:
                 if training_fields is not None and key in training_fields:
                     self.simple(key, f"training.{key}")
@@ -1384,6 +1912,38 @@ class _Builder:
             del value
 
 
+def _deepspeed_settings(value: Any) -> tuple[int | None, bool, bool]:
+    """(ZeRO stage, offload optimizer, offload parameters) of a DeepSpeed config: a dict, a JSON file, or when the
+    file is not there its name as LLaMA-Factory's examples spell it (``ds_z3_offload_config.json``)."""
+    config: Any = value
+    if isinstance(value, str):
+        path = Path(value)
+        if path.is_file():
+            try:
+                config = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                config = None
+        else:
+            match = re.search(r"z(\d)(_offload)?", path.name)
+            if match is None:
+                return None, False, False
+            offload = bool(match.group(2))
+            return int(match.group(1)), offload, offload and match.group(1) == "3"
+    if not isinstance(config, dict):
+        return None, False, False
+    zero = config.get("zero_optimization") or {}
+    stage = zero.get("stage")
+
+    def offloaded(key: str) -> bool:
+        return str((zero.get(key) or {}).get("device", "none")) not in ("none", "None")
+
+    return (
+        (int(stage) if stage is not None else None),
+        offloaded("offload_optimizer"),
+        offloaded("offload_param"),
+    )
+
+
 def _did_you_mean(key: str) -> str:
     matches = difflib.get_close_matches(key, ALL_LF_KEYS, n=1, cutoff=0.75)
     return matches[0] if matches else ""
@@ -1407,7 +1967,7 @@ def translate(lf: Mapping[str, Any], available: Available | None = None) -> Tran
     builder = _Builder(lf, available)
     steps: list[Callable[[], None]] = [
         builder.model, builder.template, builder.data, builder.stage, builder.adapter, builder.quantization,
-        builder.training, builder.loggers, builder.kto_batch, builder.export, builder.rest,
+        builder.training, builder.distributed, builder.loggers, builder.kto_batch, builder.ppo_batch, builder.export, builder.rest,
     ]  # fmt: skip
     for step in steps:
         step()
@@ -1504,7 +2064,7 @@ def mapping_markdown() -> str:
         "",
         "| key | LLaMA-Factory's default | why |",
         "| --- | --- | --- |",
-        "| `adapter.alpha` | 2 x `lora_rank` | ft-core's default is 16 |",
+        "| `adapter.alpha` | 2 x `lora_rank` | the same default; written so the config says what trains |",
         "| `quantization.quant_type` / `double_quant` | nf4 / true | written whenever 4-bit quantizing |",
         "| `training.precision` | fp32 when neither bf16 nor fp16 | ft-core's `auto` picks bf16 on GPUs |",
     ]

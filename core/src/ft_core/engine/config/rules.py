@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,7 +28,7 @@ from ft_core.api.conversation import Conversation
 from ft_core.api.descriptors import ModelFamily
 from ft_core.api.errors import FtCoreError
 from ft_core.api.plan import ActivePlugin
-from ft_core.engine.config.activation import active_plugins, is_disabled, plugin_key
+from ft_core.engine.config.activation import active_plugins, is_named, plugin_key
 from ft_core.engine.models.attention import keeps_rows_apart
 from ft_core.engine.plugins import Plugins
 
@@ -46,9 +46,14 @@ class RuleContext:
     @cached_property
     def family_name(self) -> str | None:
         """The registered model family of the base model, judged from its ``config.json`` (no download)."""
+        from ft_core.engine.models.hub import cached_folder, is_hub_id
         from ft_core.engine.models.loader import read_model_config, resolve_family
 
-        data = read_model_config(self.config.model.name_or_path)
+        model = self.config.model
+        folder: str | None = model.name_or_path
+        if is_hub_id(model.name_or_path):  # a Hub id: its cached snapshot, if any
+            folder = cached_folder(model.name_or_path, model.revision, model.hub_cache_dir)
+        data = read_model_config(folder) if folder else None
         if data is None:
             return None
         family = resolve_family(
@@ -87,15 +92,19 @@ class RuleContext:
     @cached_property
     def samples(self) -> list[Any]:
         """Every converted training and evaluation sample (rows read and converted, nothing tokenized)."""
+        from ft_core.engine.config.data_rules import STREAM_CHECK_ROWS
         from ft_core.engine.data.loader import load_samples
 
         config, stage = self.config, self.config.stage
+        data = config.data
+        if data.streaming:  # a stream is never read whole: check its first rows
+            data = replace(data, max_samples=min(data.max_samples or STREAM_CHECK_ROWS, STREAM_CHECK_ROWS))
         found: list[Any] = []
         for names in (config.data.dataset, config.data.eval_dataset):
             if names:
                 found += load_samples(
                     names,
-                    config.data,
+                    data,
                     self.plugins,
                     stage.component.data_kind,
                     config.training.seed,
@@ -135,7 +144,7 @@ def _model_reference(ctx: RuleContext) -> list[str]:
         return ["model.name_or_path: required (a local model folder, a .gguf file or smollm2-135m-instruct)"]
     from ft_core.engine.models.embedded import check_model_reference
 
-    problem = check_model_reference(model.name_or_path)
+    problem = check_model_reference(model.name_or_path, model.revision, model.hub_cache_dir)
     return [f"model.name_or_path: {problem}"] if problem else []
 
 
@@ -161,6 +170,58 @@ def _remote_code(ctx: RuleContext) -> list[str]:
                 "trust that code"
             ]
     return []
+
+
+def _attention_name(ctx: RuleContext) -> list[str]:
+    """model.attn_implementation names an attention transformers can load (or auto, null, a Hub kernel repo)."""
+    from ft_core.api.config import ATTENTION_ALIASES, ATTENTION_NAMES
+    from ft_core.api.errors import did_you_mean
+
+    attention = ctx.config.model.attn_implementation
+    if attention is None or attention == "auto" or attention in ATTENTION_NAMES or "/" in attention:
+        return []
+    from transformers import AttentionInterface  # only for a name outside the built-in list: a plugin's own
+
+    registered = list(AttentionInterface._global_mapping)
+    if attention in registered:
+        return []
+    known = ["auto", *ATTENTION_NAMES, *ATTENTION_ALIASES]
+    hint = (
+        did_you_mean(attention, known) or f" Known: {', '.join(known)}, or null (the transformers default)."
+    )
+    return [f"model.attn_implementation: unknown attention {attention!r}.{hint}"]
+
+
+def _vision_freezing(ctx: RuleContext) -> list[str]:
+    """model.freeze_vision_tower / freeze_multi_modal_projector: false needs a whole-model adapter (LoRA-like
+    adapters save only their own weights: name the modules in adapter.modules_to_save instead)."""
+    model, adapter = ctx.config.model, ctx.config.one("adapter")
+    unfrozen = [
+        key
+        for key, frozen in (
+            ("freeze_vision_tower", model.freeze_vision_tower),
+            ("freeze_multi_modal_projector", model.freeze_multi_modal_projector),
+        )
+        if not frozen
+    ]
+    if not unfrozen or adapter is None or getattr(adapter.component, "saves_full_model", False):
+        return []
+    family = ctx.family
+    if family is None or family.vision is None:
+        return []  # a text model: the switches do nothing (an unknown family is checked when the model loads)
+    modules = ", ".join(repr(p.rsplit(".", 1)[-1]) for p in family.vision.projector_modules)
+    return [
+        f"model.{unfrozen[0]}: false needs a whole-model adapter (adapter.method: full or freeze); adapter.method "
+        f"{adapter.name} saves only its own weights. Keep it true and name the modules to train in "
+        f"adapter.modules_to_save (e.g. {modules})"
+    ]
+
+
+def _adapters(ctx: RuleContext) -> list[str]:
+    """model.adapters name adapter folders that fit the run (see ft_core.engine.models.adapters)."""
+    from ft_core.engine.models.adapters import adapter_problems
+
+    return adapter_problems(ctx.config)
 
 
 def _attention_package(ctx: RuleContext) -> list[str]:
@@ -216,6 +277,27 @@ def _data_ranges(ctx: RuleContext) -> list[str]:
     return problems
 
 
+def _data_options(ctx: RuleContext) -> list[str]:
+    """data.mix_strategy, streaming, tokenized_path, eval_on_each_dataset, media_dir, tool_format and the image
+    pixel range are consistent (:mod:`ft_core.engine.config.data_rules`)."""
+    from ft_core.engine.config.data_rules import data_options
+
+    return data_options(ctx.config)
+
+
+def _tool_format(ctx: RuleContext) -> list[str]:
+    """data.tool_format is the tool format of the tokenizer's own template (template.name: auto)."""
+    from ft_core.engine.config.data_rules import tool_format_problem
+
+    config = ctx.config
+    if config.data.tool_format is None or config.template.name != "auto":
+        return []
+    if config.stage.component.data_kind == "text":
+        return []
+    problem = tool_format_problem(config.data.tool_format, ctx.template.name)
+    return [problem] if problem else []
+
+
 def _training_ranges(ctx: RuleContext) -> list[str]:
     """Batch sizes, learning rate, steps and precision of the training section are usable."""
     training, data, problems = ctx.config.training, ctx.config.data, []
@@ -232,7 +314,22 @@ def _training_ranges(ctx: RuleContext) -> list[str]:
         problems.append("training.eval_steps: needs evaluation data: set data.val_size or data.eval_dataset")
     if training.precision == "fp16" and training.use_cpu:
         problems.append("training.precision: fp16 needs a GPU; use fp32 or bf16 with use_cpu: true")
-    return problems
+    if training.precision == "fp16" and training.upcast_trainable is False:
+        problems.append(
+            "training.upcast_trainable: false with precision: fp16 leaves fp16 gradients, which fp16's loss scaling "
+            "cannot unscale; use precision: bf16 (LLaMA-Factory's pure_bf16), or upcast_trainable: auto"
+        )
+    if training.use_cpu is False:
+        import torch
+
+        if not torch.cuda.is_available():
+            problems.append(
+                "training.use_cpu: false asks for a CUDA GPU, and none is visible; run on a GPU machine, or remove "
+                "the key (the CPU is used where there is no GPU)"
+            )
+    from ft_core.engine.config.training_arguments import passthrough_problems
+
+    return problems + passthrough_problems(training, data.val_size > 0 or bool(data.eval_dataset))
 
 
 def _resume(ctx: RuleContext) -> list[str]:
@@ -260,6 +357,48 @@ def _quantized_training(ctx: RuleContext) -> list[str]:
             f"{adapter.name}; use an adapter such as lora (QLoRA)"
         ]
     return []
+
+
+def _prequantized(ctx: RuleContext) -> list[str]:
+    """A pre-quantized checkpoint (GPTQ, AWQ, AQLM) has its backend installed, trains only an adapter and takes no
+    quantization section."""
+    from ft_core.engine.models import prequantized
+
+    return prequantized.problems(ctx.config)
+
+
+#: Strategy plugins of ft-core's own, for the hint when one is not installed.
+STRATEGY_PLUGINS = {"fsdp": "ft-core-fsdp", "deepspeed": "ft-core-deepspeed"}
+
+
+def strategy_sections(plugins: Plugins) -> list[str]:
+    """The config sections that are distributed strategies (``ConfigSection(strategy=True)``)."""
+    names = plugins.names("config_section")
+    return [name for name in names if getattr(plugins.get("config_section", name), "strategy", False)]
+
+
+def _distributed(ctx: RuleContext) -> list[str]:
+    """distributed.strategy names an installed strategy, a strategy's section is set only with it, and nproc is
+    usable."""
+    section, problems = ctx.config.distributed, []
+    strategies = strategy_sections(ctx.plugins)
+    known = ["auto", "ddp", *strategies]
+    if section.strategy not in known:
+        package = STRATEGY_PLUGINS.get(section.strategy)
+        hint = f" (pip install {package})" if package else ""
+        problems.append(
+            f"distributed.strategy: {section.strategy!r} is not an installed strategy{hint}; "
+            f"known: {', '.join(known)}"
+        )
+    for name in strategies:
+        if name in ctx.config.raw and name != section.strategy:
+            problems.append(
+                f"{name}: its options apply only under distributed.strategy: {name} "
+                f"(the strategy is {section.strategy}); set the strategy or remove the section"
+            )
+    if not isinstance(section.nproc, str) and section.nproc < 1:
+        problems.append(f"distributed.nproc: must be >= 1 or auto, got {section.nproc}")
+    return problems
 
 
 def can_pack(stage: Any) -> bool:
@@ -290,21 +429,26 @@ def _packing(ctx: RuleContext) -> list[str]:
     return problems
 
 
-def _disabled_plugins(ctx: RuleContext) -> list[str]:
-    """plugins.disable names installed plugins, none of whose components the config selects."""
-    disabled = ctx.config.plugins.disable
-    if not disabled:
-        return []
+def _plugin_lists(ctx: RuleContext) -> list[str]:
+    """plugins.enable and plugins.disable name installed plugins, no plugin in both, and no disabled plugin has a
+    component the config selects."""
+    lists = {"enable": ctx.config.plugins.enable, "disable": ctx.config.plugins.disable}
     known = {name for record in ctx.plugins.records for name in (record.name, record.distribution)}
     problems = [
-        f"plugins.disable: {name!r} is no installed plugin or distribution (`ft-core plugins` lists them)"
-        for name in disabled
+        f"plugins.{key}: {name!r} is no installed plugin or distribution (`ft-core plugins` lists them)"
+        for key, names in lists.items()
+        for name in names
         if name not in known
+    ]
+    problems += [
+        f"plugins: {record.name!r} ({record.distribution}) is both enabled and disabled; keep it in one list"
+        for record in ctx.plugins.records
+        if is_named(record, lists["enable"]) and is_named(record, lists["disable"])
     ]
     for selections in ctx.config.selections.values():
         for selection in selections:
             if any(
-                r.distribution == selection.distribution and is_disabled(r, disabled)
+                r.distribution == selection.distribution and is_named(r, lists["disable"])
                 for r in ctx.plugins.records
             ):
                 problems.append(
@@ -412,15 +556,21 @@ def _tool_rows(ctx: RuleContext) -> list[str]:
 RULES: tuple[Rule, ...] = (
     Rule("model.reference", _model_reference),
     Rule("model.remote_code", _remote_code),
+    Rule("model.attention_name", _attention_name),
     Rule("model.attention", _attention_package),
+    Rule("model.vision_freezing", _vision_freezing),
+    Rule("model.adapters", _adapters),
     Rule("template.name", _template_name),
     Rule("required", _required),
     Rule("data.ranges", _data_ranges),
+    Rule("data.options", _data_options),
     Rule("training.ranges", _training_ranges),
     Rule("training.resume", _resume),
     Rule("quantization.adapter", _quantized_training),
+    Rule("model.prequantized", _prequantized),
     Rule("data.packing", _packing),
-    Rule("plugins.disable", _disabled_plugins),
+    Rule("distributed", _distributed),
+    Rule("plugins.lists", _plugin_lists),
     Rule("data.datasets", _datasets),
     Rule("components", _components),
     Rule("plugins", _plugin_rules),
@@ -428,6 +578,7 @@ RULES: tuple[Rule, ...] = (
     Rule("inputs.template", _template_matches, reads_inputs=True, after=("inputs.tokenizer",)),
     Rule("inputs.rows", _rows, reads_inputs=True),
     Rule("inputs.tool_rows", _tool_rows, reads_inputs=True, after=("inputs.template", "inputs.rows")),
+    Rule("inputs.tool_format", _tool_format, reads_inputs=True, after=("inputs.template",)),
 )
 #: Where each group starts: a group runs only when the groups before it found nothing.
 GROUPS: tuple[str, ...] = ("components", "inputs.tokenizer")

@@ -16,6 +16,7 @@ from ft_core.api.kinds import SECTION_KINDS
 from ft_core.engine.config import rules
 from ft_core.engine.config.llamafactory_keys import migration_hint
 from ft_core.engine.config.loader import source_of
+from ft_core.engine.config.training_arguments import split_training
 from ft_core.engine.config.typecheck import build
 from ft_core.engine.plugins import Plugins
 
@@ -107,7 +108,13 @@ def validate(
         if key not in known:
             hint = migration_hint(key) or did_you_mean(key, known)
             problems.append(f"{key}: unknown section.{hint} Known sections: {', '.join(known)}.")
-    sections = {name: build(schema, raw.get(name), name, problems) for name, schema in CORE_SECTIONS.items()}
+    training_keys, passthrough = split_training(raw.get("training"), problems)
+    given = {**raw, "training": training_keys}
+    sections = {
+        name: build(schema, given.get(name), name, problems) for name, schema in CORE_SECTIONS.items()
+    }
+    if sections["training"] is not None:
+        sections["training"].arguments = passthrough
     selections = _selections(raw, plugins, problems)
     extra = _plugin_sections(raw, plugins, problems)
     config = None

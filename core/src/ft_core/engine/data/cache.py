@@ -22,23 +22,35 @@ def cache_key(key_parts: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(key_parts, sort_keys=True).encode()).hexdigest()
 
 
+def stored_key(folder: str | Path) -> dict[str, Any] | None:
+    """The key parts stored with a prepared dataset folder (``None`` when it has none)."""
+    path = Path(folder) / KEY_FILE
+    if not path.is_file():
+        return None
+    stored: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return stored
+
+
 def cached(
     key_parts: dict[str, Any],
     build: Callable[[], Any],
     cache_dir: str | None,
     overwrite: bool,
+    folder: str | Path | None = None,
 ) -> datasets.Dataset:
     """Return the dataset cached under ``key_parts``, building it with ``build()`` (an Arrow table) on a miss.
 
-    Entries live in ``<cache_dir or $FT_CORE_CACHE/datasets (default ~/.cache/ft-core/datasets)>/<key>``; each is written to a temporary folder
-    and renamed into place, so a crashed or concurrent run never leaves a half-written entry. ``overwrite``
-    rebuilds even on a hit. The key parts are stored next to the data (``ft_core_key.json``) for inspection.
+    Entries live in ``<cache_dir or $FT_CORE_CACHE/datasets (default ~/.cache/ft-core/datasets)>/<key>``, or in
+    ``folder`` when given (``data.tokenized_path``: an existing folder is used whatever its key); each is written to
+    a temporary folder and renamed into place, so a crashed or concurrent run never leaves a half-written entry.
+    ``overwrite`` rebuilds even on a hit. The key parts are stored next to the data (``ft_core_key.json``) for
+    inspection.
     """
     import datasets
     from datasets.table import InMemoryTable
 
     root = Path(cache_dir).expanduser() if cache_dir else cache_root() / "datasets"
-    target = root / cache_key(key_parts)
+    target = Path(folder).expanduser() if folder is not None else root / cache_key(key_parts)
     if target.is_dir() and not overwrite:
         return datasets.load_from_disk(str(target))
     if overwrite and target.is_dir():

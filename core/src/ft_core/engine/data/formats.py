@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ft_core.api.components import DatasetFormat
 from ft_core.api.conversation import Conversation, Message
 from ft_core.api.datasets import DatasetSpec, Tags
+
+#: ``Conversation.extra`` key of a row without an answer (alpaca without its response, sharegpt ending with a
+#: user turn): the error other stages than those of ``prompt`` data raise for it.
+NO_ANSWER = "no_answer"
 
 
 class RowError(ValueError):
@@ -112,7 +115,7 @@ IMAGE_PLACEHOLDER = "<image>"
 
 
 def _images(row: dict[str, Any], spec: DatasetSpec, conversation: Conversation) -> Conversation:
-    """Attach the ``images`` column's files (paths relative to the dataset folder) and check that the messages
+    """Attach the ``images`` column's files (paths relative to ``data.media_dir``, else the dataset folder) and check that the messages
     hold exactly one ``<image>`` placeholder per image. Whether the files open is checked by the loader."""
     column = spec.columns.images
     if column is None:  # a text dataset: "<image>" in its text is just text
@@ -131,7 +134,7 @@ def _images(row: dict[str, Any], spec: DatasetSpec, conversation: Conversation) 
             f"{placeholders} {IMAGE_PLACEHOLDER} placeholder(s) in the messages but {len(paths)} image(s) in "
             f"column {column!r}; put one {IMAGE_PLACEHOLDER} in the text for each image, in order",
         )
-    conversation.images = [str(Path(spec.dataset_dir) / p) for p in paths]
+    conversation.images = [str(spec.media_root / p) for p in paths]
     return conversation
 
 
@@ -193,7 +196,10 @@ class AlpacaFormat(DatasetFormat):
                 "assistant", _required_text(row, columns.rejected, "rejected answer")
             )
         else:
-            messages.append(Message("assistant", _required_text(row, columns.response, "response")))
+            try:
+                messages.append(Message("assistant", _required_text(row, columns.response, "response")))
+            except RowError as exc:  # a prompt-only row: stages of prompt data read it, the others refuse it
+                conversation.extra[NO_ANSWER] = exc
         return _preference(row, spec, conversation)
 
 
@@ -256,11 +262,11 @@ class ShareGptFormat(DatasetFormat):
             rejected = self._answer(row, spec, spec.columns.rejected)
             conversation = Conversation(messages, tools=_tools(row, spec), extra={"rejected": rejected})
         else:
-            if len(turns) % 2:
-                raise RowError(
+            conversation = Conversation(messages, tools=_tools(row, spec))
+            if len(turns) % 2:  # a prompt-only row: stages of prompt data read it, the others refuse it
+                conversation.extra[NO_ANSWER] = RowError(
                     column, f"the conversation ends with a {previous!r} turn; it must end with an answer"
                 )
-            conversation = Conversation(messages, tools=_tools(row, spec))
         return _preference(row, spec, _images(row, spec, conversation))
 
     @staticmethod

@@ -22,6 +22,8 @@ from ft_core.api.config import DataSection
 from ft_core.api.conversation import Conversation, Message
 from ft_core.api.datasets import DatasetSpec
 from ft_core.api.errors import ComponentNotFoundError, DataError, PluginError
+from ft_core.engine.data.formats import NO_ANSWER
+from ft_core.engine.data.mixing import mix
 from ft_core.engine.data.readers import data_files, read_rows
 from ft_core.engine.data.registry import resolve_datasets
 from ft_core.engine.storage import file_sha256
@@ -128,6 +130,11 @@ def _check_sample(sample: Any, dataset_format: DatasetFormat, produces: str, dat
         if not sample.strip():
             raise ValueError("empty text")
         return
+    missing_answer = sample.extra.pop(NO_ANSWER, None)
+    if missing_answer is not None:
+        if data_kind != "prompt":
+            raise missing_answer
+        return  # prompt-only: the stage generates the answer
     last = sample.messages[-1] if sample.messages else None
     if last is None or last.role != "assistant" or not (last.content.strip() or last.tool_calls):
         raise ValueError("the conversation does not end with a non-empty assistant turn")
@@ -168,16 +175,19 @@ def load_samples(
     data_kind: str,
     seed: int,
     stage: str = "",
+    mixed: bool = False,
 ) -> list[Sample]:
-    """Load and convert the datasets ``names`` (concatenated in order) into what a stage consuming ``data_kind``
-    trains on (conversations or texts).
+    """Load and convert the datasets ``names`` (concatenated in order; combined by ``data.mix_strategy`` with
+    ``mixed``: the training datasets) into what a stage consuming ``data_kind`` trains on (conversations or texts).
 
     ``data.max_samples`` keeps the first rows of each dataset (after a spec's ``num_samples`` draw, which uses
     ``seed``). Every sample's ``source`` is ``"<file> row <n>"``.
     """
-    samples: list[Sample] = []
+    per_dataset: list[list[Sample]] = []
     problems: list[str] = []
-    for spec in resolve_datasets(names, data.dataset_dir):
+    for spec in resolve_datasets(names, data.dataset_dir, data.media_dir):
+        samples: list[Sample] = []
+        per_dataset.append(samples)
         dataset_format = check_dataset_for(spec, plugins, stage, data_kind)
         produces = produced_by(data_kind)
         rows = _rows(spec, data.max_samples, seed)
@@ -202,7 +212,9 @@ def load_samples(
             lines.append(f"  ... and {len(problems) - len(shown)} more")
         lines.append("Fix the row or remove it." if len(problems) == 1 else "Fix these rows or remove them.")
         raise DataError("\n".join(lines))
-    return samples
+    if not mixed:
+        return [sample for samples in per_dataset for sample in samples]
+    return mix(per_dataset, data.mix_strategy, data.interleave_probs, seed)
 
 
 def split_validation(samples: Sequence[Any], val_size: float, seed: int) -> tuple[list[Any], list[Any]]:
@@ -236,7 +248,7 @@ def dataset_fingerprint(specs: Sequence[DatasetSpec]) -> str:
     for spec in specs:
         digest.update(json.dumps(spec.to_json(), sort_keys=True).encode())
         if spec.columns.images:
-            digest.update(b"images in " + str(Path(spec.dataset_dir).resolve()).encode())
+            digest.update(b"images in " + str(spec.media_root.resolve()).encode())
         for file in data_files(spec.path):
             digest.update(file.name.encode() + b"\0" + file_sha256(file).encode())
     return digest.hexdigest()

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ft_core.api.config import RunConfig
+from ft_core.api.config import DataSection, RunConfig
 from ft_core.api.context import Encoder, ResolvedTemplate
 from ft_core.api.errors import DataError
-from ft_core.engine.data.cache import cached
+from ft_core.engine.data.cache import cached, stored_key
 from ft_core.engine.data.loader import dataset_fingerprint, load_samples, split_validation
 from ft_core.engine.data.registry import resolve_datasets
+from ft_core.engine.data.streaming import streamed_training_data
 from ft_core.engine.plugins import Plugins, core_version
 
 #: Below this many samples per worker, preprocessing stays in this process (starting workers costs more).
@@ -46,15 +47,38 @@ class PreparedSplit:
     tokens: int
     seconds: float
     cached: bool
+    #: A stream (``data.streaming``): ``dataset`` is a ``datasets.IterableDataset``; the counts are unknown (0).
+    streamed: bool = False
 
 
 @dataclass
 class PreparedData:
-    """A run's preprocessed training (and evaluation) data."""
+    """A run's preprocessed training (and evaluation) data; ``evals`` holds one split per evaluation dataset
+    (``data.eval_on_each_dataset``) instead of ``eval``."""
 
     train: PreparedSplit
     eval: PreparedSplit | None = None
     notes: list[str] = field(default_factory=list)
+    evals: dict[str, PreparedSplit] = field(default_factory=dict)
+
+    def eval_dataset(self) -> Any:
+        """What the trainer evaluates on: one dataset, a ``{name: dataset}`` mapping (metrics
+        ``eval_<name>_...``), or ``None``."""
+        if self.evals:
+            return {name: split.dataset for name, split in self.evals.items()}
+        return self.eval.dataset if self.eval is not None else None
+
+    @property
+    def eval_rows(self) -> int | None:
+        """Rows of evaluation data (all sets together), ``None`` without any."""
+        splits = list(self.evals.values()) or ([self.eval] if self.eval is not None else [])
+        return sum(split.rows for split in splits) if splits else None
+
+    @property
+    def eval_tokens(self) -> int | None:
+        """Tokens of evaluation data (all sets together), ``None`` without any."""
+        splits = list(self.evals.values()) or ([self.eval] if self.eval is not None else [])
+        return sum(split.tokens for split in splits) if splits else None
 
 
 # ------------------------------------------------------------------------------------------ parallel workers
@@ -198,24 +222,31 @@ def prepare_data(
         "options": [data.cutoff_len, data.train_on_prompt, data.mask_history, data.max_samples],
         "encoder": encoder_settings(encoder),
     }
-    loaded: dict[tuple[str, ...], list[Any]] = {}
+    loaded: dict[tuple[tuple[str, ...], bool], list[Any]] = {}
     notes: list[str] = []
 
-    def samples_of(names: list[str], split: str | None) -> list[Any]:
-        if tuple(names) not in loaded:  # read each file once, even when both splits are rebuilt
-            loaded[tuple(names)] = load_samples(names, data, plugins, kind, seed, stage=stage.name)
-        samples = loaded[tuple(names)]
+    def samples_of(names: list[str], split: str | None, mixed: bool) -> list[Any]:
+        if (tuple(names), mixed) not in loaded:  # read each file once, even when both splits are rebuilt
+            loaded[tuple(names), mixed] = load_samples(
+                names, data, plugins, kind, seed, stage=stage.name, mixed=mixed
+            )
+        samples = loaded[tuple(names), mixed]
         if split is None:
             return samples
         train, evaluation = split_validation(samples, data.val_size, seed)
         return train if split == "train" else evaluation
 
-    def prepared(names: list[str], role: str, split: str | None = None) -> PreparedSplit:
+    stored = tokenized_folder(data)
+
+    def prepared(
+        names: list[str], role: str, split: str | None = None, folder: str = "train"
+    ) -> PreparedSplit:
         counts: dict[str, int] = {}
         started = time.perf_counter()
+        mixed = role == "training" or split == "eval"  # the training datasets (and val_size taken from them)
 
         def build() -> Any:
-            samples = samples_of(names, split)
+            samples = samples_of(names, split, mixed)
             used = effective_workers(len(samples), workers)
             say(f"preprocessing {len(samples)} {role} samples ({used} process{'es' if used > 1 else ''})")
             table = preprocess(stage.component, stage.options, encoder, samples, workers)
@@ -232,9 +263,20 @@ def prepare_data(
                 )
             return table
 
-        specs = resolve_datasets(names, data.dataset_dir)
-        key = {**key_common, "data": dataset_fingerprint(specs), "split": [split, data.val_size, seed]}
-        dataset = cached(key, build, data.cache_dir, data.overwrite_cache)
+        specs = resolve_datasets(names, data.dataset_dir, data.media_dir)
+        key: dict[str, Any] = {
+            **key_common,
+            "data": dataset_fingerprint(specs),
+            "split": [split, data.val_size, seed],
+        }
+        if mixed and len(names) > 1:
+            key["mix"] = [data.mix_strategy, data.interleave_probs]
+        target = None
+        if data.tokenized_path is not None:
+            target = Path(data.tokenized_path).expanduser() / folder
+            if stored is not None:
+                notes.extend(reuse_notes(target, key, role))
+        dataset = cached(key, build, data.cache_dir, data.overwrite_cache, folder=target)
         return PreparedSplit(
             dataset=dataset,
             samples=counts.get("samples", dataset.num_rows),
@@ -244,13 +286,59 @@ def prepare_data(
             cached="samples" not in counts,
         )
 
-    if data.eval_dataset:
-        result = PreparedData(prepared(data.dataset, "training"), prepared(data.eval_dataset, "evaluation"))
+    def training() -> PreparedSplit:
+        if not data.streaming:
+            return prepared(data.dataset, "training")
+        notes.append(
+            f"training: streamed (a shuffle buffer of {data.buffer_size} rows); rows are read and preprocessed as "
+            "the trainer takes them"
+        )
+        started = time.perf_counter()
+        stream = streamed_training_data(config, plugins, encoder)
+        return PreparedSplit(stream, 0, 0, 0, time.perf_counter() - started, cached=False, streamed=True)
+
+    if data.eval_dataset and data.eval_on_each_dataset:
+        result = PreparedData(training())
+        result.evals = {
+            name: prepared([name], f"evaluation ({name})", folder=f"eval_{name}")
+            for name in data.eval_dataset
+        }
+    elif data.eval_dataset:
+        result = PreparedData(training(), prepared(data.eval_dataset, "evaluation", folder="eval"))
     elif data.val_size > 0:
         result = PreparedData(
-            prepared(data.dataset, "training", "train"), prepared(data.dataset, "evaluation", "eval")
+            prepared(data.dataset, "training", "train"),
+            prepared(data.dataset, "evaluation", "eval", folder="eval"),
         )
     else:
-        result = PreparedData(prepared(data.dataset, "training"))
+        result = PreparedData(training())
     result.notes = notes
     return result
+
+
+def tokenized_folder(data: DataSection) -> Path | None:
+    """``data.tokenized_path`` when it holds prepared data to reuse (it exists and ``overwrite_cache`` is off)."""
+    if data.tokenized_path is None or data.overwrite_cache:
+        return None
+    folder = Path(data.tokenized_path).expanduser()
+    return folder if folder.exists() else None
+
+
+def reuse_notes(target: Path, key: dict[str, Any], role: str) -> list[str]:
+    """Check that ``data.tokenized_path`` holds the split ``target``; notes naming what differs from how it was
+    prepared (LLaMA-Factory semantics: prepared data found there is used as it is)."""
+    if not target.is_dir():
+        raise DataError(
+            f"data.tokenized_path: {target.parent} holds no prepared {role} data ({target.name}/): it was prepared "
+            "for a run with other datasets or evaluation settings. Delete the folder (or set data.overwrite_cache: "
+            "true) to prepare it again, or choose another data.tokenized_path."
+        )
+    before = stored_key(target) or {}
+    changed = sorted(k for k in set(before) | set(key) if before.get(k) != key.get(k))
+    note = f"{role}: reusing the prepared data in {target} (data.tokenized_path)"
+    if changed:
+        note += (
+            f"; it was prepared with different settings (changed: {', '.join(changed)}). Delete the folder or "
+            "set data.overwrite_cache: true to prepare it again"
+        )
+    return [note]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +146,11 @@ def load_dataset_info(dataset_dir: str | Path) -> dict[str, DatasetSpec]:
     return {**_read_info(DEMO_DATA_DIR), **_read_info(Path(dataset_dir))}
 
 
-def resolve_datasets(names: Sequence[str], dataset_dir: str | Path) -> list[DatasetSpec]:
-    """Look up ``names`` in the registry and check that their files exist."""
+def resolve_datasets(
+    names: Sequence[str], dataset_dir: str | Path, media_dir: str | None = None
+) -> list[DatasetSpec]:
+    """Look up ``names`` in the registry and check that their files exist; ``media_dir`` (``data.media_dir``) is
+    where their rows' image paths are resolved."""
     registry = load_dataset_info(dataset_dir)
     specs = []
     problems: list[str] = []
@@ -171,7 +174,7 @@ def resolve_datasets(names: Sequence[str], dataset_dir: str | Path) -> list[Data
                 f"{spec.info_file}: dataset {name!r}: file_name {spec.file_name!r} not found: {spec.path}."
             )
         else:
-            specs.append(spec)
+            specs.append(replace(spec, media_dir=media_dir) if media_dir else spec)
     if problems:
         raise DataError(_joined(problems))
     return specs

@@ -170,6 +170,12 @@ def _row_limits_class() -> type:
     return RowLimits
 
 
+def _generation_key(s: SamplingOptions) -> tuple[Any, ...]:
+    """What requests generated in one call must share (their stop strings and token limits may differ)."""
+    sampled = (s.temperature, s.top_p, s.top_k, s.seed) if s.samples else ()
+    return (s.samples, *sampled, s.num_beams, s.length_penalty, s.repetition_penalty)
+
+
 def _batch_streamer_class() -> type:
     from transformers.generation.streamers import BaseStreamer
 
@@ -351,19 +357,41 @@ class HfChatModel(ChatModel):
             pad_token_id=self.pad_id,
             bos_token_id=self.tokenizer.bos_token_id,
         )
-        if sampling.temperature > 0:
-            settings.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
+        if sampling.samples:
+            settings.update(
+                do_sample=True,
+                temperature=sampling.temperature or 1.0,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k,
+            )
         else:
             settings.update(do_sample=False)
+        if sampling.num_beams > 1:
+            settings.update(num_beams=sampling.num_beams, length_penalty=sampling.length_penalty)
+        if sampling.repetition_penalty != 1.0:
+            settings["repetition_penalty"] = sampling.repetition_penalty
         return GenerationConfig(**settings)
 
     def _run_generate(self, sampling: SamplingOptions, **kwargs: Any) -> Any:
+        """``generate`` with ``sampling``. Beam search keeps several candidates per row until the end, so it runs
+        without the streamer and the per-row stop criteria (stop strings are cut from the reply afterwards) and
+        then hands the finished tokens to the streamer, step by step as generation would have."""
         import torch
 
+        streamer = kwargs.pop("streamer", None) if sampling.num_beams > 1 else None
+        if sampling.num_beams > 1:
+            kwargs.pop("stopping_criteria", None)
         with self._lock, torch.inference_mode():
-            if sampling.seed is not None and sampling.temperature > 0:
+            if sampling.seed is not None and sampling.samples:
                 torch.manual_seed(sampling.seed)
-            return self.model.generate(generation_config=self._generation_config(sampling), **kwargs)
+            sequences = self.model.generate(generation_config=self._generation_config(sampling), **kwargs)
+        if streamer is not None:
+            width = kwargs["input_ids"].shape[1]
+            streamer.put(kwargs["input_ids"].cpu())
+            for step in range(width, sequences.shape[1]):
+                streamer.put(sequences[:, step].cpu())
+            streamer.end()
+        return sequences
 
     # ------------------------------------------------------------------ ChatModel
     def stream(self, request: ChatRequest) -> Iterator[ChatDelta]:
@@ -428,7 +456,7 @@ class HfChatModel(ChatModel):
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, request in enumerate(requests):
             s = request.sampling
-            key = (s.max_new_tokens,) + ((s.temperature, s.top_p, s.seed) if s.temperature > 0 else ())
+            key = (s.max_new_tokens, *_generation_key(s))
             groups.setdefault(key, []).append(index)
         responses: list[ChatResponse | None] = [None] * len(requests)
         size = self.options.max_batch_size
@@ -447,7 +475,7 @@ class HfChatModel(ChatModel):
         groups: dict[tuple[Any, ...], list[int]] = {}
         for index, request in enumerate(requests):
             s = request.sampling
-            groups.setdefault((s.temperature, s.top_p, s.seed) if s.temperature > 0 else (), []).append(index)
+            groups.setdefault(_generation_key(s), []).append(index)
         size = self.options.max_batch_size
         for indexes in groups.values():
             for start in range(0, len(indexes), size):

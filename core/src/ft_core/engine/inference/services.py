@@ -18,10 +18,10 @@ class EngineServices(Services):
     def __init__(self, plugins: Plugins) -> None:
         self.plugins = plugins
 
-    def chat_target(self, reference: str) -> ChatTarget:
+    def chat_target(self, reference: str, adapters: Sequence[str] = ()) -> ChatTarget:
         from ft_core.engine.inference.target import resolve_chat_target
 
-        return resolve_chat_target(reference, self.plugins)
+        return resolve_chat_target(reference, self.plugins, adapters)
 
     def load_conversations(
         self, names: Sequence[str], *, dataset_dir: str = "data", max_samples: int | None = None

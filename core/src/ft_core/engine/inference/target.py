@@ -3,7 +3,8 @@ model with its head (:func:`load_trained_model`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ def _accepted() -> str:
 
     return (
         "give a run folder written by `ft-core run` (it holds manifest.json), a Hugging Face model folder "
-        f"(with config.json), a .gguf file, or the embedded model {EMBEDDED_ALIAS}"
+        f"(with config.json), a Hub id (org/name), a .gguf file, or the embedded model {EMBEDDED_ALIAS}"
     )
 
 
@@ -52,11 +53,6 @@ def _missing(reference: str) -> FtCoreError:
     message = (
         f"no such run folder or model: {reference} (relative paths start from {Path.cwd()}); {_accepted()}"
     )
-    if _could_be_hub_id(reference):
-        message += (
-            f". If {reference!r} is a Hugging Face hub id: ft-core works offline and downloads nothing; "
-            f"download it yourself (`hf download {reference} --local-dir DIR`) and give DIR"
-        )
     return FtCoreError(message)
 
 
@@ -100,6 +96,16 @@ def _load_pretrained(
         apply_rope_scaling(config, *rope)
     configure_head(config, head, pad_token_id)
     return auto_class.from_pretrained(path, config=config, dtype=dtype)
+
+
+def run_generation(folder: Path) -> dict[str, Any]:
+    """The run's ``generation`` section as its saved config holds it (empty when it has none)."""
+    import yaml
+
+    path = folder / output.RESOLVED_CONFIG
+    raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+    generation = raw.get("generation") if isinstance(raw, dict) else None
+    return dict(generation) if isinstance(generation, dict) else {}
 
 
 def _run_rope_scaling(folder: Path) -> tuple[dict[str, Any], int] | None:
@@ -205,10 +211,23 @@ def _trained_run(folder: Path, plugins: Plugins) -> _TrainedRun:
         )
         auto_class = model_class(family, None)
 
+    rows = int((manifest.get("vocabulary") or {}).get("embedding_rows") or 0)
+    merged = list(manifest.get("base_adapters") or [])
+
+    def load_base(dtype: Any) -> Any:
+        model = _load_pretrained(base, dtype, rope, head, pad_token_id, auto_class)
+        if rows:  # the run added tokens: the base grows as in training, so the trained embeddings fit
+            from ft_core.engine.models.loader import grow_embeddings
+
+            grow_embeddings(model, rows)
+        if merged:  # the run trained on a base with these adapters merged in (model.adapters)
+            from ft_core.engine.models.adapters import merge_adapters
+
+            model = merge_adapters(model, merged)
+        return model
+
     def load(dtype: Any) -> Any:
-        return adapter.load_for_inference(
-            str(artefact), lambda: _load_pretrained(base, dtype, rope, head, pad_token_id, auto_class)
-        )
+        return adapter.load_for_inference(str(artefact), lambda: load_base(dtype))
 
     return _TrainedRun(manifest, artefact, adapter_name, head, load, vision)
 
@@ -231,15 +250,33 @@ def _run_target(folder: Path, plugins: Plugins) -> ChatTarget:
         template_kwargs=dict(template.get("template_kwargs") or {}),
         template=template.get("name"),
         vision=run.vision,
+        generation=run_generation(folder),
     )
 
 
-def resolve_chat_target(path: str, plugins: Plugins) -> ChatTarget:
+def resolve_chat_target(path: str, plugins: Plugins, adapters: Sequence[str] = ()) -> ChatTarget:
     """A run folder (base + adapter, using the run's chat template) or a model reference (a Hugging Face
-    folder, a ``.gguf`` file or the embedded alias)."""
-    from ft_core.engine.models.embedded import is_embedded_alias, resolve_model_path
+    folder, a Hub id, a ``.gguf`` file or the embedded alias); ``adapters`` (PEFT adapter or run folders) are merged
+    into the loaded model, in order."""
+    target = _resolve_chat_target(path, plugins)
+    if not adapters:
+        return target
+    from ft_core.engine.models.adapters import adapter_folder, merge_adapters
 
-    if not is_embedded_alias(path):
+    folders = [adapter_folder(reference) for reference in adapters]
+    load = target.load_model
+    return dataclasses.replace(
+        target,
+        description=f"{target.description} + {', '.join(str(f) for f in folders)}",
+        load_model=lambda dtype: merge_adapters(load(dtype), folders),
+    )
+
+
+def _resolve_chat_target(path: str, plugins: Plugins) -> ChatTarget:
+    from ft_core.engine.models.embedded import is_embedded_alias, resolve_model_path
+    from ft_core.engine.models.hub import is_hub_id
+
+    if not is_embedded_alias(path) and not (is_hub_id(path) and _could_be_hub_id(path)):
         folder = Path(path).expanduser()
         if not folder.exists():
             raise _missing(path)

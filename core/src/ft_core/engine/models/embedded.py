@@ -93,27 +93,31 @@ def _classify(name_or_path: str, kind: Literal["model", "tokenizer"]) -> tuple[s
         return "folder", path
     if path.exists():
         raise FtCoreError(f"{str(path)!r} is neither a folder nor a .gguf file")
-    looks_like_hub_id = name_or_path.count("/") == 1 and not name_or_path.startswith((".", "/", "~"))
-    if not looks_like_hub_id:
-        raise FtCoreError(
-            f"{kind} folder {str(path)!r} does not exist (relative paths start from {Path.cwd()}); give a local "
-            f"Hugging Face folder, a .gguf file or the embedded model {EMBEDDED_ALIAS}"
-        )
+    from ft_core.engine.models.hub import is_hub_id
+
+    if is_hub_id(name_or_path):
+        return "hub", path
     raise FtCoreError(
-        f"{kind} {name_or_path!r} not found. ft-core works offline and accepts a local Hugging Face folder, a "
-        f".gguf file or the embedded model {EMBEDDED_ALIAS}; hub ids such as 'org/model' are not downloaded: "
-        f"download the model yourself (e.g. `hf download {name_or_path} --local-dir DIR`) and give DIR."
+        f"{kind} folder {str(path)!r} does not exist (relative paths start from {Path.cwd()}); give a local "
+        f"Hugging Face folder, a .gguf file, a Hugging Face Hub id (org/name) or the embedded model {EMBEDDED_ALIAS}"
     )
 
 
-def check_model_reference(name_or_path: str) -> str | None:
-    """Return why ``name_or_path`` cannot be used as a model, or ``None``; loads and converts nothing."""
+def check_model_reference(
+    name_or_path: str, revision: str | None = None, hub_cache_dir: str | None = None
+) -> str | None:
+    """Return why ``name_or_path`` cannot be used as a model, or ``None``; loads and converts nothing (a Hub id is
+    looked up in the Hugging Face cache, else asked about with one metadata request)."""
     if name_or_path == TINY_VLM_ALIAS:
         return None
     try:
-        _locate(name_or_path, "model")
+        found, _ = _locate(name_or_path, "model")
     except FtCoreError as exc:
         return str(exc)
+    if found == "hub":
+        from ft_core.engine.models.hub import hub_problem
+
+        return hub_problem(name_or_path, revision, hub_cache_dir)
     return None
 
 
@@ -122,17 +126,24 @@ def resolve_model_path(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
     kind: Literal["model", "tokenizer"] = "model",
+    revision: str | None = None,
+    hub_cache_dir: str | None = None,
 ) -> str:
     """Return a local Hugging Face folder for a model reference, converting GGUF files once into the cache.
 
-    Accepts the embedded alias ``smollm2-135m-instruct`` (any case), a ``.gguf`` file or a folder holding a
-    ``config.json`` (for ``kind="tokenizer"``: tokenizer files). Anything else is an :class:`FtCoreError`.
+    Accepts the embedded alias ``smollm2-135m-instruct`` (any case), a ``.gguf`` file, a folder holding a
+    ``config.json`` (for ``kind="tokenizer"``: tokenizer files) or a Hub id (its snapshot in the Hugging Face cache
+    ``hub_cache_dir``, downloaded where a network exists). Anything else is an :class:`FtCoreError`.
     """
     if name_or_path == TINY_VLM_ALIAS:  # the vision-language demo model, built offline on first use
         from ft_core.engine.vision import tiny
 
         return tiny.cached(cache_dir)
     found, path = _locate(name_or_path, kind)
+    if found == "hub":
+        from ft_core.engine.models.hub import download
+
+        return download(name_or_path, revision, hub_cache_dir)
     if found == "gguf":
         from ft_core.engine.models.gguf import convert_gguf
 

@@ -41,7 +41,9 @@ def loading(what: str, reference: str) -> Iterator[None]:
 
 def model_folder(model: ModelSection) -> str:
     """The local Hugging Face folder of ``model.name_or_path`` (GGUF files are converted once)."""
-    return resolve_model_path(model.name_or_path, model.cache_dir)
+    return resolve_model_path(
+        model.name_or_path, model.cache_dir, revision=model.revision, hub_cache_dir=model.hub_cache_dir
+    )
 
 
 def load_tokenizer(model: ModelSection, padding_side: str = "right") -> Any:
@@ -53,16 +55,49 @@ def load_tokenizer(model: ModelSection, padding_side: str = "right") -> Any:
     from transformers import AutoTokenizer
 
     if model.tokenizer:
-        folder = resolve_model_path(model.tokenizer, model.cache_dir, kind="tokenizer")
+        folder = resolve_model_path(
+            model.tokenizer, model.cache_dir, kind="tokenizer", hub_cache_dir=model.hub_cache_dir
+        )
     else:
         folder = model_folder(model)
     tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=model.trust_remote_code)
+    add_configured_tokens(tokenizer, model)
     if tokenizer.pad_token is None:
         if tokenizer.eos_token is None:
             raise FtCoreError(f"the tokenizer in {folder!r} has neither a pad token nor an EOS token")
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = padding_side
     return tokenizer
+
+
+def add_configured_tokens(tokenizer: Any, model: ModelSection) -> int:
+    """Add ``model.add_tokens`` (ordinary) and ``model.add_special_tokens`` to ``tokenizer`` (those it lacks);
+    returns how many were added."""
+    added = 0
+    if model.add_tokens:
+        added += tokenizer.add_tokens(list(model.add_tokens), special_tokens=False)
+    if model.add_special_tokens:
+        added += tokenizer.add_tokens(list(model.add_special_tokens), special_tokens=True)
+    return added
+
+
+def grow_embeddings(model: Any, vocabulary: int) -> int:
+    """Grow ``model``'s input (and output) embeddings to ``vocabulary`` rows when it has fewer (the new rows start
+    at the mean of the old ones, as transformers' ``mean_resizing`` does); returns the rows added."""
+    rows = int(model.get_input_embeddings().weight.shape[0])
+    if vocabulary <= rows:
+        return 0
+    model.resize_token_embeddings(vocabulary)
+    return vocabulary - rows
+
+
+def embedding_module_names(model: Any) -> list[str]:
+    """The short names (``embed_tokens``, ``lm_head``) of ``model``'s input and output embedding modules."""
+    wanted = [m for m in (model.get_input_embeddings(), model.get_output_embeddings()) if m is not None]
+    names = [
+        name.rsplit(".", 1)[-1] for name, module in model.named_modules() if any(module is w for w in wanted)
+    ]
+    return list(dict.fromkeys(names))
 
 
 def resolve_family(plugins: Plugins, model_config: Any) -> ModelFamily | None:

@@ -68,6 +68,30 @@ def _whole_run_loss(
     return (total + session_loss * (final_step - covered)) / final_step
 
 
+@contextmanager
+def gathered_weights(trainer: Any, heads: dict[str, Any]) -> Iterator[None]:
+    """Under a sharding engine (FSDP, DeepSpeed) every process joins in gathering the whole state dict (full
+    tensors, on the CPU of the main process); while the block runs, ``state_dict()`` of the model and of each custom
+    head returns its part of it, so that ``save_pretrained`` (what adapter methods call) and the heads' file hold
+    whole weights: a plain Hugging Face folder."""
+    if not (getattr(trainer, "is_fsdp_enabled", False) or getattr(trainer, "is_deepspeed_enabled", False)):
+        yield
+        return
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped)
+    paths = {id(module): path for path, module in trainer.model.named_modules()}
+    views = {trainer.model: state}
+    for head in heads.values():
+        prefix = f"{paths.get(id(head), '')}."
+        views[head] = {key[len(prefix) :]: value for key, value in state.items() if key.startswith(prefix)}
+    for module, view in views.items():
+        module.__dict__["state_dict"] = lambda *args, _view=view, **kwargs: _view
+    try:
+        yield
+    finally:
+        for module in views:
+            module.__dict__.pop("state_dict", None)
+
+
 def finish(run: EngineRun, trainer: Any, result: Any, resumed_step: int) -> dict[str, Any]:
     """Final metrics (whole-run loss and runtime after a resume, tokens/s), the artefact with its heads and tokenizer,
     the active plugins' ``ft_after_train``, ``train_results.json`` and the loss plot."""
@@ -85,16 +109,17 @@ def finish(run: EngineRun, trainer: Any, result: Any, resumed_step: int) -> dict
     if tokens and metrics.get("train_runtime"):
         metrics["effective_tokens_per_sec"] = round(tokens / metrics["train_runtime"], 2)
         metrics["num_input_tokens_seen"] = tokens
-    if run.process.is_main_process:
-        artefact = run_dir / output.ARTEFACT_DIR
-        artefact.mkdir(exist_ok=True)
-        config.adapter.component.save(trainer.model, str(artefact))
-        if run.heads:
-            save_heads(run.heads, artefact)
-        run.tokenizer.save_pretrained(str(artefact))
-        losses = [r["loss"] for r in read_metrics(run_dir) if "loss" in r]
-        if losses:
-            metrics["final_loss"] = losses[-1]
+    with gathered_weights(trainer, run.heads):
+        if run.process.is_main_process:
+            artefact = run_dir / output.ARTEFACT_DIR
+            artefact.mkdir(exist_ok=True)
+            config.adapter.component.save(trainer.model, str(artefact))
+            if run.heads:
+                save_heads(run.heads, artefact)
+            run.tokenizer.save_pretrained(str(artefact))
+            losses = [r["loss"] for r in read_metrics(run_dir) if "loss" in r]
+            if losses:
+                metrics["final_loss"] = losses[-1]
     run.hooks.ft_after_train(trainer=trainer, run=run, metrics=metrics)
     trainer.save_metrics("train", metrics)
     trainer.save_state()

@@ -3,14 +3,17 @@
 1. ``config``     the model config: ``AutoConfig``, RoPE scaling, what the role's head needs (one label, the pad
                   token), the selected patches' ``patch_config``, ``ft_adjust_model_config``; then the dtype, the
                   attention implementation and, for a model that trains, the activation-checkpointing plan;
-2. ``quantizer``  the quantizer's ``load_kwargs`` and the device map;
+2. ``quantizer``  the quantizer's ``load_kwargs`` and the device map (the CPU for a quantizer that quantizes after
+                  loading);
 3. ``weights``    the weights with the role's head: ``ft_load_model``, else the auto class of the head (a causal
                   LM or a vision family's class, ``AutoModelForSequenceClassification``,
-                  ``AutoModelForTokenClassification``);
+                  ``AutoModelForTokenClassification``); embeddings grown for the tokenizer's added tokens
+                  (``model.add_tokens`` / ``add_special_tokens`` / ``resize_vocab``); then a quantizer that
+                  quantizes after loading quantizes them onto the process's device (``Quantizer.quantize``);
 4. ``patches``    the quantizer's ``prepare`` (a model that trains), the selected patches' ``patch_model``,
                   ``ft_patch_model``, the stage's ``prepare_model``;
 5. ``training``   a model that trains: training preparation (no KV cache, activation checkpointing), the adapter
-                  (LoRA's PEFT task type follows the head), vision freezing, the role's custom heads made
+                  (LoRA's PEFT task type follows the head; grown embeddings train in full), vision freezing, the role's custom heads made
                   trainable; a frozen model: no gradients, eval mode;
 6. ``ready``      ``ft_model_ready``; the role is recorded in the run's facts (the manifest's ``roles``).
 
@@ -27,7 +30,13 @@ from typing import Any
 from ft_core.api.components import ModelRole
 from ft_core.api.descriptors import ModelFamily
 from ft_core.api.errors import FtCoreError
-from ft_core.api.modeling import auto_model_class, classification_head, configure_head, find_heads
+from ft_core.api.modeling import (
+    auto_model_class,
+    classification_head,
+    configure_head,
+    find_heads,
+    trainable_weights_upcast,
+)
 from ft_core.engine.models.loader import loading, model_folder
 from ft_core.engine.training.heads import train_heads
 
@@ -50,6 +59,8 @@ class ModelBuild:
     #: The run's activation-checkpointing plan, for a model that trains.
     checkpointing: Any = None
     model: Any = None
+    #: Embedding rows added for the tokenizer's added tokens (they must train).
+    grown_rows: int = 0
 
 
 def load_model(run: EngineRun, role: str = "policy", *, trainable: bool | None = None) -> Any:
@@ -115,17 +126,19 @@ def config_step(build: ModelBuild) -> None:
 
 def quantizer_step(build: ModelBuild) -> None:
     """The quantizer's load kwargs and the device map: each process its own GPU; on a CPU run the CPU, even where a
-    GPU exists."""
+    GPU exists. A quantizer that quantizes after loading gets the unquantized weights on the CPU."""
     run = build.run
     quantizer = run.config.one("quantization")
     if quantizer is None:
         return
     build.load_kwargs.update(quantizer.component.load_kwargs(quantizer.options, build.model_config))
-    build.load_kwargs["device_map"] = {"": run.process.local_rank if run.uses_gpu else "cpu"}
+    on_cpu = quantizer.component.quantizes_after_load or not run.uses_gpu
+    build.load_kwargs["device_map"] = {"": "cpu" if on_cpu else run.process.local_rank}
 
 
 def weights_step(build: ModelBuild) -> None:
-    """The weights with the role's head: the first ``ft_load_model`` result, else the head's auto class."""
+    """The weights with the role's head: the first ``ft_load_model`` result, else the head's auto class; then the
+    quantizer's ``quantize`` where it quantizes after loading."""
     run, role = build.run, build.role
     model = run.hooks.ft_load_model(
         run=run,
@@ -140,6 +153,17 @@ def weights_step(build: ModelBuild) -> None:
             model = _auto_class(run.family, role).from_pretrained(
                 build.folder, config=build.model_config, **build.load_kwargs
             )
+    section = run.config.model
+    if section.add_tokens or section.add_special_tokens or section.resize_vocab:
+        from ft_core.engine.models.loader import grow_embeddings
+
+        build.grown_rows = grow_embeddings(model, len(run.tokenizer))
+        if build.grown_rows:
+            run.facts["vocabulary"] = {"embedding_rows": len(run.tokenizer), "added": build.grown_rows}
+    quantizer = run.config.one("quantization")
+    if quantizer is not None and quantizer.component.quantizes_after_load:
+        device = run.process.local_rank if run.uses_gpu else "cpu"
+        model = quantizer.component.quantize(model, quantizer.options, device)
     build.model = model
 
 
@@ -173,17 +197,28 @@ def patches_step(build: ModelBuild) -> None:
 def training_step(build: ModelBuild) -> None:
     """A model that trains: training preparation, the adapter, vision freezing, the custom heads made trainable.
     A frozen one: no gradients, eval mode."""
+    from ft_core.engine.models.adapters import adapter_plan, load_adapter_weights, merge_adapters
     from ft_core.engine.models.loader import prepare_for_training
     from ft_core.engine.vision import model as vision
 
     run, role, model = build.run, build.role, build.model
-    if not build.trainable:
+    stacked = adapter_plan(run.config)
+    if not build.trainable:  # a frozen role starts where the policy starts: every given adapter merged
+        model = merge_adapters(model, [*stacked.merged, *([stacked.resumed] if stacked.resumed else [])])
         model.requires_grad_(False)
         model.eval()
+        build.model = model
         return
+    model = merge_adapters(model, stacked.merged)
+    if stacked.merged:
+        run.facts["base_adapters"] = [str(folder) for folder in stacked.merged]
     prepare_for_training(model, build.checkpointing)
     adapter = run.config.adapter
-    model = adapter.component.apply(model, adapter.options, run.family)
+    with trainable_weights_upcast(run.plan.decisions["upcast_trainable"].value):
+        model = adapter.component.apply(model, _train_embeddings(build, adapter), run.family)
+    if stacked.resumed is not None:
+        load_adapter_weights(model, stacked.resumed)
+        run.say(f"adapter: training on from {stacked.resumed}", key="adapters")
     vision.apply_vision_freezing(model, run.family, run.config.model, adapter.component)
     head = classification_head(model)
     if head is not None and not any(p.requires_grad for p in head.parameters()):
@@ -196,6 +231,30 @@ def training_step(build: ModelBuild) -> None:
         run.heads.update(heads)
     model.train()
     build.model = model
+
+
+def _train_embeddings(build: ModelBuild, adapter: Any) -> Any:
+    """The adapter's options, with the embedding layers added to what trains in full when they grew for added
+    tokens: ``modules_to_save`` (LoRA-like adapters: saved with the adapter, so chat loads them) or
+    ``extra_modules`` (freeze). A full fine-tune trains them anyway."""
+    import dataclasses
+
+    options = adapter.options
+    if not build.grown_rows or options is None or not dataclasses.is_dataclass(options):
+        return options
+    from ft_core.engine.models.loader import embedding_module_names
+
+    names = embedding_module_names(build.model)
+    for key in ("modules_to_save", "extra_modules"):
+        if hasattr(options, key):
+            have = list(getattr(options, key) or [])
+            build.run.say(
+                f"model vocabulary: {build.grown_rows} new token(s); {', '.join(names)} train in full "
+                f"(adapter.{key})",
+                key="vocabulary",
+            )
+            return dataclasses.replace(options, **{key: list(dict.fromkeys([*have, *names]))})  # type: ignore[type-var]
+    return options
 
 
 def ready_step(build: ModelBuild) -> None:

@@ -14,7 +14,7 @@ from ft_core.api.config import RunConfig
 from ft_core.api.context import Encoder, ProcessInfo, ResolvedTemplate
 from ft_core.api.descriptors import ModelFamily
 from ft_core.api.plan import DataStats, Decision, RunPlan
-from ft_core.engine.config.activation import active_plugins
+from ft_core.engine.config.activation import active_plugins, idle_hook_plugins
 from ft_core.engine.config.rules import can_pack, family_name
 from ft_core.engine.data.prepare import PreparedData, prepare_data
 from ft_core.engine.plugins import Plugins
@@ -42,13 +42,14 @@ def make_encoder(
     from ft_core.engine.vision import vision_encoding
 
     data = config.data
-    pieces = SimpleNamespace(family=family, template=template, plugins=plugins)
+    pieces = SimpleNamespace(family=family, template=template, plugins=plugins, config=config)
     return TemplateEncoder(
         tokenizer=tokenizer,
         jinja=template.jinja if template is not None else None,
         cutoff_len=data.cutoff_len,
         train_on_prompt=data.train_on_prompt,
         mask_history=data.mask_history,
+        preserve_thinking=data.preserve_thinking,
         system=config.template.system,
         template_name=template.name if template is not None else None,
         prefix_stable=template.prefix_stable if template is not None else True,
@@ -77,14 +78,15 @@ def _data_stats(prepared: PreparedData) -> tuple[DataStats, tuple[int, ...]]:
 
     train = prepared.train
     lengths: tuple[int, ...] = ()
-    if "input_ids" in (train.dataset.column_names or []):
+    # a stream is never read whole
+    if not train.streamed and "input_ids" in (train.dataset.column_names or []):
         lengths = tuple(row_lengths(train.dataset))
     stats = DataStats(
         train_rows=train.rows,
         train_tokens=train.tokens,
         longest_row=max(lengths, default=0),
-        eval_rows=prepared.eval.rows if prepared.eval else None,
-        eval_tokens=prepared.eval.tokens if prepared.eval else None,
+        eval_rows=prepared.eval_rows,
+        eval_tokens=prepared.eval_tokens,
         from_cache=train.cached,
     )
     return stats, lengths
@@ -95,6 +97,8 @@ def _packing_decision(config: RunConfig, on_gpu: bool, attention: str | None) ->
     setting, stage = config.data.packing, config.stage
     if setting is False:
         return Decision("off", "data.packing: false")
+    if getattr(config.data, "streaming", False):
+        return Decision("off", "data.streaming: packing needs every row's length up front")
     if not can_pack(stage.component):
         return Decision("off", f"the {stage.name} stage keeps its own batches")
     if setting is True:
@@ -106,6 +110,39 @@ def _packing_decision(config: RunConfig, on_gpu: bool, attention: str | None) ->
     return Decision(
         "auto", f"packs with {attention or 'the default attention'} if the model can keep rows apart"
     )
+
+
+def _processes(config: RunConfig, process: ProcessInfo) -> int:
+    """The run's process count: the launcher's, or what ``distributed.nproc`` will start (``ft-core plan``)."""
+    from ft_core.engine.run.launch import local_processes, under_launcher
+
+    return process.world_size if under_launcher() else local_processes(config)
+
+
+def strategy_decision(config: RunConfig, world_size: int) -> Decision:
+    """How the run spreads over its processes (``distributed.strategy``), for the plan and the manifest."""
+    strategy = config.distributed.strategy
+    processes = f"{world_size} process{'es' if world_size > 1 else ''}"
+    if strategy in ("auto", "ddp"):
+        if world_size == 1:
+            return Decision("none", f"distributed.strategy: {strategy} with one process")
+        return Decision("ddp", f"distributed.strategy: {strategy}, {processes} (transformers' DDP)")
+    return Decision(
+        strategy, f"distributed.strategy: {strategy}, {processes} (its plugin sets the trainer up)"
+    )
+
+
+def upcast_decision(config: RunConfig) -> Decision:
+    """Whether trainable half-precision weights train in fp32 (``training.upcast_trainable``)."""
+    setting = config.training.upcast_trainable
+    if setting != "auto":
+        return Decision(setting, "training.upcast_trainable")
+    optimizer = config.optimizer
+    if optimizer.component.keeps_fp32_copies(optimizer.options):
+        return Decision(
+            False, f"auto: optimizer {optimizer.name} keeps fp32 copies of the weights it updates"
+        )
+    return Decision(True, "auto: trainable half-precision weights update in fp32")
 
 
 def engine_decisions(
@@ -148,6 +185,8 @@ def engine_decisions(
         "attention": Decision(attention.implementation or "transformers' default", attention.reason),
         "gradient_checkpointing": Decision(checkpointing.manifest(), checkpointing.reason),
         "packing": _packing_decision(config, on_gpu, attention.implementation),
+        "strategy": strategy_decision(config, _processes(config, process)),
+        "upcast_trainable": upcast_decision(config),
     }
     scaling = config.model.rope_scaling  # normalised to a mapping by ModelSection
     rope = apply_rope_scaling(
@@ -169,10 +208,10 @@ def build_plan(
     or reads the cache, then the others). ``progress(phase, message)`` hears when the data phase starts."""
     from transformers import AutoConfig
 
-    from ft_core.engine.models.embedded import resolve_model_path
     from ft_core.engine.models.loader import (
         load_tokenizer,
         loading,
+        model_folder,
         require_remote_code_consent,
         resolve_family,
     )
@@ -180,7 +219,7 @@ def build_plan(
 
     model = config.model
     with loading("model", model.name_or_path):
-        folder = resolve_model_path(model.name_or_path, model.cache_dir)
+        folder = model_folder(model)
     require_remote_code_consent(folder, model.trust_remote_code)
     with loading("model", model.name_or_path):
         tokenizer = load_tokenizer(model)
@@ -197,6 +236,11 @@ def build_plan(
     active = active_plugins(
         config, plugins, family_name(plugins, family), template.name if template else None
     )
+    for record in idle_hook_plugins(plugins, active):
+        say(
+            f"plugin {record.name} ({record.distribution}) has lifecycle hooks only and nothing switches it on in "
+            f"this run; `plugins: {{enable: [{record.name}]}}` would"
+        )
     prepared, stats = None, None
     lengths: tuple[int, ...] = ()
     if prepare:

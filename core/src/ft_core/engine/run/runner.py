@@ -77,14 +77,14 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
         run = EngineRun(plan, plugins, run_dir, prior_runtime=read_progress(checkpoint))
         hooks = run.hooks
         say(
-            f"training rows: {prepared.train.rows}"
-            + (f", evaluation rows: {prepared.eval.rows}" if prepared.eval else "")
+            f"training rows: {'streamed' if prepared.train.streamed else prepared.train.rows}"
+            + (f", evaluation rows: {prepared.eval_rows}" if prepared.eval_rows is not None else "")
         )
         manifest("running")
         training = [False]
         with cancel_on_signals(run, training):
             progress("model", "loading the model")
-            eval_dataset = prepared.eval.dataset if prepared.eval else None
+            eval_dataset = prepared.eval_dataset()
             trainer = config.stage.component.build_trainer(run, prepared.train.dataset, eval_dataset)
             hooks.ft_before_train(trainer=trainer, run=run)
             manifest("running")  # with what loading the model decided

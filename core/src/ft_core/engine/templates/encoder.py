@@ -17,6 +17,7 @@ from ft_core.engine.templates.render import (
     generation_inputs,
     stop_token_ids,
 )
+from ft_core.engine.templates.thinking import apply_thinking_rules, without_reasoning
 
 
 @dataclass
@@ -40,6 +41,18 @@ class TemplateEncoder(Encoder):
     #: Vision-language runs: a ``ft_core.engine.vision.VisionEncoding`` (conversations with images are then
     #: encoded by ``ft_core.engine.vision``); ``None`` for text models.
     vision: Any = None
+    #: ``data.preserve_thinking``: keep earlier turns' reasoning under ``mask_history`` (see
+    #: :mod:`ft_core.engine.templates.thinking`).
+    preserve_thinking: bool = False
+
+    def _prepared(self, conversation: Conversation) -> Conversation:
+        """``conversation`` with reasoning removed where ``enable_thinking: false`` or ``mask_history`` say so."""
+        return apply_thinking_rules(
+            conversation,
+            enable_thinking=self.template_kwargs.get("enable_thinking"),
+            mask_history=self.mask_history,
+            preserve_thinking=self.preserve_thinking,
+        )
 
     @cached_property
     def _next_turn_stops(self) -> frozenset[int] | None:
@@ -82,11 +95,13 @@ class TemplateEncoder(Encoder):
         return self.jinja
 
     def encode_conversation(self, conversation: Conversation) -> dict[str, list[int]] | None:
+        conversation = self._prepared(conversation)
         if (rows := self._vision_rows(conversation)) is not None:
             return rows[0] if rows else None
         return encode_conversation(self.tokenizer, self._template(), conversation, **self._supervision())
 
     def encode_supervised(self, conversation: Conversation) -> list[dict[str, list[int]]]:
+        conversation = self._prepared(conversation)
         if (rows := self._vision_rows(conversation)) is not None:
             return rows
         return encode_supervised(
@@ -100,6 +115,9 @@ class TemplateEncoder(Encoder):
     def encode_completion(
         self, conversation: Conversation, answer: Message | None = None
     ) -> tuple[list[int], list[int]]:
+        conversation = self._prepared(conversation)
+        if answer is not None and self.template_kwargs.get("enable_thinking") is False:
+            answer = without_reasoning(answer)
         if conversation.images:
             raise DataError(
                 f"{conversation.source or 'a conversation'}: rows with images train with the sft stage only (this "

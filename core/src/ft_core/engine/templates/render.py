@@ -29,6 +29,7 @@ from typing import Any
 from ft_core.api.context import IGNORE_INDEX
 from ft_core.api.conversation import Conversation, Message
 from ft_core.api.errors import DataError, TemplateMismatchError
+from ft_core.engine.templates.truncation import truncate_turns, turns_of
 
 MessageLike = Message | Mapping[str, Any]
 
@@ -412,7 +413,8 @@ def encode_conversation(
     By default every assistant turn (answer + end-of-turn marker) is trained; ``mask_history`` trains only the
     last one; ``train_on_prompt`` also trains all other text (earlier turns stay masked under
     ``mask_history``). ``system`` is put first when the conversation has no system message. Sequences longer
-    than ``cutoff_len`` lose tokens from the end. Returns ``None`` when no trained token remains (the caller
+    than ``cutoff_len`` are cut turn by turn as LLaMA-Factory does (:mod:`~ft_core.engine.templates.truncation`;
+    the last turn first with ``mask_history``). Returns ``None`` when no trained token remains (the caller
     skips and counts the sample). ``name`` only labels error messages. ``last_only`` trains only the last
     assistant turn and treats earlier ones as prompt (they need not render prefix-stably).
     ``next_turn_stops`` (token ids) is for templates that write no end marker after an answer: the stop token that
@@ -431,8 +433,20 @@ def encode_conversation(
     input_ids = list(rendered.input_ids)
     if next_turn_stops is not None:
         _train_turn_ends(rendered, input_ids, labels, next_turn_stops, tokenizer.eos_token_id, mask_history)
-    input_ids = input_ids[:cutoff_len]
-    labels = labels[:cutoff_len]
+    length = len(rendered.input_ids)
+    # the EOS trained after a last answer without an end marker, kept after the cut
+    appended = input_ids[length:], labels[length:]
+    turns = turns_of([rendered.token_range(span) for span in rendered.spans], length)
+    input_ids, labels, _ = truncate_turns(
+        input_ids[:length],
+        labels[:length],
+        turns,
+        cutoff_len,
+        last_turn_first=mask_history,
+        reserved=len(appended[0]),
+    )
+    input_ids += appended[0]
+    labels += appended[1]
     if all(label == IGNORE_INDEX for label in labels):
         return None
     return {"input_ids": input_ids, "labels": labels, "attention_mask": [1] * len(input_ids)}

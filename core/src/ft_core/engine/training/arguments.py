@@ -65,7 +65,7 @@ def training_arguments_kwargs(
         )
     precision = resolved_precision(training)
     eval_steps = training.eval_steps if has_eval else None
-    return dict(
+    kwargs = dict(
         output_dir=str(run_dir),
         num_train_epochs=training.num_train_epochs,
         max_steps=training.max_steps,
@@ -98,3 +98,8 @@ def training_arguments_kwargs(
         save_only_model=False,
         include_num_input_tokens_seen="no",  # counted without per-step syncs: training.trainer
     )
+    # the section's other TrainingArguments fields (ft_core.engine.config.training_arguments.PASSTHROUGH), as given
+    kwargs.update(training.arguments)
+    if kwargs["eval_strategy"] == "steps" and kwargs["eval_steps"] is None and has_eval:
+        kwargs["eval_steps"] = training.logging_steps  # transformers' rule for eval_strategy: steps
+    return kwargs

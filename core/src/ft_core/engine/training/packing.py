@@ -261,6 +261,9 @@ def plan_packing(
     setting = config.data.packing
     if setting is False or not can_pack(stage) or train_dataset is None:
         return None
+    if getattr(config.data, "streaming", False):  # partial configs (tests, tools) may lack the key
+        say("packing: off (data.streaming: packing needs every row's length up front)")
+        return None
     forced = setting is True
     if not forced and not uses_gpu:
         say("packing: off (auto packs on GPU runs only; data.packing: true packs here too)")

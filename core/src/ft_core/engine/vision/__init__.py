@@ -15,8 +15,8 @@ from ft_core.engine.vision.encoding import VisionEncoding
 
 
 def vision_encoding(run: Any, folder: str) -> VisionEncoding | None:
-    """The vision settings of an engine run (its model in ``folder``) whose model family has vision support, else
-    ``None``."""
+    """The vision settings of an engine run (its model in ``folder``; its ``config.data`` gives the image pixel
+    range) whose model family has vision support, else ``None``."""
     family = run.family
     if family is None or family.vision is None or run.template is None:
         return None
@@ -39,7 +39,15 @@ def vision_encoding(run: Any, folder: str) -> VisionEncoding | None:
         model_type = AutoConfig.from_pretrained(folder).model_type
     except Exception:  # the family's first type is a fine fallback for picking the processor class
         pass
-    return VisionEncoding(folder, model_type, image_token, processor_digest(folder))
+    data = getattr(getattr(run, "config", None), "data", None)
+    return VisionEncoding(
+        folder,
+        model_type,
+        image_token,
+        processor_digest(folder),
+        image_max_pixels=getattr(data, "image_max_pixels", None),
+        image_min_pixels=getattr(data, "image_min_pixels", None),
+    )
 
 
 #: Files of a model folder that decide how images become tokens.

@@ -8,7 +8,7 @@ from typing import Any
 
 from ft_core.api.errors import FtCoreError
 from ft_core.engine.vision.encoding import IMAGES_COLUMN, PREFIX_TYPES_COLUMN, VisionEncoding
-from ft_core.engine.vision.processor import open_images, process_images
+from ft_core.engine.vision.processor import process_images
 
 
 def _mm_types_name(processor: Any) -> str | None:
@@ -47,7 +47,7 @@ class VisionCollator:
         processor = self.vision.processor()
         flat = [path for row_paths in paths for path in row_paths]
         if flat:
-            features_, replacements = process_images(processor, open_images(flat))
+            features_, replacements = process_images(processor, self.vision.open_images(flat))
             self._check_counts(processor, input_ids, replacements)
             for key, value in features_.items():
                 batch[key] = (

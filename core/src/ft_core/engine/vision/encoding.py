@@ -29,6 +29,7 @@ from ft_core.engine.templates.render import (
     render_conversation,
     with_system,
 )
+from ft_core.engine.templates.truncation import truncate_turns, turns_of
 from ft_core.engine.vision.processor import load_processor, open_images, process_images
 
 #: The image placeholder of dataset text (LLaMA-Factory's).
@@ -52,6 +53,13 @@ class VisionEncoding:
     template_image_token: str | None = None
     #: Digest of the processor's files in ``model_folder`` (part of the data cache key: they decide token counts).
     processor_digest: str = ""
+    #: ``data.image_max_pixels`` / ``data.image_min_pixels``: images are scaled into this range when opened.
+    image_max_pixels: int | None = None
+    image_min_pixels: int | None = None
+
+    def open_images(self, paths: list[str], source: str = "") -> list[Any]:
+        """The images of a row, opened and scaled into the run's pixel range."""
+        return open_images(paths, source, self.image_max_pixels, self.image_min_pixels)
 
     def processor(self) -> Any:
         return load_processor(self.model_folder, self.model_type)
@@ -149,7 +157,7 @@ def encode_vision_rows(encoder: Any, conversation: Conversation) -> list[dict[st
     )
     text, spans = rendered.text, rendered.spans
     if conversation.images:
-        _, replacements = process_images(processor, open_images(list(conversation.images), source))
+        _, replacements = process_images(processor, vision.open_images(list(conversation.images), source))
         text, spans = _expand(text, spans, image_token, replacements, source, encoder.template_name)
     elif image_token in text:
         raise DataError(f"{source}: the text holds the image token {image_token!r} but the row has no image")
@@ -158,23 +166,26 @@ def encode_vision_rows(encoder: Any, conversation: Conversation) -> list[dict[st
     labels = _labels(expanded, train_on_prompt=encoder.train_on_prompt, mask_history=encoder.mask_history)
     input_ids = expanded.input_ids
     cutoff = encoder.cutoff_len
-    if len(input_ids) > cutoff:
+    turns = turns_of([expanded.token_range(span) for span in spans], len(input_ids))
+    cut_ids, cut_labels, kept = truncate_turns(
+        input_ids, labels, turns, cutoff, last_turn_first=encoder.mask_history
+    )
+    if len(cut_ids) < len(input_ids):
         image_ids = {i for i in getattr(processor, "image_token_ids", []) if i is not None}
-        if any(token in image_ids for token in input_ids[cutoff:]):
+        if sum(t in image_ids for t in cut_ids) != sum(t in image_ids for t in input_ids):
             raise DataError(
                 f"{source}: its image tokens do not fit in data.cutoff_len={cutoff} (the row has {len(input_ids)} "
-                "tokens with its images expanded); raise data.cutoff_len or use smaller images"
+                "tokens with its images expanded); raise data.cutoff_len or lower data.image_max_pixels"
             )
-        input_ids, labels = input_ids[:cutoff], labels[:cutoff]
-    if all(label == IGNORE_INDEX for label in labels):
+    if all(label == IGNORE_INDEX for label in cut_labels):
         return []
     row: dict[str, Any] = {
-        "input_ids": input_ids,
-        "labels": labels,
-        "attention_mask": [1] * len(input_ids),
+        "input_ids": cut_ids,
+        "labels": cut_labels,
+        "attention_mask": [1] * len(cut_ids),
         IMAGES_COLUMN: json.dumps([str(p) for p in conversation.images]),
     }
     if vision.prefix_lm:  # the prompt prefix (images, question) is 0, the answers from the first one on are 1
         first = expanded.token_range(spans[0])[0] if spans else len(input_ids)
-        row[PREFIX_TYPES_COLUMN] = [0 if i < first else 1 for i in range(len(input_ids))]
+        row[PREFIX_TYPES_COLUMN] = [0 if i < first else 1 for lo, hi in kept for i in range(lo, hi)]
     return [row]

@@ -77,15 +77,34 @@ def load_processor(folder: str, model_type: str) -> Any:
         ) from exc
 
 
-def open_images(paths: list[str], source: str = "") -> list[Any]:
-    """The images as RGB PIL images; an unreadable file is a :class:`FtCoreError` naming it (and the row)."""
+def fit_pixels(image: Any, max_pixels: int | None, min_pixels: int | None) -> Any:
+    """``image`` scaled (aspect kept) to at most ``max_pixels`` and at least ``min_pixels`` pixels, as
+    LLaMA-Factory does (``image_max_pixels`` / ``image_min_pixels``); unchanged when within them."""
+    import math
+
+    area = image.width * image.height
+    factor = 1.0
+    if max_pixels is not None and area > max_pixels:
+        factor = math.sqrt(max_pixels / area)
+    elif min_pixels is not None and area < min_pixels:
+        factor = math.sqrt(min_pixels / area)
+    if factor == 1.0:
+        return image
+    return image.resize((max(1, int(image.width * factor)), max(1, int(image.height * factor))))
+
+
+def open_images(
+    paths: list[str], source: str = "", max_pixels: int | None = None, min_pixels: int | None = None
+) -> list[Any]:
+    """The images as RGB PIL images, scaled into ``[min_pixels, max_pixels]`` (:func:`fit_pixels`); an unreadable
+    file is a :class:`FtCoreError` naming it (and the row)."""
     from PIL import Image
 
     images = []
     for path in paths:
         try:
             with Image.open(path) as image:
-                images.append(image.convert("RGB"))
+                images.append(fit_pixels(image.convert("RGB"), max_pixels, min_pixels))
         except Exception as exc:  # OSError, UnidentifiedImageError, ...
             where = f"{source}: " if source else ""
             raise FtCoreError(f"{where}cannot read image {path}: {exc}") from None

@@ -1,4 +1,4 @@
-"""Reward functions of the grpo stage: the built-ins (``exact_match``, ``format``, ``length``) and Python callables
+"""Reward functions of the online RL stages (grpo, ppo): the built-ins (``exact_match``, ``format``, ``length``) and Python callables
 named ``module:function`` in the config.
 
 Standard library only. Every reward function is called as TRL calls them:
