@@ -18,6 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools" / "bench"))
 import bench_flops
 import bench_sft
 import bench_table
+import lf_bench_modes
 import slim_wheel
 
 BENCH_DIR = Path(bench_sft.__file__).parent
@@ -51,11 +52,7 @@ def test_mfu_and_peak():
 
 def test_every_mode_has_its_baseline_in_the_table():
     assert {name: mode.baseline for name, mode in bench_sft.MODES.items()} == bench_table.BASELINES
-    assert set(bench_table.BASELINES.values()) <= {
-        "lora",
-        "lora_liger",
-        "qlora4",
-    }  # lf_bench_modes.py's modes
+    assert set(bench_table.BASELINES.values()) <= set(lf_bench_modes.MODES)
 
 
 def test_fast_modes_leave_the_auto_defaults_alone(tmp_path):

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from ft_core.engine.killpoints import KILL_ENV
 
 TORCHRUN = Path(sys.executable).parent / "torchrun"
 
@@ -78,25 +78,11 @@ def _records(run: Path) -> list[dict]:
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-def _kill_one_rank_at_a_checkpoint(folder: Path, process: subprocess.Popen[str]) -> None:
-    """SIGKILL one training rank (a child of torchrun's agent) once ``folder`` holds a checkpoint."""
-    import psutil
-
-    deadline = time.time() + 180
-    while not any(folder.glob("checkpoint-*/trainer_state.json")):
-        assert process.poll() is None, "the run ended before its first checkpoint"
-        assert time.time() < deadline, "no checkpoint within 3 minutes"
-        time.sleep(0.05)
-    agent = next(c for c in psutil.Process(process.pid).children() if "torch.distributed.run" in c.cmdline())
-    ranks = agent.children()
-    assert len(ranks) == 2, ranks
-    os.kill(ranks[1].pid, signal.SIGKILL)
-
-
 def test_nproc_relaunches_through_torchrun_and_a_killed_run_resumes(make_config, tmp_path):
-    """``distributed.nproc: 2`` runs DDP on 2 gloo processes; one rank is killed after a checkpoint; running the
-    config again resumes the whole run from that checkpoint and trains as a 1-process run with the same global
-    batch does."""
+    """``distributed.nproc: 2`` runs DDP on 2 gloo processes; rank 1 is killed (SIGKILL) while the second checkpoint
+    is written — rank 0 has written its files, rank 1 its RNG state, nobody marked it complete; running the config
+    again skips that checkpoint, resumes the whole run from the first one and trains as a 1-process run with the
+    same global batch does."""
     common = {
         "max_steps": 200,
         "save_steps": 5,
@@ -133,19 +119,23 @@ def test_nproc_relaunches_through_torchrun_and_a_killed_run_resumes(make_config,
         distributed={"nproc": 2},
     )
     command = [sys.executable, "-m", "ft_core.cli", "run", str(two)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _kill_one_rank_at_a_checkpoint(tmp_path / "two", process)
-    _, stderr = process.communicate(timeout=300)
-    assert "distributed.nproc: 2 processes through torchrun" in stderr
-    assert process.returncode != 0, "killing a rank fails the run"
+    killed = subprocess.run(
+        command, env={**env, KILL_ENV: "checkpoint.saved:2@1"}, capture_output=True, text=True, timeout=300
+    )
+    assert "distributed.nproc: 2 processes through torchrun" in killed.stderr
+    assert killed.returncode != 0, "killing a rank fails the run"
     assert json.loads((tmp_path / "two" / "manifest.json").read_text())["status"] != "completed"
+    assert (tmp_path / "two" / "checkpoint-10" / "rng_state_1.pth").is_file(), (
+        "killed while saving checkpoint-10"
+    )
 
     resumed = subprocess.run(
         [*command, "training.max_steps=12"], env=env, capture_output=True, text=True, timeout=600
     )
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "skipping checkpoint-10: incomplete" in resumed.stderr
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
-    assert manifest["status"] == "completed" and manifest["resumed_from"], manifest
+    assert manifest["status"] == "completed" and manifest["resumed_from"].endswith("checkpoint-5"), manifest
     assert manifest["decisions"]["strategy"]["value"] == "ddp"
     start = int(Path(manifest["resumed_from"]).name.split("-")[1])
     after = [r for r in _records(tmp_path / "two") if "loss" in r and r["step"] > start]

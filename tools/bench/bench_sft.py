@@ -136,7 +136,7 @@ MODES: dict[str, Mode] = {
     ),
     "mem_freeze": Mode(
         {**LF_EQUIVALENT, "adapter": {"method": "freeze", "trainable_layers": 2}},
-        "lora",
+        "freeze",
         "Freeze: the last 2 decoder layers trained in full, LLaMA-Factory's settings",
     ),
     "mem_galore": Mode(
@@ -152,7 +152,7 @@ MODES: dict[str, Mode] = {
                 "gradient_accumulation_steps": 1,
             },
         },
-        "lora",
+        "galore",
         "Full fine-tuning with layer-wise GaLore (rank 16, batch 8 x 1, pure bf16 as LLaMA-Factory's example)",
     ),
     "mem_badam": Mode(
@@ -161,7 +161,7 @@ MODES: dict[str, Mode] = {
             "adapter": "full",
             "optimizer": {"name": "badam", "mode": "layer", "switch_every": 5},
         },
-        "lora",
+        "badam",
         "Full fine-tuning with BAdam (one layer at a time), LLaMA-Factory's settings",
     ),
     "mem_apollo": Mode(
@@ -171,8 +171,13 @@ MODES: dict[str, Mode] = {
             "adapter": "full",
             "optimizer": {"name": "apollo", "rank": 1, "scale_type": "tensor"},
         },
-        "lora",
+        "apollo",
         "Full fine-tuning with APOLLO-Mini (rank 1, pure bf16 as LLaMA-Factory's example)",
+    ),
+    "mem_full": Mode(
+        {**LF_EQUIVALENT, **PURE_BF16, "adapter": "full"},
+        "lora",
+        "Full fine-tuning with AdamW, pure bf16 (weights, gradients and Adam states in bf16: 8 bytes a parameter)",
     ),
     "dpo_lora": Mode(
         {**DPO, "data": {"dataset": [PREFERENCE_DATASET], "packing": False}},

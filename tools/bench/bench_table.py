@@ -40,10 +40,11 @@ BASELINES = {
     "mem_qlora8": "qlora4",
     "mem_hqq4": "qlora4",
     "mem_hqq2": "qlora4",
-    "mem_freeze": "lora",
-    "mem_galore": "lora",
-    "mem_badam": "lora",
-    "mem_apollo": "lora",
+    "mem_freeze": "freeze",
+    "mem_galore": "galore",
+    "mem_badam": "badam",
+    "mem_apollo": "apollo",
+    "mem_full": "lora",
 }
 
 

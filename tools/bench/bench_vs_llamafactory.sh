@@ -11,7 +11,8 @@
 # TRL_WHEELS (default .whl-trl: trl 1.x for the dpo modes), RUN_TIMEOUT (seconds per run, default 300), WARMUP
 # (default 1: a 2-step run first compiles the kernels; WARMUP_MODES names the modes warmed up), PROFILE_MODES (ft-core modes re-run with --profile after the measured
 # runs; top-20 operators by CUDA and by CPU time), PROFILE_STEPS (default 3), PROFILE_START (optimizer steps before
-# the profiled ones, default 3; 0 profiles the first steps), SKIP_LF=1 (ft-core only), WORK (/tmp/ftbench).
+# the profiled ones, default 3; 0 profiles the first steps), SKIP_LF=1 (ft-core only), SKIP_FT (ft-core modes not
+# run, their LLaMA-Factory baselines still run: measured in an earlier call), WORK (/tmp/ftbench).
 # Full logs: $OUT/ft-MODE.log, $OUT/lf-MODE.log, $OUT/ft-MODE-profile.log; the summary table is printed at the
 # end and written to $OUT/summary.md (results.json: every RESULT). One call must end within the device's
 # 10 minutes: about 1.5 min per run after the first build of the workload, so split long mode lists over calls.
@@ -20,13 +21,15 @@ LF_WHEELS=$1; EXTRA=$2; BENCH=$3; MODES=$4; STEPS=${5:-30}
 WORK=${WORK:-/tmp/ftbench}; RUN_TIMEOUT=${RUN_TIMEOUT:-300}; UNSLOTH_WHEELS=${UNSLOTH_WHEELS:-.whl-unsloth}
 TORCHAO_WHEELS=${TORCHAO_WHEELS:-.whl-torchao}; TRL_WHEELS=${TRL_WHEELS:-.whl-trl}
 PROFILE_MODES=${PROFILE_MODES:-}; PROFILE_STEPS=${PROFILE_STEPS:-3}; PROFILE_START=${PROFILE_START:-3}; SKIP_LF=${SKIP_LF:-0}
+SKIP_FT=${SKIP_FT:-}
 LOGS=${OUT:-/tmp/ftbench-logs}; mkdir -p "$LOGS"
 PIP="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade"
 # COMMON_WHEELS (optional): datasets, dill, multiprocess, omegaconf and bitsandbytes, which both systems use, kept
-# out of LF_WHEELS so that one copy travels; LLaMA-Factory gets only liger-kernel of EXTRA (its lora_liger mode).
+# out of LF_WHEELS so that one copy travels; LLaMA-Factory gets only liger-kernel, galore-torch, badam and apollo-torch of EXTRA (its lora_liger and
+# optimizer modes).
 SHARED=${COMMON_WHEELS:-$LF_WHEELS}
 $PIP --target /tmp/lf "$LF_WHEELS"/*.whl ${COMMON_WHEELS:+"$COMMON_WHEELS"/*.whl} \
-  $(ls "$EXTRA"/liger_kernel-*.whl 2>/dev/null) || exit 1
+  $(ls "$EXTRA"/{liger_kernel,galore_torch,badam,apollo_torch}-*.whl 2>/dev/null) || exit 1
 $PIP --target /tmp/ftdeps "$SHARED"/{datasets,dill,multiprocess,omegaconf,bitsandbytes}-*.whl "$EXTRA"/*.whl || exit 1
 # torchao (the FP8 modes) goes to ft-core only: LLaMA-Factory's peft 0.18 breaks on a newer torchao.
 if ls "$TORCHAO_WHEELS"/torchao-*.whl >/dev/null 2>&1; then $PIP --target /tmp/ftdeps "$TORCHAO_WHEELS"/*.whl || exit 1; fi
@@ -81,7 +84,7 @@ for mode in $MODES; do
   if [[ $mode == *unsloth* && $HAVE_UNSLOTH != 1 ]]; then
     echo "=== ft-core $mode: skipped (no unsloth wheel in $UNSLOTH_WHEELS)"; continue
   fi
-  ft_run "$mode" "$LOGS/ft-$mode.log" "$STEPS"
+  [[ " $SKIP_FT " == *" $mode "* ]] || ft_run "$mode" "$LOGS/ft-$mode.log" "$STEPS"
   baseline=$(python3 -c "import sys; sys.path.insert(0, 'tools/bench'); from bench_table import BASELINES as B; print(B['$mode'])")
   if [[ $SKIP_LF != 1 && $LF_DONE != *" $baseline "* ]]; then
     lf_run "$baseline"; LF_DONE="$LF_DONE$baseline "

@@ -1,7 +1,9 @@
 """LLaMA-Factory 0.9.5 on the reference workload, in the LLaMA-Factory modes ``bench_sft.py`` compares with: the
-shared ``lf_bench.py`` (``lora``, ``qlora4``) plus ``lora_liger`` (LLaMA-Factory's own ``enable_liger_kernel``).
+shared ``lf_bench.py`` (``lora``, ``qlora4``) plus ``lora_liger`` (LLaMA-Factory's own ``enable_liger_kernel``) and
+the memory-saving methods of the memory table (``galore``, ``apollo``, ``badam``, ``freeze``: LLaMA-Factory's own
+examples' settings on the workload, the same as the ft-core ``mem_*`` modes).
 
-Usage: python tools/bench/lf_bench_modes.py LF_BENCH_PY WORK MODE [steps]   (MODE: lora | lora_liger | qlora4)
+Usage: python tools/bench/lf_bench_modes.py LF_BENCH_PY WORK MODE [steps]   (MODE: one of MODES)
 
 After ``lf_bench.py``'s own ``RESULT`` line it prints a second, final one with ``system: LLaMA-Factory``: the
 non-padding tokens the Trainer really saw (``measured_tokens``: the attention masks of every micro-batch, summed on
@@ -19,7 +21,46 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_flops import mfu, peak_tflops, workload_flops
 
-MODES = ("lora", "lora_liger", "qlora4")
+#: Each mode: the ``lf_bench.py`` mode it starts from and the LLaMA-Factory arguments it adds.
+MODES: dict[str, tuple[str, dict]] = {
+    "lora": ("lora", {}),
+    "lora_liger": ("lora", {"enable_liger_kernel": True}),
+    "qlora4": ("qlora4", {}),
+    # examples/extras/galore/llama3_full_sft.yaml: layer-wise (accumulation 1, so 8 rows as 8 x 1), pure bf16
+    "galore": (
+        "full",
+        {
+            "use_galore": True,
+            "galore_layerwise": True,
+            "galore_target": "all",
+            "galore_rank": 16,
+            "pure_bf16": True,
+            "per_device_train_batch_size": 8,
+            "gradient_accumulation_steps": 1,
+        },
+    ),
+    "apollo": (
+        "full",
+        {
+            "use_apollo": True,
+            "apollo_target": "all",
+            "apollo_rank": 1,
+            "apollo_scale_type": "tensor",
+            "pure_bf16": True,
+        },
+    ),
+    # examples/extras/badam/llama3_full_sft.yaml (layer mode), switching every 5 steps as mem_badam does
+    "badam": (
+        "full",
+        {
+            "use_badam": True,
+            "badam_mode": "layer",
+            "badam_switch_mode": "ascending",
+            "badam_switch_interval": 5,
+        },
+    ),
+    "freeze": ("full", {"finetuning_type": "freeze", "freeze_trainable_layers": 2}),
+}
 
 
 def count_tokens() -> dict:
@@ -46,17 +87,16 @@ def main() -> None:
     steps = sys.argv[4] if len(sys.argv) > 4 else "30"
     if mode not in MODES:
         raise SystemExit(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    lf_mode = mode
-    if mode == "lora_liger":
+    lf_mode, extra = MODES[mode]
+    if extra:
         import llamafactory.train.tuner as tuner
 
         original = tuner.run_exp
 
-        def with_liger(args=None, callbacks=None):
-            return original({**args, "enable_liger_kernel": True}, callbacks)
+        def with_extra(args=None, callbacks=None):
+            return original({**args, **extra}, callbacks)
 
-        tuner.run_exp = with_liger
-        lf_mode = "lora"
+        tuner.run_exp = with_extra
     tokens = count_tokens()
     sys.argv = [lf_bench, str(work), lf_mode, steps]
     runpy.run_path(lf_bench, run_name="__main__")

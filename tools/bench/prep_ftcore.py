@@ -19,8 +19,8 @@ def main() -> None:
     tokenizer_dir, rows, workers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     from ft_core.bootstrap import load_plugins
     from ft_core.engine.data.prepare import prepare_data
-    from ft_core.engine.run.context import EngineRun
-    from ft_core.engine.run.runner import load_and_validate, resolve_inputs
+    from ft_core.engine.run.plan import build_plan, make_encoder
+    from ft_core.engine.run.runner import load_and_validate
 
     work = Path(tempfile.mkdtemp(prefix="ft-prep-"))
     write_rows(work / "data", rows)
@@ -33,10 +33,11 @@ def main() -> None:
         f"training: {{output_dir: {work / 'run'}}}\n"
     )
     plugins = load_plugins()
-    run = EngineRun(load_and_validate(str(config), [], plugins), plugins, work / "run")
-    resolve_inputs(run)
+    run_config = load_and_validate(str(config), [], plugins)
+    plan, _ = build_plan(run_config, plugins, prepare=False)  # tokenizer, template and family, no data
+    encoder = make_encoder(run_config, plugins, plan.tokenizer, plan.template, plan.family, plan.model_path)
     started = time.perf_counter()
-    prepared = prepare_data(run.config, plugins, run.tokenizer, run.template, run.encoder(), lambda _: None)
+    prepared = prepare_data(run_config, plugins, plan.tokenizer, plan.template, encoder, lambda _: None)
     seconds = time.perf_counter() - started
     split = prepared.train
     print(

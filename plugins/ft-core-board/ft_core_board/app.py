@@ -17,7 +17,7 @@ import gradio as gr
 import pandas as pd
 
 from ft_core.api import FtCoreError
-from ft_core_board.command import Choices
+from ft_core_board.choices import Choices
 from ft_core_board.logic import (
     EMBEDDED_MODEL,
     BoardForm,

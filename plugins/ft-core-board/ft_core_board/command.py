@@ -9,11 +9,11 @@ import argparse
 import errno
 import os
 import socket
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ft_core.api import CliCommand, FtCoreError
+from ft_core_board.choices import choices_from
 
 
 def check_port(host: str, port: int) -> None:
@@ -32,35 +32,6 @@ def check_port(host: str, port: int) -> None:
                     "give another port with --port"
                 ) from None
             raise FtCoreError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
-@dataclass
-class Choices:
-    """Component names the forms offer (from the loaded plugin manager)."""
-
-    templates: list[str] = field(default_factory=lambda: ["auto"])
-    stages: list[str] = field(default_factory=lambda: ["sft"])
-    adapters: list[str] = field(default_factory=lambda: ["lora"])
-    quantizers: list[str] = field(default_factory=lambda: ["none"])
-    commands: list[str] = field(default_factory=list)
-
-
-def choices_from(plugins: Any) -> Choices:
-    """The registered names per kind, read off the plugin manager the CLI hands to commands."""
-
-    def names(kind: str) -> list[str]:
-        try:
-            return list(plugins.names(kind))
-        except (AttributeError, KeyError, TypeError):
-            return []
-
-    return Choices(
-        templates=["auto", *names("chat_template")],
-        stages=names("stage") or ["sft"],
-        adapters=names("adapter") or ["lora"],
-        quantizers=["none", *names("quantizer")],
-        commands=names("cli_command"),
-    )
 
 
 class BoardCommand(CliCommand):

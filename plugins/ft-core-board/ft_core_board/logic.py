@@ -66,7 +66,7 @@ class Workspace:
         text = str(value).strip()
         if not text:
             raise FtCoreError(f"{what}: empty")
-        path = Path(text).expanduser()
+        path = Path(os.path.expanduser(text))
         if ".." in path.parts:
             raise FtCoreError(
                 f"{what} {text!r}: '..' is not allowed; the board works only inside its folders"

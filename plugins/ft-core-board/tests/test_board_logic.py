@@ -16,7 +16,8 @@ import yaml
 
 from ft_core.api import FtCoreError
 from ft_core_board import logic
-from ft_core_board.command import check_port, choices_from
+from ft_core_board.choices import choices_from
+from ft_core_board.command import check_port
 from ft_core_board.logic import (
     BoardForm,
     ChatSession,

@@ -10,6 +10,7 @@ plugin (``demo``) work too.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -91,7 +92,7 @@ def _question(source: str, row: Any) -> Question:
 
 def load_task(reference: str) -> tuple[str, list[Question], list[Question]]:
     """The task's name, its scored questions and its few-shot examples."""
-    path = Path(reference).expanduser()
+    path = Path(os.path.expanduser(reference))
     if not path.exists() and "/" not in reference and reference in builtin_tasks():
         path = Path(str(files("ft_core_eval").joinpath("tasks").joinpath(reference)))
     if not path.exists():

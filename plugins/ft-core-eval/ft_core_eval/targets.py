@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from ft_core.api import ChatTarget, Conversation, Services
@@ -24,5 +25,5 @@ def load_conversations(
 
 def default_output(reference: str, name: str) -> Path:
     """``RUN_DIR/<name>`` for a run folder, ``./<name>`` otherwise."""
-    folder = Path(reference).expanduser()
+    folder = Path(os.path.expanduser(reference))
     return folder / name if (folder / "manifest.json").is_file() else Path(name)

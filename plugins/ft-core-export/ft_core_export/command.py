@@ -15,8 +15,6 @@ from ft_core.api import CliCommand, FtCoreError
 GGUF_TYPES = ("f32", "f16", "bf16", "q8_0", "auto")
 #: The converter script of llama.cpp (``--llama-cpp DIR`` or ``$LLAMA_CPP_DIR``).
 CONVERTER = "convert_hf_to_gguf.py"
-#: Provenance written next to the exported model.
-EXPORT_RECORD = "ft_core_export.json"
 _DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
@@ -87,7 +85,7 @@ def find_converter(llama_cpp: str | None) -> Path:
     )
     if not where:
         raise FtCoreError(f"--gguf: no llama.cpp checkout given. {how}")
-    path = Path(where).expanduser()
+    path = Path(os.path.expanduser(where))
     script = path if path.is_file() else path / CONVERTER
     if not script.is_file():
         raise FtCoreError(f"--gguf: {script} not found. {how}")
@@ -132,9 +130,9 @@ class ExportCommand(CliCommand):
     def run(self, args: argparse.Namespace) -> int:
         from ft_core_export.merge import export_run
 
-        folder = Path(args.run_dir).expanduser()
+        folder = Path(os.path.expanduser(args.run_dir))
         manifest = read_run(folder)
-        output = Path(args.output).expanduser() if args.output else folder / "export"
+        output = Path(os.path.expanduser(args.output)) if args.output else folder / "export"
         if output.resolve() == folder.resolve() or output.resolve() == (folder / "model").resolve():
             raise FtCoreError(f"--output {output}: would overwrite the run itself; pick another folder")
         occupied = output.exists() and (not output.is_dir() or any(output.iterdir()))

@@ -10,9 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from ft_core.api import HEADS_FILE, ChatTarget, FtCoreError
-from ft_core_export.command import EXPORT_RECORD
 
 logger = logging.getLogger(__name__)
+
+
+#: The record an export writes next to the exported model (what was exported, from which run, how).
+EXPORT_RECORD = "ft_core_export.json"
 
 
 def _still_quantized(model: Any) -> bool:

@@ -14,6 +14,7 @@ import pytest
 import ft_core_export
 from ft_core.api import FtCoreError
 from ft_core.testing.import_light import check_import_light
+from ft_core_export.merge import EXPORT_RECORD
 
 
 def _logits(model: Any, tokenizer: Any) -> Any:
@@ -58,7 +59,7 @@ def test_lora_export_matches_base_plus_adapter(lora_run: Path, command_args: Any
     assert tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == (
         run_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     )
-    record = json.loads((out / ft_core_export.command.EXPORT_RECORD).read_text())
+    record = json.loads((out / EXPORT_RECORD).read_text())
     assert record["adapter"] == "lora" and record["dequantized_from"] is None
     assert merged.generation_config.eos_token_id is not None
 
@@ -113,7 +114,7 @@ def test_dequantize_merges_into_the_unquantized_base(
     copy = _quantized_copy(lora_run, tmp_path)
     out = tmp_path / "out"
     ft_core_export.ExportCommand().run(command_args(copy, output=str(out), dequantize=True))
-    record = json.loads((out / ft_core_export.command.EXPORT_RECORD).read_text())
+    record = json.loads((out / EXPORT_RECORD).read_text())
     assert record["dequantized_from"] == "nf4"
     assert not getattr(AutoModelForCausalLM.from_pretrained(str(out)).config, "quantization_config", None)
 

@@ -36,7 +36,7 @@ from ft_core_ppo.algorithm import (
     value_loss,
     whiten,
 )
-from ft_core_ppo.stage import VALUE_HEAD, PpoOptions
+from ft_core_ppo.options import VALUE_HEAD, PpoOptions
 
 logger = logging.getLogger(__name__)
 

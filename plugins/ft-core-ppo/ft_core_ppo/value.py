@@ -18,7 +18,7 @@ from ft_core.api import FtCoreError, RunContext, auto_model_class
 from ft_core.api.rewards import RewardFunction, build_reward_functions
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
-    from ft_core_ppo.stage import PpoOptions
+    from ft_core_ppo.options import PpoOptions
 
 
 class ValueHead(nn.Module):

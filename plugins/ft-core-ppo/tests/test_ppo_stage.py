@@ -105,6 +105,10 @@ def test_validate_checks_the_rm_run_folder(tmp_path):
     )
     assert "causal_lm head, not a reward model's" in problem
     assert stage.validate(PpoOptions(reward_model=str(rm_folder(tmp_path / "c"))), config()) == []
+    (problem,) = stage.validate(PpoOptions(reward_model="x" * 300), config())
+    assert (
+        problem.startswith("stage.reward_model: ") and "is not a usable path (File name too long)" in problem
+    )
 
 
 def test_preprocess_reads_prompt_only_rows_and_rows_with_an_answer(encoder):

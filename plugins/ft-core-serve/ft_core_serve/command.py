@@ -154,7 +154,7 @@ class ServeCommand(CliCommand):
         except ValueError as exc:
             raise FtCoreError(f"serve: {exc}") from None
         if args.image_folder is not None:
-            folder = Path(args.image_folder).expanduser()
+            folder = Path(os.path.expanduser(args.image_folder))
             if not folder.is_dir():
                 raise FtCoreError(f"--image-folder: no such folder: {args.image_folder}")
             options = dataclasses.replace(options, image_folder=folder.resolve())

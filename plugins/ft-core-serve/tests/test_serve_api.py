@@ -243,6 +243,18 @@ def test_an_api_key_is_required_when_set(serve_client, scripted):
         assert http.get("/health").status_code == 200
 
 
+def test_the_api_key_is_compared_in_constant_time(serve_client, scripted, monkeypatch):
+    from ft_core_serve import app
+
+    compared = []
+    real = app.hmac.compare_digest
+    monkeypatch.setattr(app.hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
+    with serve_client(scripted(), api_key="s3cret-é") as http:
+        headers = {"Authorization": "Bearer s3cret-x"}
+        assert http.post("/v1/chat/completions", json=ask(), headers=headers).status_code == 401
+    assert compared == [(b"s3cret-x", "s3cret-é".encode())], "hmac.compare_digest decides, never =="
+
+
 # --------------------------------------------------------------------------------------------- errors
 BAD_REQUESTS = [
     # (body, status, code, param, words in the message)

@@ -56,6 +56,9 @@ class ModelSection:
     #: Run the model's own Python code from its folder / hub repo (families whose architecture transformers
     #: lacks: Baichuan 2, ChatGLM3, InternLM2, XVERSE, Yuan 2, Yi-VL). Only for models you trust.
     trust_remote_code: bool = False
+    #: Load weights from pickle files (``pytorch_model.bin``, ``adapter_model.bin``) when a folder has no safetensors.
+    #: Off: only safetensors load, and a folder with only pickle files is refused. Only for files you trust.
+    allow_pickle: bool = False
     #: Vision-language models: keep the vision tower frozen.
     freeze_vision_tower: bool = True
     #: Vision-language models: keep the multi-modal projector frozen.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import sys
 import time
@@ -48,18 +47,20 @@ class RunCommand(CliCommand):
 
     def run(self, args: argparse.Namespace) -> int:
         from ft_core.engine.run.launch import relaunch
+        from ft_core.engine.run.lock import hold_output_dir
         from ft_core.engine.run.runner import load_and_validate, run_training
 
         config = load_and_validate(_config_path(args, "run"), args.overrides, args.plugins)
-        status = relaunch(config, _cli_arguments(args))
-        if status is not None:
-            return status
-        try:
-            run_training(config, args.plugins)
-        except RunCancelled as exc:
-            if ProcessInfo.current().is_main_process:
-                print(f"ft-core: {exc}", file=sys.stderr)
-            return 130
+        with hold_output_dir(config):  # one run per folder, refused before any data or weights load
+            status = relaunch(config, _cli_arguments(args))
+            if status is not None:
+                return status
+            try:
+                run_training(config, args.plugins)
+            except RunCancelled as exc:
+                if ProcessInfo.current().is_main_process:
+                    print(f"ft-core: {exc}", file=sys.stderr)
+                return 130
         return 0
 
 
@@ -146,19 +147,6 @@ class PrepareCommand(CliCommand):
         return 0
 
 
-def _alive(pid: object) -> bool:
-    """Whether a process with this id runs on this machine."""
-    if not isinstance(pid, int):
-        return True  # unknown: assume it runs
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class CancelCommand(CliCommand):
     help: ClassVar[str] = "ask a running run to stop after its current optimizer step, keeping a checkpoint"
 
@@ -167,6 +155,7 @@ class CancelCommand(CliCommand):
 
     def run(self, args: argparse.Namespace) -> int:
         from ft_core.engine.run.output import MANIFEST, read_manifest
+        from ft_core.engine.storage import process_alive
         from ft_core.engine.training.callbacks import CANCEL_FILE
 
         folder = Path(args.run_dir)
@@ -177,7 +166,7 @@ class CancelCommand(CliCommand):
         if status != "running":
             raise FtCoreError(f"{folder}: the run is not running (status {status!r}); nothing to cancel")
         process = manifest.get("process") or {}
-        if process.get("host") == socket.gethostname() and not _alive(process.get("pid")):
+        if process.get("host") == socket.gethostname() and not process_alive(process.get("pid")):
             raise FtCoreError(
                 f"{folder}: its manifest says running, but its process {process.get('pid')} is gone (killed?). "
                 f"Nothing to cancel; resume it with `ft-core run {folder / 'config.yaml'}`"

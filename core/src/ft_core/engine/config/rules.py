@@ -172,6 +172,27 @@ def _remote_code(ctx: RuleContext) -> list[str]:
     return []
 
 
+def _pickle_weights(ctx: RuleContext) -> list[str]:
+    """A model or adapter folder with only pickle weight files (.bin) needs model.allow_pickle: true."""
+    from ft_core.engine.models.adapters import adapter_folder
+    from ft_core.engine.models.hub import cached_folder, is_hub_id
+    from ft_core.engine.models.loader import pickle_problem
+
+    model = ctx.config.model
+    if model.allow_pickle or not model.name_or_path:
+        return []
+    folder: str | None = model.name_or_path
+    if is_hub_id(model.name_or_path):  # its cached snapshot, if any (a download is checked by the run plan)
+        folder = cached_folder(model.name_or_path, model.revision, model.hub_cache_dir)
+    problems = [pickle_problem(folder, False)] if folder else []
+    for reference in model.adapters:
+        try:
+            problems.append(pickle_problem(adapter_folder(reference), False, "the adapter"))
+        except FtCoreError:  # not an adapter folder: rule model.adapters says so
+            continue
+    return [f"model.allow_pickle: {problem}" for problem in problems if problem]
+
+
 def _attention_name(ctx: RuleContext) -> list[str]:
     """model.attn_implementation names an attention transformers can load (or auto, null, a Hub kernel repo)."""
     from ft_core.api.config import ATTENTION_ALIASES, ATTENTION_NAMES
@@ -480,13 +501,19 @@ def _datasets(ctx: RuleContext) -> list[str]:
 
 # ------------------------------------------------------------------------------------ components and plugins
 def _components(ctx: RuleContext) -> list[str]:
-    """Each selected component's own cross-section rules (Component.validate)."""
-    return [
-        problem
-        for selections in ctx.config.selections.values()
-        for selection in selections
-        for problem in selection.component.validate(selection.options, ctx.config)
-    ]
+    """Each selected component's own cross-section rules (Component.validate). A file system error of a check
+    (a path option no file system takes) is that section's problem, not a traceback."""
+    problems: list[str] = []
+    for selections in ctx.config.selections.values():
+        for selection in selections:
+            try:
+                problems += selection.component.validate(selection.options, ctx.config)
+            except OSError as exc:
+                problems.append(
+                    f"{selection.section} ({selection.name}): a path in its options cannot be used: "
+                    f"{exc.strerror or exc}{f' ({exc.filename})' if exc.filename else ''}"
+                )
+    return problems
 
 
 def _plugin_rules(ctx: RuleContext) -> list[str]:
@@ -556,6 +583,7 @@ def _tool_rows(ctx: RuleContext) -> list[str]:
 RULES: tuple[Rule, ...] = (
     Rule("model.reference", _model_reference),
     Rule("model.remote_code", _remote_code),
+    Rule("model.pickle_weights", _pickle_weights),
     Rule("model.attention_name", _attention_name),
     Rule("model.attention", _attention_package),
     Rule("model.vision_freezing", _vision_freezing),
@@ -599,7 +627,9 @@ def check(ctx: RuleContext, *, inputs: bool = False, earlier: bool = False) -> l
             continue
         if rule.name in GROUPS and (problems or earlier):
             break
+        # a rule after a failed (or skipped) one is skipped, and so are its followers
         if failed & set(rule.after):
+            failed.add(rule.name)
             continue
         found = rule.check(ctx)
         if found:

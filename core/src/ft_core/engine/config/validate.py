@@ -8,6 +8,7 @@ the rules reading the tokenizer's files and the data rows).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from ft_core.api.config import CORE_SECTIONS, META_KEYS, RunConfig, Selection
@@ -68,6 +69,47 @@ def _plugin_sections(raw: dict[str, Any], plugins: Plugins, problems: list[str])
     }
 
 
+#: Keys of core's sections that name files or folders: checked to be usable paths before any rule opens them.
+PATH_KEYS: dict[str, tuple[str, ...]] = {
+    "model": ("name_or_path", "hub_cache_dir", "tokenizer", "cache_dir", "adapters"),
+    "data": ("dataset_dir", "cache_dir", "tokenized_path", "media_dir"),
+    "training": ("output_dir", "resume"),
+}
+#: The longest file name (one path component) and path, in bytes, that common file systems take.
+NAME_MAX, PATH_MAX = 255, 4095
+_SHORTER = "give a shorter path"
+
+
+def path_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a file system path (``None`` when it can)."""
+    if "\x00" in value:
+        return "a path must not contain a null byte"
+    try:
+        encoded = os.fsencode(value)
+    except UnicodeEncodeError:
+        return f"{value[:40]!r}... is not encodable as a file name"
+    if value.startswith("~") and os.path.expanduser(value).startswith("~"):
+        return f"{value.split('/')[0]!r}: no such user's home folder"
+    longest = max((len(part) for part in encoded.split(b"/")), default=0)
+    if longest > NAME_MAX:
+        return f"a file or folder name of {longest} bytes (file systems take at most {NAME_MAX}): {_SHORTER}"
+    if len(encoded) > PATH_MAX:
+        return f"a path of {len(encoded)} bytes (file systems take at most {PATH_MAX}): {_SHORTER}"
+    return None
+
+
+def _path_problems(sections: dict[str, Any]) -> list[str]:
+    problems = []
+    for section, keys in PATH_KEYS.items():
+        for key in keys:
+            value = getattr(sections.get(section), key, None)
+            for item in value if isinstance(value, list) else [value]:
+                problem = path_problem(item) if isinstance(item, str) else None
+                if problem:
+                    problems.append(f"{section}.{key}: {problem}")
+    return problems
+
+
 def _reject_llamafactory_config(raw: dict[str, Any], known: list[str], config_path: str | None) -> None:
     """A file of LLaMA-Factory's flat keys gets one problem naming ``ft-core import-lf``, not one per flat key."""
     from ft_core.engine.config.llamafactory_map import looks_like_llamafactory
@@ -115,10 +157,12 @@ def validate(
     }
     if sections["training"] is not None:
         sections["training"].arguments = passthrough
+    bad_paths = _path_problems(sections)
+    problems += bad_paths
     selections = _selections(raw, plugins, problems)
     extra = _plugin_sections(raw, plugins, problems)
     config = None
-    if all(v is not None for v in sections.values()) and all(v is not None for v in extra.values()):
+    if not bad_paths and all(v is not None for v in [*sections.values(), *extra.values()]):
         config = RunConfig(selections=selections, sections=extra, raw=raw, **sections)  # type: ignore[arg-type]
         problems += rules.check(rules.RuleContext(config, plugins), inputs=inputs, earlier=bool(problems))
     if problems:

@@ -152,8 +152,12 @@ def _check_images(sample: Any, spec: DatasetSpec) -> None:
 
     for position, image in enumerate(sample.images, start=1):
         path = Path(image)
-        if not path.is_file():
-            raise RowError(spec.columns.images, f"image {position}: no such file: {path}")
+        try:
+            found = path.is_file()
+        except (OSError, ValueError):  # a name no file system takes (too long, a null byte)
+            found = False
+        if not found:
+            raise RowError(spec.columns.images, f"image {position}: no such file: {str(path)[:200]}")
         try:
             with Image.open(path) as opened:
                 opened.verify()

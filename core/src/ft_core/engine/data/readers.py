@@ -31,6 +31,11 @@ def _checked(path: Path, what: str, number: int, row: Any) -> Row:
     return number, row
 
 
+def _unreadable(exc: Exception) -> str:
+    """What made valid-looking JSON unreadable."""
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+
+
 def _read_json_lines(path: Path, text: str) -> Iterator[Row]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -42,6 +47,8 @@ def _read_json_lines(path: Path, text: str) -> Iterator[Row]:
                 f"{path}: line {number}, column {exc.colno}: invalid JSON: {exc.msg}. "
                 "Each line must hold one JSON object (or the whole file one JSON array)."
             ) from None
+        except (ValueError, RecursionError) as exc:  # an integer of too many digits, nesting too deep to read
+            raise DataError(f"{path}: line {number}: unreadable JSON: {_unreadable(exc)}.") from None
         yield _checked(path, "line", number, row)
 
 
@@ -56,6 +63,8 @@ def _read_json(path: Path) -> Iterator[Row]:
         raise DataError(
             f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}."
         ) from None
+    except (ValueError, RecursionError) as exc:  # an integer of too many digits, nesting too deep to read
+        raise DataError(f"{path}: unreadable JSON: {_unreadable(exc)}.") from None
     for number, row in enumerate(rows, start=1):
         yield _checked(path, "row", number, row)
 

@@ -146,6 +146,14 @@ def load_dataset_info(dataset_dir: str | Path) -> dict[str, DatasetSpec]:
     return {**_read_info(DEMO_DATA_DIR), **_read_info(Path(dataset_dir))}
 
 
+def _exists(path: Path) -> bool:
+    """Whether ``path`` exists; a name no file system takes (a null byte, too long) does not."""
+    try:
+        return path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def resolve_datasets(
     names: Sequence[str], dataset_dir: str | Path, media_dir: str | None = None
 ) -> list[DatasetSpec]:
@@ -169,7 +177,7 @@ def resolve_datasets(
                 f"unknown dataset {name!r}.{did_you_mean(name, registry)} Available in "
                 f"{folder / INFO_FILE} and the built-in demo sets: {', '.join(sorted(registry))}.{hint}"
             )
-        elif not spec.path.exists():
+        elif not _exists(spec.path):
             problems.append(
                 f"{spec.info_file}: dataset {name!r}: file_name {spec.file_name!r} not found: {spec.path}."
             )

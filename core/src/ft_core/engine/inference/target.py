@@ -24,7 +24,7 @@ _LOCAL_FOLDER_NAMES = frozenset(
 )
 _UNFINISHED = {
     "running": "is still running (or its process was killed before it could record that)",
-    "interrupted": "was interrupted",
+    "interrupted": "was interrupted (stopped at once by a second Ctrl-C, or its process was killed)",
     "failed": "failed",
     "cancelled": "was cancelled",
 }
@@ -80,22 +80,29 @@ def _load_pretrained(
     head: ModelHead = "causal_lm",
     pad_token_id: int | None = None,
     auto_class: Any = None,
+    allow_pickle: bool = False,
 ) -> Any:
     """The model at ``path`` with ``head`` (a classification or value head: one label, ``pad_token_id``);
     ``rope``: the run's ``(model.rope_scaling, data.cutoff_len)`` to apply first; ``auto_class``: the class that
-    loads it (a vision family's own class), else the head's auto class."""
+    loads it (a vision family's own class), else the head's auto class. Safetensors only, unless ``allow_pickle``
+    (the run's ``model.allow_pickle``)."""
     from transformers import AutoConfig
 
+    from ft_core.engine.models.loader import require_safe_weights
+
+    require_safe_weights(path, allow_pickle)
     auto_class = auto_class or auto_model_class(head)
     if not rope and head == "causal_lm":
-        return auto_class.from_pretrained(path, dtype=dtype)
+        return auto_class.from_pretrained(path, dtype=dtype, use_safetensors=None if allow_pickle else True)
     from ft_core.engine.models.loader import apply_rope_scaling
 
     config = AutoConfig.from_pretrained(path)
     if rope:
         apply_rope_scaling(config, *rope)
     configure_head(config, head, pad_token_id)
-    return auto_class.from_pretrained(path, config=config, dtype=dtype)
+    return auto_class.from_pretrained(
+        path, config=config, dtype=dtype, use_safetensors=None if allow_pickle else True
+    )
 
 
 def run_generation(folder: Path) -> dict[str, Any]:
@@ -178,7 +185,7 @@ def _vision_target(
 
 def _trained_run(folder: Path, plugins: Plugins) -> _TrainedRun:
     manifest = output.read_manifest(folder)
-    status = manifest.get("status")
+    status = output.run_status(manifest)
     if status != "completed":
         raise _unfinished(folder, status)
     artefact = folder / manifest.get("artefact", output.ARTEFACT_DIR)
@@ -213,9 +220,10 @@ def _trained_run(folder: Path, plugins: Plugins) -> _TrainedRun:
 
     rows = int((manifest.get("vocabulary") or {}).get("embedding_rows") or 0)
     merged = list(manifest.get("base_adapters") or [])
+    allow_pickle = bool(manifest["base_model"].get("allow_pickle"))  # the run's model.allow_pickle
 
     def load_base(dtype: Any) -> Any:
-        model = _load_pretrained(base, dtype, rope, head, pad_token_id, auto_class)
+        model = _load_pretrained(base, dtype, rope, head, pad_token_id, auto_class, allow_pickle)
         if rows:  # the run added tokens: the base grows as in training, so the trained embeddings fit
             from ft_core.engine.models.loader import grow_embeddings
 
@@ -284,7 +292,7 @@ def _resolve_chat_target(path: str, plugins: Plugins) -> ChatTarget:
             if (folder / output.MANIFEST).is_file():
                 return _run_target(folder, plugins)
             if not (folder / "config.json").is_file():
-                checkpoints = output.latest_checkpoint(folder) is not None
+                checkpoints = bool(output.checkpoints(folder))
                 hint = (
                     " It holds checkpoints but no manifest.json: a run that has not finished; resume it with "
                     "`ft-core run` and its config."

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,8 @@ from ft_core.api.config import ModelSection
 from ft_core.api.descriptors import ModelFamily
 from ft_core.api.errors import FtCoreError, PluginError
 from ft_core.engine.models.embedded import resolve_model_path
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import torch
@@ -141,6 +144,48 @@ def require_remote_code_consent(folder: str, trust_remote_code: bool) -> None:
             f"(config.json auto_map: {', '.join(sorted(auto_map))}), which transformers runs only when allowed. If you "
             "trust this model's code, set `model.trust_remote_code: true` in the config (or add "
             "model.trust_remote_code=true to the command line)."
+        )
+
+
+#: Weight files transformers and PEFT read with pickle (``torch.load``), when a folder has no safetensors.
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "adapter_model.bin")
+
+
+def pickle_only_weights(folder: str | Path) -> list[str]:
+    """The pickle weight files of the local folder ``folder`` when it holds no safetensors file (what loading it
+    would unpickle); empty otherwise (safetensors, no weights, or not a local folder)."""
+    path = Path(folder).expanduser()
+    try:
+        if not path.is_dir() or any(path.glob("*.safetensors")) or any(path.glob("*.safetensors.index.json")):
+            return []
+        return sorted(p.name for p in path.iterdir() if p.name in PICKLE_WEIGHTS or p.name.endswith(".bin"))
+    except OSError:  # a name too long, an unreadable folder: rule model.reference says so
+        return []
+
+
+def pickle_problem(folder: str | Path, allow_pickle: bool, what: str = "the model") -> str | None:
+    """Why ``folder`` must not load: its weights are only pickle files and ``model.allow_pickle`` is off."""
+    files = pickle_only_weights(folder)
+    if not files or allow_pickle:
+        return None
+    return (
+        f"{what} in {str(folder)!r} has only pickle weight files ({', '.join(files)}), which can run code when "
+        "loaded; ft-core loads safetensors only. Convert them to safetensors (save_pretrained with the default "
+        "safe_serialization), or set model.allow_pickle: true in the run's config if you trust these files"
+    )
+
+
+def require_safe_weights(folder: str | Path, allow_pickle: bool, what: str = "the model") -> None:
+    """Refuse ``folder`` when it has only pickle weight files and ``model.allow_pickle`` is off; warn when it is on
+    and they load."""
+    problem = pickle_problem(folder, allow_pickle, what)
+    if problem is not None:
+        raise FtCoreError(f"model.allow_pickle: {problem}")
+    files = pickle_only_weights(folder)
+    if files:
+        logger.warning(
+            f"model.allow_pickle: true: loading pickle weight files of {what} ({', '.join(files)} in {folder}); "
+            "unpickling can run code from the file: only for files you trust"
         )
 
 

@@ -15,6 +15,7 @@ from ft_core.engine.run import output
 from ft_core.engine.run.context import EngineRun
 from ft_core.engine.run.plot import plot_loss
 from ft_core.engine.run.sinks import read_metrics
+from ft_core.engine.storage import atomic_folder
 from ft_core.engine.training.heads import save_heads
 
 
@@ -63,8 +64,10 @@ def _whole_run_loss(
         if "loss" in record and step <= resumed_step:
             total += record["loss"] * (step - last)
             covered, last = step, step
-    if covered == 0 or final_step <= covered:
+    if covered == 0:
         return session_loss
+    if final_step <= covered:  # resumed from the last checkpoint: nothing left to train
+        return total / covered
     return (total + session_loss * (final_step - covered)) / final_step
 
 
@@ -111,12 +114,14 @@ def finish(run: EngineRun, trainer: Any, result: Any, resumed_step: int) -> dict
         metrics["num_input_tokens_seen"] = tokens
     with gathered_weights(trainer, run.heads):
         if run.process.is_main_process:
-            artefact = run_dir / output.ARTEFACT_DIR
-            artefact.mkdir(exist_ok=True)
-            config.adapter.component.save(trainer.model, str(artefact))
-            if run.heads:
-                save_heads(run.heads, artefact)
-            run.tokenizer.save_pretrained(str(artefact))
+            # written whole under a temporary name, then put in place of an earlier attempt's
+            with atomic_folder(
+                run_dir / output.ARTEFACT_DIR, replace=True, point="artefact.written"
+            ) as artefact:
+                config.adapter.component.save(trainer.model, str(artefact))
+                if run.heads:
+                    save_heads(run.heads, artefact)
+                run.tokenizer.save_pretrained(str(artefact))
             losses = [r["loss"] for r in read_metrics(run_dir) if "loss" in r]
             if losses:
                 metrics["final_loss"] = losses[-1]

@@ -13,6 +13,7 @@ import sys
 
 from ft_core.api.config import RunConfig
 from ft_core.api.errors import ConfigError
+from ft_core.engine.run.lock import held_lock_fds
 
 logger = logging.getLogger(__name__)
 
@@ -76,4 +77,5 @@ def relaunch(config: RunConfig, cli_arguments: list[str]) -> int | None:
     logger.info(f"distributed.nproc: {nproc} processes through torchrun")
     env = {**os.environ}
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    return subprocess.run(command, env=env, check=False).returncode
+    # torchrun inherits the output folder's lock (ft_core.engine.run.lock): it lasts while any process of the run lives
+    return subprocess.run(command, env=env, check=False, pass_fds=held_lock_fds()).returncode

@@ -151,7 +151,10 @@ def weights_step(build: ModelBuild) -> None:
     if model is None:
         with loading("model weights", run.config.model.name_or_path):
             model = _auto_class(run.family, role).from_pretrained(
-                build.folder, config=build.model_config, **build.load_kwargs
+                build.folder,
+                config=build.model_config,
+                use_safetensors=None if run.config.model.allow_pickle else True,  # no pickle unless allowed
+                **build.load_kwargs,
             )
     section = run.config.model
     if section.add_tokens or section.add_special_tokens or section.resize_vocab:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import platform
-import re
+import socket
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -16,14 +17,15 @@ import yaml
 
 from ft_core.api.config import RunConfig
 from ft_core.api.errors import FtCoreError
-from ft_core.engine.training.callbacks import CANCEL_FILE
+from ft_core.engine.storage import incomplete, process_alive, write_atomic
+from ft_core.engine.storage import write_json_atomic as write_json_atomic
+from ft_core.engine.training.callbacks import CANCEL_FILE, checkpoints
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 RESOLVED_CONFIG = "config.yaml"
 ARTEFACT_DIR = "model"
-_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 _LIBRARIES = (
     "torch",
     "transformers",
@@ -38,15 +40,20 @@ _LIBRARIES = (
 )
 
 
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint folder with the highest step that holds a complete trainer state, if any."""
-    found = []
-    if run_dir.is_dir():
-        for child in run_dir.iterdir():
-            match = _CHECKPOINT_RE.match(child.name)
-            if match and (child / "trainer_state.json").is_file():
-                found.append((int(match.group(1)), child))
-    return max(found)[1] if found else None
+def latest_checkpoint(run_dir: Path, *, say: bool = False) -> Path | None:
+    """The complete checkpoint folder with the highest step, if any. A checkpoint is complete once ft-core marked it
+    (``ft_core_complete.json``, written after every process saved its part) and every file it lists is there
+    with its size: one cut short by a crash is skipped (``say``: with a log line)."""
+    for _step, folder in reversed(checkpoints(run_dir)):
+        reason = incomplete(folder)
+        if reason is None:
+            return folder
+        if say:
+            logger.warning(
+                f"skipping {folder.name}: incomplete ({reason}): the run stopped while saving it, or ft-core 0.2 or "
+                f"older wrote it (to resume from it anyway, set training.resume: {folder})"
+            )
+    return None
 
 
 def prepare_run_dir(config: RunConfig) -> tuple[Path, Path | None]:
@@ -60,7 +67,9 @@ def prepare_run_dir(config: RunConfig) -> tuple[Path, Path | None]:
     if run_dir.exists() and not run_dir.is_dir():
         raise FtCoreError(f"training.output_dir: {run_dir} exists and is not a folder")
     resume = str(training.resume).lower()  # YAML true/false arrive as booleans
-    checkpoint = latest_checkpoint(run_dir)
+    checkpoint = latest_checkpoint(
+        run_dir, say=resume in ("auto", "true") and not training.overwrite_output_dir
+    )
     manifest = read_manifest(run_dir) if (run_dir / MANIFEST).is_file() else {}
     if training.overwrite_output_dir:
         return _mkdir(run_dir), None if resume in ("auto", "true", "false", "no") else Path(
@@ -72,9 +81,14 @@ def prepare_run_dir(config: RunConfig) -> tuple[Path, Path | None]:
             "training.overwrite_output_dir: true to train again into it."
         )
     if resume not in ("auto", "true", "false", "no"):
+        reason = incomplete(Path(str(training.resume)))
+        if reason is not None:
+            logger.warning(
+                f"training.resume: {training.resume} is not marked complete ({reason}); resuming from it"
+            )
         return _mkdir(run_dir), Path(str(training.resume))
     if resume in ("false", "no"):
-        if checkpoint is not None:
+        if checkpoints(run_dir):
             raise FtCoreError(
                 f"training.output_dir: {run_dir} already holds a run (checkpoints or results). "
                 "Choose another output_dir, set training.resume: auto to continue it, or set "
@@ -83,7 +97,7 @@ def prepare_run_dir(config: RunConfig) -> tuple[Path, Path | None]:
             )
         return _mkdir(run_dir), None
     if resume == "true" and checkpoint is None:
-        raise FtCoreError(f"training.resume: true, but {run_dir} holds no checkpoint to resume from")
+        raise FtCoreError(f"training.resume: true, but {run_dir} holds no complete checkpoint to resume from")
     return _mkdir(run_dir), checkpoint
 
 
@@ -101,13 +115,6 @@ def distribution_version(distribution: str) -> str | None:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
         return None
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON through a temporary file and a rename, so a crash never leaves half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -152,14 +159,15 @@ def write_resolved_config(run_dir: Path, config: RunConfig) -> tuple[list[str], 
         number = 1
         while (run_dir / f"config.{number}.yaml").exists():
             number += 1
-        os.replace(path, run_dir / f"config.{number}.yaml")
+        write_atomic(run_dir / f"config.{number}.yaml", path.read_bytes())
         kept = f"config.{number}.yaml"
-    path.write_text(text, encoding="utf-8")
+    write_atomic(path, text)
     return changed, kept
 
 
 def build_manifest(config: RunConfig, status: str, **extra: Any) -> dict[str, Any]:
-    """Components used (name, distribution, version), library versions, status and extra facts."""
+    """Components used (name, distribution, version), library versions, status, this process (pid, host, start
+    time: lets readers such as ``ft-core cancel`` and chat see a killed run) and extra facts."""
     components = [
         {
             "section": s.section,
@@ -178,12 +186,49 @@ def build_manifest(config: RunConfig, status: str, **extra: Any) -> dict[str, An
         "components": components,
         "libraries": {name: distribution_version(name) for name in _LIBRARIES},
         "python": platform.python_version(),
+        "process": process_facts(),
         **extra,
     }
 
 
 def write_manifest(run_dir: Path, manifest: dict[str, Any]) -> None:
-    write_json_atomic(run_dir / MANIFEST, manifest)
+    """Write ``manifest.json`` atomically (the crash tests' kill point: ``manifest.<status>``)."""
+    write_json_atomic(run_dir / MANIFEST, manifest, point=f"manifest.{manifest.get('status')}")
+
+
+def process_facts() -> dict[str, Any]:
+    """This process as the manifest records it (pid, host, start time): lets readers see a run that was killed."""
+    facts: dict[str, Any] = {"pid": os.getpid(), "host": socket.gethostname()}
+    started = process_start(os.getpid())
+    if started is not None:
+        facts["start_ticks"] = started
+    return facts
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``; ``None`` where unknown): a pid reused
+    by another process has another start."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_status(manifest: dict[str, Any]) -> str | None:
+    """The run's status: the manifest's, except that a ``running`` run whose process on this machine is gone
+    (killed: SIGKILL, the out-of-memory killer, a lost node) is ``interrupted``."""
+    status = manifest.get("status")
+    process = manifest.get("process") or {}
+    if status != "running" or process.get("host") != socket.gethostname():
+        return status
+    pid = process.get("pid")
+    if not process_alive(pid):
+        return "interrupted"
+    started = process.get("start_ticks")
+    if isinstance(pid, int) and isinstance(started, int) and process_start(pid) not in (None, started):
+        return "interrupted"  # the pid now belongs to another process
+    return status
 
 
 def read_manifest(run_dir: Path) -> dict[str, Any]:
@@ -194,3 +239,31 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise FtCoreError(f"{run_dir} is not an ft-core run folder: {MANIFEST} is missing") from None
     except json.JSONDecodeError as exc:
         raise FtCoreError(f"{path}: not valid JSON ({exc})") from None
+
+
+#: Write errors of the machine (not of the run): the disk is full, over quota or read-only.
+_WRITE_ERRNOS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "read-only file system",
+}
+
+
+def write_failure(exc: BaseException, run_dir: Path) -> FtCoreError | None:
+    """A clear error for a run stopped by a failed write (a full disk while saving a checkpoint or the model, a
+    folder that turned read-only), naming the file and the checkpoint a resume starts from; ``None`` for any other
+    error."""
+    if not isinstance(exc, OSError) or exc.errno not in _WRITE_ERRNOS:
+        return None
+    where = f" writing {exc.filename}" if exc.filename else f" writing into {run_dir}"
+    checkpoint = latest_checkpoint(run_dir)
+    kept = (
+        f"the checkpoints saved before are intact; `ft-core run {run_dir / RESOLVED_CONFIG}` resumes from "
+        f"{checkpoint.name}"
+        if checkpoint is not None
+        else f"no checkpoint was complete yet; `ft-core run {run_dir / RESOLVED_CONFIG}` starts it again"
+    )
+    return FtCoreError(
+        f"the run stopped: {_WRITE_ERRNOS[exc.errno]}{where} ({exc.strerror or exc}). Free space (or give "
+        f"training.output_dir on another disk), then run again: {kept}"
+    )

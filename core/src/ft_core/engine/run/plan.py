@@ -213,6 +213,7 @@ def build_plan(
         loading,
         model_folder,
         require_remote_code_consent,
+        require_safe_weights,
         resolve_family,
     )
     from ft_core.engine.templates.resolve import apply_template_to_tokenizer, resolve_template
@@ -221,6 +222,7 @@ def build_plan(
     with loading("model", model.name_or_path):
         folder = model_folder(model)
     require_remote_code_consent(folder, model.trust_remote_code)
+    require_safe_weights(folder, model.allow_pickle)  # safetensors only, unless model.allow_pickle
     with loading("model", model.name_or_path):
         tokenizer = load_tokenizer(model)
         model_config = AutoConfig.from_pretrained(folder, trust_remote_code=model.trust_remote_code)

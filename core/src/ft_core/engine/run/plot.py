@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
+
+from ft_core.engine.storage import write_atomic
 
 
 def plot_loss(records: list[dict[str, Any]], path: Path, title: str) -> bool:
@@ -34,6 +37,8 @@ def plot_loss(records: list[dict[str, Any]], path: Path, title: str) -> bool:
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(path)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
     plt.close(figure)
+    write_atomic(path, buffer.getvalue())
     return True

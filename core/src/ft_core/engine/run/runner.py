@@ -8,8 +8,6 @@ interrupted). In a multi-process run only the main process writes outputs, manif
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -19,13 +17,15 @@ from ft_core.api.errors import RunCancelled
 from ft_core.api.events import RunEvent
 from ft_core.engine.compat import quiet_upstream_warnings
 from ft_core.engine.config.activation import ActiveHooks, active_plugins
-from ft_core.engine.config.loader import load_config
+from ft_core.engine.config.loader import load_config, with_interpolations
 from ft_core.engine.config.validate import validate
 from ft_core.engine.plugins import Plugins
 from ft_core.engine.run import distributed, output
 from ft_core.engine.run.context import EngineRun
 from ft_core.engine.run.finish import cancel_on_signals, checkpoint_step, finish
+from ft_core.engine.run.lock import holding_output_dir
 from ft_core.engine.run.plan import build_plan, say
+from ft_core.engine.run.sinks import drop_partial_record
 from ft_core.engine.training.callbacks import read_progress
 from ft_core.engine.training.heads import HEADS_FILE, load_heads
 
@@ -35,10 +35,15 @@ def load_and_validate(
 ) -> RunConfig:
     """Load, merge and validate a config against every rule (``inputs``: also the tokenizer's files and the data
     rows, as ``ft-core validate`` does)."""
-    raw, sources = load_config(path, overrides)
-    return validate(raw, plugins, sources, str(path), inputs=inputs)
+    from_env: dict[str, str] = {}
+    raw, sources = load_config(path, overrides, from_env=from_env)
+    config = validate(raw, plugins, sources, str(path), inputs=inputs)
+    # what the run folder keeps (config.yaml, loggers): values read from the environment stay `${oc.env:...}`
+    config.raw = with_interpolations(config.raw, from_env)
+    return config
 
 
+@holding_output_dir  # one run per folder (ft_core.engine.run.lock)
 def run_training(config: RunConfig, plugins: Plugins) -> Path:
     """Run a validated config; return the run folder. Raises :class:`RunCancelled` when the run was cancelled."""
     from ft_core.engine.training.arguments import uses_cpu
@@ -49,8 +54,11 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
     run_dir, checkpoint = output.prepare_run_dir(config)
     main = distributed.process_info().is_main_process
     facts: dict[str, Any] = {
-        "base_model": {"name_or_path": config.model.name_or_path},
-        "process": {"pid": os.getpid(), "host": socket.gethostname()},  # lets `ft-core cancel` see a dead run
+        "base_model": {
+            "name_or_path": config.model.name_or_path,
+            # what the config allows beyond the safe defaults: running the model's code, unpickling its weights
+            **{key: True for key in ("trust_remote_code", "allow_pickle") if getattr(config.model, key)},
+        },
     }
     run: EngineRun | None = None
 
@@ -61,6 +69,7 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
 
     if main:
         output.start_run_dir(run_dir, config)
+        drop_partial_record(run_dir)
     manifest("running")
     # the plugins the config activates, until the plan names every active one
     hooks: Any = ActiveHooks(plugins, active_plugins(config, plugins))
@@ -104,10 +113,17 @@ def run_training(config: RunConfig, plugins: Plugins) -> Path:
             metrics = finish(run, trainer, result, checkpoint_step(checkpoint) if checkpoint else 0)
     except BaseException as exc:
         status = {RunCancelled: "cancelled", KeyboardInterrupt: "interrupted"}.get(type(exc), "failed")
-        reason = str(exc) or ("interrupted (Ctrl-C twice)" if status == "interrupted" else "no message")
-        manifest(status, error=f"{type(exc).__name__}: {reason}")
+        failure = output.write_failure(exc, run_dir)  # a full or read-only disk: said clearly
+        shown = failure or exc
+        reason = str(shown) or ("interrupted (Ctrl-C twice)" if status == "interrupted" else "no message")
+        try:
+            manifest(status, error=f"{type(shown).__name__}: {reason}")
+        except OSError as unwritten:  # the disk that failed the save may refuse the manifest too
+            say(f"cannot record the {status} status in {run_dir / output.MANIFEST}: {unwritten}")
         if run is not None:
             run.emit(RunEvent(status if status != "interrupted" else "failed", str(run_dir), message=reason))  # type: ignore[arg-type]
+        if failure is not None:
+            raise failure from exc
         raise
     finally:
         distributed.destroy_process_group()

@@ -65,8 +65,29 @@ def ft_run_event(event: RunEvent) -> None:
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    """Records of ``metrics.jsonl`` in order (records from before a resume come first)."""
+    """Records of ``metrics.jsonl`` in order (records from before a resume come first); a line cut short (a run
+    killed while appending it, or one being written) is skipped."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def drop_partial_record(run_dir: Path) -> None:
+    """Cut a last line that a killed run left half-written from ``metrics.jsonl``, so the records this run appends
+    start on a line of their own."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)

@@ -447,7 +447,7 @@ def encode_conversation(
     )
     input_ids += appended[0]
     labels += appended[1]
-    if all(label == IGNORE_INDEX for label in labels):
+    if labels.count(IGNORE_INDEX) == len(labels):  # no trained token (counted in C: rows are long)
         return None
     return {"input_ids": input_ids, "labels": labels, "attention_mask": [1] * len(input_ids)}
 

@@ -3,6 +3,7 @@ checkpointing plan kept in place."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from ft_core.api.events import RunEvent
 
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 #: A file whose presence asks a run to stop at the next optimizer step (``ft-core cancel RUN_DIR`` writes it).
 CANCEL_FILE = "CANCEL"
 
@@ -19,6 +21,17 @@ def checkpoint_folder(args: Any, state: Any) -> Path:
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
     return Path(args.output_dir) / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}"
+
+
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """Every ``checkpoint-<step>`` folder of ``run_dir`` (complete or not), by step."""
+    found = []
+    if run_dir.is_dir():
+        for child in run_dir.iterdir():
+            match = _CHECKPOINT_RE.match(child.name)
+            if match and child.is_dir():
+                found.append((int(match.group(1)), child))
+    return sorted(found)
 
 
 def event_callback(emit: Callable[[RunEvent], None], run_dir: Path) -> Any:

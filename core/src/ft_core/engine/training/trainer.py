@@ -3,12 +3,18 @@ sync-free token counting, the run's callbacks."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from ft_core.api.config import Selection
 from ft_core.api.modeling import default_param_groups
+from ft_core.engine.killpoints import kill_point
+from ft_core.engine.storage import incomplete, mark_complete, unmark, write_atomic
 
 
 class FtCoreTrainerMixin:
@@ -26,6 +32,11 @@ class FtCoreTrainerMixin:
       interval's wall time); the closing summary holds the session's total and share of ``train_runtime``.
     - With parameter groups of different learning rates, each group's rate is logged: ``learning_rate`` (group 0,
       as the Trainer logs it) and ``learning_rate_group1``, ``learning_rate_group2``, ...
+    - A checkpoint is marked complete (``ft_core_complete.json``, :mod:`ft_core.engine.storage`) once every process
+      saved its part and every ``on_save`` callback (heads, progress) ran; only then are older checkpoints rotated
+      out (``save_total_limit``), so a crash while saving always leaves a complete one to resume from. The run
+      folder's ``train_results.json``, ``all_results.json`` and ``trainer_state.json`` are written atomically.
+      Resumed from a checkpoint of the last step, nothing more is trained (the Trainer would take one more step).
     """
 
     ft_optimizer: Selection
@@ -117,6 +128,89 @@ class FtCoreTrainerMixin:
     def save_model(self, *args: Any, **kwargs: Any) -> None:
         self.flush_token_count()
         super().save_model(*args, **kwargs)  # type: ignore[misc]
+
+    # ---------------------------------------------------------------- checkpoints a crash never leaves half-read
+    _ft_saving: Path | None = None
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"  # type: ignore[attr-defined]
+        if self.args.should_save:  # type: ignore[attr-defined]
+            unmark(folder)  # saving over an earlier checkpoint of this step: not complete until marked again
+        limit = self.args.save_total_limit  # type: ignore[attr-defined]
+        self.args.save_total_limit = None  # type: ignore[attr-defined]  # rotated once this one is complete
+        try:
+            super()._save_checkpoint(model, trial)  # type: ignore[misc]
+        finally:
+            self.args.save_total_limit = limit  # type: ignore[attr-defined]
+        kill_point("checkpoint.saved")
+        self._ft_saving = folder
+
+    def _run_epoch(self, *args: Any, **kwargs: Any) -> None:
+        state = self.state  # type: ignore[attr-defined]
+        if (
+            0 < state.max_steps <= state.global_step
+        ):  # resumed from the last step's checkpoint: nothing to train
+            self.control.should_training_stop = True  # type: ignore[attr-defined]  # (the Trainer would do one more)
+            return
+        super()._run_epoch(*args, **kwargs)  # type: ignore[misc]
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        kill_point("checkpoint.weights")  # the weights are saved, the optimizer not yet
+        super()._save_optimizer_and_scheduler(output_dir)  # type: ignore[misc]
+
+    def _maybe_log_save_evaluate(self, *args: Any, **kwargs: Any) -> None:
+        super()._maybe_log_save_evaluate(*args, **kwargs)  # type: ignore[misc]
+        if self._ft_saving is not None:  # saved, and the callbacks' on_save ran: complete
+            folder, self._ft_saving = self._ft_saving, None
+            self.accelerator.wait_for_everyone()  # type: ignore[attr-defined]  # every process wrote its part
+            if self.args.should_save:  # type: ignore[attr-defined]
+                mark_complete(folder)
+                self._ft_rotate(folder)
+
+    def _ft_rotate(self, newest: Path) -> None:
+        """Delete checkpoints beyond ``save_total_limit``: the oldest complete ones (never the best one) and the
+        incomplete ones older than ``newest``; each is unmarked before it is deleted."""
+        limit = self.args.save_total_limit  # type: ignore[attr-defined]
+        if not limit or limit <= 0:
+            return
+        from ft_core.engine.training.callbacks import checkpoints
+
+        best = self.state.best_model_checkpoint  # type: ignore[attr-defined]
+        keep = {newest.resolve(), *([Path(best).resolve()] if best else [])}
+        others = [
+            (step, folder) for step, folder in checkpoints(newest.parent) if folder.resolve() not in keep
+        ]
+        complete = [folder for _, folder in others if incomplete(folder) is None]
+        excess = complete[: max(0, len(complete) - max(limit - len(keep), 0))]
+        newest_step = self.state.global_step  # type: ignore[attr-defined]
+        stale = [folder for step, folder in others if step < newest_step and folder not in complete]
+        for folder in excess + stale:
+            unmark(folder)
+            kill_point("checkpoint.rotating")
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def save_metrics(self, split: str, metrics: dict[str, Any], combined: bool = True) -> None:
+        """The Trainer's ``<split>_results.json`` (and ``all_results.json``), written atomically."""
+        if not self.is_world_process_zero():  # type: ignore[attr-defined]
+            return
+        folder = Path(self.args.output_dir)  # type: ignore[attr-defined]
+        write_atomic(folder / f"{split}_results.json", json.dumps(metrics, indent=4, sort_keys=True))
+        if combined:
+            combined_path = folder / "all_results.json"
+            try:
+                earlier = json.loads(combined_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):  # none yet, or cut short by a crash
+                earlier = {}
+            earlier = earlier if isinstance(earlier, dict) else {}
+            write_atomic(combined_path, json.dumps({**earlier, **metrics}, indent=4, sort_keys=True))
+
+    def save_state(self) -> None:
+        """The Trainer's final ``trainer_state.json``, written atomically."""
+        if self.is_world_process_zero():  # type: ignore[attr-defined]
+            text = json.dumps(dataclasses.asdict(self.state), indent=2, sort_keys=True) + "\n"  # type: ignore[attr-defined]
+            write_atomic(Path(self.args.output_dir) / "trainer_state.json", text)  # type: ignore[attr-defined]
 
 
 class _TimedIterator:
