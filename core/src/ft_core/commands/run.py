@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -154,23 +153,21 @@ class CancelCommand(CliCommand):
         parser.add_argument("run_dir", help="the run's output folder")
 
     def run(self, args: argparse.Namespace) -> int:
-        from ft_core.engine.run.output import MANIFEST, read_manifest
-        from ft_core.engine.storage import process_alive
+        from ft_core.engine.run.output import MANIFEST, read_manifest, run_status
         from ft_core.engine.training.callbacks import CANCEL_FILE
 
         folder = Path(args.run_dir)
         if not (folder / MANIFEST).is_file():
             raise FtCoreError(f"{folder}: not an ft-core run folder ({MANIFEST} is missing)")
         manifest = read_manifest(folder)
-        status = manifest.get("status")
+        status = run_status(manifest)
+        if status == "interrupted":
+            raise FtCoreError(
+                f"{folder}: its manifest says running, but its process {manifest['process'].get('pid')} is gone "
+                f"(killed?). Nothing to cancel; resume it with `ft-core run {folder / 'config.yaml'}`"
+            )
         if status != "running":
             raise FtCoreError(f"{folder}: the run is not running (status {status!r}); nothing to cancel")
-        process = manifest.get("process") or {}
-        if process.get("host") == socket.gethostname() and not process_alive(process.get("pid")):
-            raise FtCoreError(
-                f"{folder}: its manifest says running, but its process {process.get('pid')} is gone (killed?). "
-                f"Nothing to cancel; resume it with `ft-core run {folder / 'config.yaml'}`"
-            )
         (folder / CANCEL_FILE).write_text("cancel requested\n", encoding="utf-8")
         print(f"asked {folder} to stop after its current optimizer step (a checkpoint is kept)")
         return 0
