@@ -199,6 +199,17 @@ def test_micro_batch_tokens_follow_batch_and_cutoff_or_a_packing_budget():
     assert micro_batch(_config(packing=False, packing_tokens=16384)) == (2, 512)
 
 
+def test_a_pairwise_stage_counts_both_answers_of_each_row():
+    # rm / dpo / orpo / cpo forward chosen and rejected side by side: 4 rows are 8 sequences (an rm run of the
+    # Llama-3-8B shape ran out of an 80 GB card when auto planned for 4)
+    pairs = _config(batch=4, cutoff=2048)
+    pairs.stage = SimpleNamespace(component=SimpleNamespace(sequences_per_row=2))
+    assert micro_batch(pairs) == (8, 2048)
+    assert micro_batch(pairs, [100, 700]) == (8, 700)
+    pairs.data.packing, pairs.data.packing_tokens = "auto", 16384  # no token budget for padded pairs
+    assert micro_batch(pairs) == (8, 2048)
+
+
 def test_the_prepared_rows_tighten_the_micro_batch_bound():
     short = [100, 300, 120, 80, 200, 90]  # the longest 300 of a 512 cutoff
     assert micro_batch(_config(batch=2, cutoff=512), short) == (2, 300)  # padded to the longest row

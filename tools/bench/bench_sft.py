@@ -51,16 +51,27 @@ UNSLOTH = {
 
 @dataclasses.dataclass(frozen=True)
 class Mode:
-    """A benchmark mode: config sections merged over the base config, and LLaMA-Factory's mode to compare with."""
+    """A benchmark mode: config sections merged over the base config, and LLaMA-Factory's mode to compare with
+    (``None``: LLaMA-Factory has no such stage)."""
 
     sections: dict[str, Any]
-    baseline: str
+    baseline: str | None
     description: str
 
 
-#: The workload's rows as preference pairs (each answer chosen over the next row's), for the dpo modes.
+#: The workload's rows as preference pairs (each answer chosen over the next row's), for the preference modes.
 PREFERENCE_DATASET = "synth_pref"
+#: The workload's rows with a KTO tag (desirable and undesirable in turn), for the kto mode.
+KTO_DATASET = "synth_kto"
 DPO: dict[str, Any] = {"stage": {"name": "dpo", "beta": 0.1}}
+#: LLaMA-Factory's online-RL generation settings on the workload: 128 new tokens a prompt, sampling at temperature 1.
+RL_NEW_TOKENS = 128
+
+
+def _stage(stage: dict[str, Any], dataset: str = PREFERENCE_DATASET) -> dict[str, Any]:
+    """A stage mode's sections: the stage over ``dataset``, LoRA and ft-core's defaults otherwise."""
+    return {"stage": stage, "data": {"dataset": [dataset]}}
+
 
 #: The frozen base's linear layers in FP8 (ft-core-torchao): FP8 matmuls forward, half the weight memory.
 FP8: dict[str, Any] = {"quantization": {"method": "torchao", "scheme": "float8_dynamic"}}
@@ -181,13 +192,64 @@ MODES: dict[str, Mode] = {
     ),
     "dpo_lora": Mode(
         {**DPO, "data": {"dataset": [PREFERENCE_DATASET], "packing": False}},
-        "lora",
-        "DPO, LoRA bf16, TRL's padded chosen / rejected batches (no LLaMA-Factory figure: compare with dpo_lora_packed)",
+        "dpo",
+        "DPO, LoRA bf16, TRL's padded chosen / rejected batches",
     ),
     "dpo_lora_packed": Mode(
         {**DPO, "data": {"dataset": [PREFERENCE_DATASET], "packing": True}},
-        "lora",
+        "dpo",
         "DPO, LoRA bf16, each forward pass over TRL's batches padding-free (data.packing: true)",
+    ),
+    "kto_lora": Mode(
+        _stage({"name": "kto", "beta": 0.1}, KTO_DATASET),
+        "kto",
+        "KTO, LoRA bf16, the workload's rows tagged desirable / undesirable in turn, ft-core's defaults",
+    ),
+    "rm_lora": Mode(
+        _stage({"name": "rm"}),
+        "rm",
+        "Pairwise reward model, LoRA bf16 (sequence-classification head), ft-core's defaults",
+    ),
+    "orpo_lora": Mode(
+        _stage({"name": "orpo", "beta": 0.1}),
+        "orpo",
+        "ORPO, LoRA bf16 (reference-free), ft-core's defaults",
+    ),
+    "simpo_lora": Mode(
+        _stage({"name": "simpo"}),
+        "simpo",
+        "SimPO, LoRA bf16 (reference-free, TRL's CPOTrainer), ft-core's defaults",
+    ),
+    "ppo_lora": Mode(
+        _stage(
+            {
+                "name": "ppo",
+                "reward_model": ["length"],
+                "length_target": RL_NEW_TOKENS,
+                "max_new_tokens": RL_NEW_TOKENS,
+                "ppo_epochs": 4,
+                "num_mini_batches": 2,
+            },
+            "synth",
+        )
+        # LLaMA-Factory's rollout of 4 x 2 prompts in two mini-batches; ppo steps once per rollout (no accumulation)
+        | {"training": {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1}},
+        "ppo",
+        f"PPO, LoRA bf16 (value head on the policy's weights), {RL_NEW_TOKENS} new tokens a prompt, a length reward",
+    ),
+    "grpo_lora": Mode(
+        _stage(
+            {
+                "name": "grpo",
+                "reward_functions": ["length"],
+                "length_target": RL_NEW_TOKENS,
+                "num_generations": 4,
+                "max_completion_length": RL_NEW_TOKENS,
+            },
+            "synth",
+        ),
+        None,
+        f"GRPO, LoRA bf16, 4 answers a prompt, {RL_NEW_TOKENS} new tokens each, a length reward (no LLaMA-Factory stage)",
     ),
 }
 
@@ -267,24 +329,32 @@ def _supported(config: dict[str, Any], plugins: Any) -> dict[str, Any]:
     return kept
 
 
-def add_preference_pairs(work: Path) -> None:
-    """Register ``PREFERENCE_DATASET`` in the workload: each row's answer chosen over the next row's answer."""
+def add_stage_datasets(work: Path) -> None:
+    """Register the stage modes' data sets in the workload (once): ``PREFERENCE_DATASET``, each row's answer chosen
+    over the next row's, and ``KTO_DATASET``, the rows tagged desirable and undesirable in turn. LLaMA-Factory reads
+    the same ``dataset_info.json`` entries."""
     data = work / "data"
     info_path = data / "dataset_info.json"
     info = json.loads(info_path.read_text())
-    if PREFERENCE_DATASET in info:
+    if PREFERENCE_DATASET in info and KTO_DATASET in info:
         return
     rows = json.loads((data / info["synth"]["file_name"]).read_text())
     pairs = [
         {**row, "chosen": row["output"], "rejected": rows[(index + 1) % len(rows)]["output"]}
         for index, row in enumerate(rows)
     ]
+    tagged = [{**row, "kto_tag": index % 2 == 0} for index, row in enumerate(rows)]
     (data / f"{PREFERENCE_DATASET}.json").write_text(json.dumps(pairs))
-    columns = {"prompt": "instruction", "query": "input", "chosen": "chosen", "rejected": "rejected"}
+    (data / f"{KTO_DATASET}.json").write_text(json.dumps(tagged))
+    prompt = {"prompt": "instruction", "query": "input"}
     info[PREFERENCE_DATASET] = {
         "file_name": f"{PREFERENCE_DATASET}.json",
         "ranking": True,
-        "columns": columns,
+        "columns": {**prompt, "chosen": "chosen", "rejected": "rejected"},
+    }
+    info[KTO_DATASET] = {
+        "file_name": f"{KTO_DATASET}.json",
+        "columns": {**prompt, "response": "output", "kto_tag": "kto_tag"},
     }
     info_path.write_text(json.dumps(info))
 
@@ -294,6 +364,9 @@ def config_for(work: Path, mode: str, steps: int, tiny: bool = False) -> dict[st
     config = _merge(base_config(work, mode, steps, tiny), MODES[mode].sections)
     if tiny and "unsloth" in config:
         config["unsloth"] = {**config["unsloth"], "allow_cpu": True}
+    if tiny and isinstance(config.get("stage"), dict):  # the online-RL modes: answers that fit a tiny row
+        short = {"max_new_tokens": 16, "max_completion_length": 16, "length_target": 16, "num_generations": 2}
+        config["stage"] = {key: short.get(key, value) for key, value in config["stage"].items()}
     return config
 
 
@@ -517,13 +590,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     args = parse_args(argv)
     if args.list:
         for name, mode in MODES.items():
-            print(f"{name:16} vs LLaMA-Factory {mode.baseline:11} {mode.description}")
+            print(f"{name:16} vs LLaMA-Factory {mode.baseline or '-':11} {mode.description}")
         return None
     work, mode, steps = args.work, args.mode, args.steps
     if args.tiny:
         build_tiny_workload(work)
-    if PREFERENCE_DATASET in json.dumps(MODES[mode].sections):
-        add_preference_pairs(work)
+    add_stage_datasets(work)
     import torch
     import yaml
 

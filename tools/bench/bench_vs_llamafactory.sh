@@ -8,11 +8,12 @@
 # runs, then the LLaMA-Factory mode it is compared with (each LLaMA-Factory mode once per call).
 # Environment: UNSLOTH_WHEELS (default .whl-unsloth; the unsloth modes are skipped when it holds no unsloth wheel),
 # TORCHAO_WHEELS (default .whl-torchao: the torchao wheel for the FP8 modes lora_fp8 / lora_fp8_ckpt),
-# TRL_WHEELS (default .whl-trl: trl 1.x for the dpo modes), RUN_TIMEOUT (seconds per run, default 300), WARMUP
+# TRL_WHEELS (default .whl-trl: trl 1.x for the stage modes), RUN_TIMEOUT (seconds per run, default 300), WARMUP
 # (default 1: a 2-step run first compiles the kernels; WARMUP_MODES names the modes warmed up), PROFILE_MODES (ft-core modes re-run with --profile after the measured
 # runs; top-20 operators by CUDA and by CPU time), PROFILE_STEPS (default 3), PROFILE_START (optimizer steps before
 # the profiled ones, default 3; 0 profiles the first steps), SKIP_LF=1 (ft-core only), SKIP_FT (ft-core modes not
-# run, their LLaMA-Factory baselines still run: measured in an earlier call), WORK (/tmp/ftbench).
+# run, their LLaMA-Factory baselines still run: measured in an earlier call), SKIP_LF_MODES (LLaMA-Factory modes
+# not run: ppo, which refuses the trl its own release requires), WORK (/tmp/ftbench).
 # Full logs: $OUT/ft-MODE.log, $OUT/lf-MODE.log, $OUT/ft-MODE-profile.log; the summary table is printed at the
 # end and written to $OUT/summary.md (results.json: every RESULT). One call must end within the device's
 # 10 minutes: about 1.5 min per run after the first build of the workload, so split long mode lists over calls.
@@ -21,7 +22,7 @@ LF_WHEELS=$1; EXTRA=$2; BENCH=$3; MODES=$4; STEPS=${5:-30}
 WORK=${WORK:-/tmp/ftbench}; RUN_TIMEOUT=${RUN_TIMEOUT:-300}; UNSLOTH_WHEELS=${UNSLOTH_WHEELS:-.whl-unsloth}
 TORCHAO_WHEELS=${TORCHAO_WHEELS:-.whl-torchao}; TRL_WHEELS=${TRL_WHEELS:-.whl-trl}
 PROFILE_MODES=${PROFILE_MODES:-}; PROFILE_STEPS=${PROFILE_STEPS:-3}; PROFILE_START=${PROFILE_START:-3}; SKIP_LF=${SKIP_LF:-0}
-SKIP_FT=${SKIP_FT:-}
+SKIP_FT=${SKIP_FT:-}; SKIP_LF_MODES=${SKIP_LF_MODES:-}
 LOGS=${OUT:-/tmp/ftbench-logs}; mkdir -p "$LOGS"
 PIP="python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade"
 # COMMON_WHEELS (optional): datasets, dill, multiprocess, omegaconf and bitsandbytes, which both systems use, kept
@@ -33,11 +34,11 @@ $PIP --target /tmp/lf "$LF_WHEELS"/*.whl ${COMMON_WHEELS:+"$COMMON_WHEELS"/*.whl
 $PIP --target /tmp/ftdeps "$SHARED"/{datasets,dill,multiprocess,omegaconf,bitsandbytes}-*.whl "$EXTRA"/*.whl || exit 1
 # torchao (the FP8 modes) goes to ft-core only: LLaMA-Factory's peft 0.18 breaks on a newer torchao.
 if ls "$TORCHAO_WHEELS"/torchao-*.whl >/dev/null 2>&1; then $PIP --target /tmp/ftdeps "$TORCHAO_WHEELS"/*.whl || exit 1; fi
-# TRL 1.x (the dpo modes) goes to ft-core only: LLaMA-Factory pins trl 0.24.
+# TRL 1.x (the stage modes) goes to ft-core only: LLaMA-Factory pins trl 0.24.
 if ls "$TRL_WHEELS"/trl-*.whl >/dev/null 2>&1; then $PIP --target /tmp/ftdeps "$TRL_WHEELS"/*.whl || exit 1; fi
 $PIP --no-build-isolation --target /tmp/ftcore ./core \
   ./plugins/ft-core-{sft,dpo,lora,adamw,llama,templates-generic,liger,bitsandbytes,unsloth,torchao} \
-  ./plugins/ft-core-{hqq,freeze,full,galore,badam,apollo} >/dev/null || exit 1
+  ./plugins/ft-core-{hqq,freeze,full,galore,badam,apollo,kto,rm,orpo,cpo,ppo,grpo} >/dev/null || exit 1
 HAVE_UNSLOTH=0
 if ls "$UNSLOTH_WHEELS"/unsloth-*.whl >/dev/null 2>&1; then
   $PIP --target /tmp/unsloth "$UNSLOTH_WHEELS"/*.whl && HAVE_UNSLOTH=1
@@ -86,7 +87,7 @@ for mode in $MODES; do
   fi
   [[ " $SKIP_FT " == *" $mode "* ]] || ft_run "$mode" "$LOGS/ft-$mode.log" "$STEPS"
   baseline=$(python3 -c "import sys; sys.path.insert(0, 'tools/bench'); from bench_table import BASELINES as B; print(B['$mode'])")
-  if [[ $SKIP_LF != 1 && $LF_DONE != *" $baseline "* ]]; then
+  if [[ $SKIP_LF != 1 && $baseline != None && $LF_DONE != *" $baseline "* && " $SKIP_LF_MODES " != *" $baseline "* ]]; then
     lf_run "$baseline"; LF_DONE="$LF_DONE$baseline "
   fi
 done

@@ -1,7 +1,9 @@
 """LLaMA-Factory 0.9.5 on the reference workload, in the LLaMA-Factory modes ``bench_sft.py`` compares with: the
 shared ``lf_bench.py`` (``lora``, ``qlora4``) plus ``lora_liger`` (LLaMA-Factory's own ``enable_liger_kernel``) and
 the memory-saving methods of the memory table (``galore``, ``apollo``, ``badam``, ``freeze``: LLaMA-Factory's own
-examples' settings on the workload, the same as the ft-core ``mem_*`` modes).
+examples' settings on the workload, the same as the ft-core ``mem_*`` modes) and the training stages (``dpo``,
+``orpo``, ``simpo``, ``kto``, ``rm``, ``ppo``: LoRA on the workload's rows as pairs, tagged rows or prompts; ``ppo``
+rewards with the ``rm`` mode's model, so run ``rm`` first).
 
 Usage: python tools/bench/lf_bench_modes.py LF_BENCH_PY WORK MODE [steps]   (MODE: one of MODES)
 
@@ -35,6 +37,7 @@ MODES: dict[str, tuple[str, dict]] = {
             "galore_target": "all",
             "galore_rank": 16,
             "pure_bf16": True,
+            "optim": "adamw_torch",  # its GaLore refuses transformers 5's default adamw_torch_fused
             "per_device_train_batch_size": 8,
             "gradient_accumulation_steps": 1,
         },
@@ -47,6 +50,7 @@ MODES: dict[str, tuple[str, dict]] = {
             "apollo_rank": 1,
             "apollo_scale_type": "tensor",
             "pure_bf16": True,
+            "optim": "adamw_torch",  # its APOLLO refuses transformers 5's default adamw_torch_fused
         },
     ),
     # examples/extras/badam/llama3_full_sft.yaml (layer mode), switching every 5 steps as mem_badam does
@@ -60,6 +64,24 @@ MODES: dict[str, tuple[str, dict]] = {
         },
     ),
     "freeze": ("full", {"finetuning_type": "freeze", "freeze_trainable_layers": 2}),
+    # the training stages on the workload's rows (bench_sft.add_stage_datasets registers the data sets), LoRA
+    "dpo": ("lora", {"stage": "dpo", "dataset": "synth_pref", "pref_beta": 0.1, "pref_loss": "sigmoid"}),
+    "orpo": ("lora", {"stage": "dpo", "dataset": "synth_pref", "pref_beta": 0.1, "pref_loss": "orpo"}),
+    "simpo": ("lora", {"stage": "dpo", "dataset": "synth_pref", "pref_loss": "simpo"}),
+    "kto": ("lora", {"stage": "kto", "dataset": "synth_kto", "pref_beta": 0.1}),
+    "rm": ("lora", {"stage": "rm", "dataset": "synth_pref", "output_dir": "{work}/out_lf_rm"}),
+    # the reward model is the rm mode's LoRA run (run rm first in the same call), 128 new tokens as ppo_lora
+    "ppo": (
+        "lora",
+        {
+            "stage": "ppo",
+            "dataset": "synth",
+            "reward_model": "{work}/out_lf_rm",
+            "reward_model_type": "lora",
+            "max_new_tokens": 128,
+            "output_dir": "{work}/out_lf_ppo",
+        },
+    ),
 }
 
 
@@ -87,7 +109,10 @@ def main() -> None:
     steps = sys.argv[4] if len(sys.argv) > 4 else "30"
     if mode not in MODES:
         raise SystemExit(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    lf_mode, extra = MODES[mode]
+    lf_mode, options = MODES[mode]
+    extra = {
+        key: value.format(work=work) if isinstance(value, str) else value for key, value in options.items()
+    }
     if extra:
         import llamafactory.train.tuner as tuner
 
@@ -103,7 +128,7 @@ def main() -> None:
 
     import torch
 
-    results_file = work / f"out_{lf_mode}" / "train_results.json"
+    results_file = Path(extra.get("output_dir", work / f"out_{lf_mode}")) / "train_results.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     measured = int(tokens["total"].item()) if tokens["total"] is not None else None
     runtime = results.get("train_runtime")

@@ -122,6 +122,10 @@ class _CpoTrainerStage(TrainingStage[OptionsT], Generic[OptionsT]):
     experimental CPOTrainer."""
 
     data_kind: ClassVar[DataKind] = "preference"
+    sequences_per_row: ClassVar[int] = 2  # chosen and rejected, side by side
+    #: ``data.packing``: TRL's padded chosen / rejected batch runs padding-free; the engine restores the padded
+    #: logits TRL's loss reads.
+    packs_padded_batches: ClassVar[bool] = True
     model_roles: ClassVar[tuple[str, ...]] = ("policy",)
     stage_name: ClassVar[str] = ""
 

@@ -126,6 +126,7 @@ class DpoStage(TrainingStage[DpoOptions]):
     """
 
     data_kind: ClassVar[DataKind] = "preference"
+    sequences_per_row: ClassVar[int] = 2  # chosen and rejected, side by side
     model_roles: ClassVar[tuple[str, ...]] = ("policy", "reference")
     options_schema: ClassVar[type] = DpoOptions
     description: ClassVar[str] = "Direct Preference Optimization on chosen / rejected pairs (TRL DPOTrainer)"

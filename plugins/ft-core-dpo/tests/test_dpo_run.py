@@ -123,7 +123,9 @@ def sequence_logp(model: Any, prompt: list[int], answer: list[int]) -> float:
     return float(logps[len(prompt) - 1 :].sum())
 
 
-def test_training_raises_the_chosen_over_rejected_margin_on_held_out_pairs(tiny_model_dir, tmp_path, encoder):
+def test_training_raises_the_chosen_over_rejected_margin_on_held_out_pairs(
+    tiny_model_dir, tmp_path, encoder, record_property
+):
     """DPO's implicit reward margin [log pi(c) - log ref(c)] - [log pi(r) - log ref(r)]: zero before training
     (the policy is the reference), clearly positive after it on pairs it never saw."""
     from peft import PeftModel
@@ -158,6 +160,7 @@ def test_training_raises_the_chosen_over_rejected_margin_on_held_out_pairs(tiny_
         with policy.disable_adapter():
             reference = sequence_logp(policy, prompt, chosen) - sequence_logp(policy, prompt, rejected)
         margins.append(trained - reference)
+    record_property("held_out_margin_mean", sum(margins) / len(margins))
     assert sum(margins) / len(margins) > 2.0, margins
     assert sum(m > 0 for m in margins) == len(margins), margins
 

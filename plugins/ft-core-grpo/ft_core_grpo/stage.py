@@ -28,7 +28,12 @@ from ft_core.api import (
     did_you_mean,
 )
 from ft_core.api.preference import keep_prompt_end
-from ft_core.api.rewards import BUILTIN_REWARDS, build_reward_functions, import_callable, is_callable_name
+from ft_core.api.rewards import (
+    BUILTIN_REWARDS,
+    build_reward_functions,
+    import_callable,
+    reward_function_problems,
+)
 from ft_core_grpo.compat import trl_problem
 
 logger = logging.getLogger(__name__)
@@ -80,24 +85,16 @@ class GrpoOptions:
         object.__setattr__(self, "reward_functions", list(self.reward_functions))
         if not self.reward_functions:
             raise OptionsError("reward_functions: name at least one reward function")
-        for name in self.reward_functions:
-            if name not in BUILTIN_REWARDS and not is_callable_name(name):
-                raise OptionsError(
-                    f"reward_functions: {name!r} is neither a built-in ({', '.join(BUILTIN_REWARDS)}) nor a "
-                    f"Python callable written package.module:function.{did_you_mean(name, BUILTIN_REWARDS)}"
-                )
-        if self.reward_weights is not None and len(self.reward_weights) != len(self.reward_functions):
-            raise OptionsError(
-                f"reward_weights: {len(self.reward_weights)} weights for {len(self.reward_functions)} reward functions"
-            )
+        for problem in reward_function_problems(
+            "reward_functions", self.reward_functions, self.reward_weights, self.length_target
+        ):
+            raise OptionsError(problem)
         if self.num_generations < 2:
             raise OptionsError(
                 f"num_generations must be >= 2 (advantages compare each answer with its group), got {self.num_generations}"
             )
         if self.max_completion_length < 1:
             raise OptionsError(f"max_completion_length must be >= 1, got {self.max_completion_length}")
-        if self.length_target < 1:
-            raise OptionsError(f"length_target must be >= 1, got {self.length_target}")
         if not self.temperature > 0:
             raise OptionsError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:

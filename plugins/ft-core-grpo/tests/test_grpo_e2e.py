@@ -31,3 +31,5 @@ def test_the_example_config_trains_and_logs_its_metrics(tmp_path):
     assert len(steps) == 2
     for name in METRICS:
         assert any(name in s for s in steps), (name, steps)
+    # the demo's rewards (length among them) differ within a group from the first step: the policy gets a gradient
+    assert steps[0]["reward_std"] > 0 and steps[0]["grad_norm"] > 0, steps[0]

@@ -32,7 +32,7 @@ def reward_module(tmp_path, monkeypatch):
     sys.modules.pop("grpo_signal_rewards", None)
 
 
-def test_grpo_raises_the_mean_reward_of_its_generations(tmp_path, reward_module):
+def test_grpo_raises_the_mean_reward_of_its_generations(tmp_path, reward_module, record_property):
     model_dir = save_tiny_word_model_dir(str(tmp_path / "model"))
     data = tmp_path / "data"
     data.mkdir()
@@ -75,4 +75,5 @@ def test_grpo_raises_the_mean_reward_of_its_generations(tmp_path, reward_module)
     assert len(rewards) == 12
     first, last = sum(rewards[:2]) / 2, sum(rewards[-3:]) / 3
     print(f"grpo mean reward: first 2 steps {first:.3f}, last 3 steps {last:.3f} ({rewards})")
+    record_property("mean_reward_first_last", (first, last))
     assert last > first + 0.25 and last > 3 * first, rewards

@@ -128,6 +128,9 @@ class KtoStage(TrainingStage[KtoOptions]):
     description: ClassVar[str] = (
         "Kahneman-Tversky Optimization on answers tagged desirable / undesirable (TRL)"
     )
+    #: ``data.packing``: TRL's right-padded batches (the rows and their KL pairs, policy and reference passes) run
+    #: padding-free; the engine restores the padded per-token outputs TRL's loss reads.
+    packs_padded_batches: ClassVar[bool] = True
 
     def roles(self, options: KtoOptions) -> tuple[ModelRole, ...]:
         return (ModelRole("policy"), ModelRole("reference", trainable=False))

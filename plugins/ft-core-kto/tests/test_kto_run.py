@@ -204,7 +204,9 @@ def held_out_margins(policy: Any, held_out: list[dict[str, str]], encode: Any) -
     return margins
 
 
-def test_training_raises_the_chosen_over_rejected_margin_on_held_out_pairs(tiny_model_dir, tmp_path, encoder):
+def test_training_raises_the_chosen_over_rejected_margin_on_held_out_pairs(
+    tiny_model_dir, tmp_path, encoder, record_property
+):
     """Trained on answers tagged desirable / undesirable, the policy prefers the desirable kind of answer on
     questions it never saw: log pi(chosen) - log pi(rejected) grows against the untrained model."""
     from peft import PeftModel
@@ -228,5 +230,44 @@ def test_training_raises_the_chosen_over_rejected_margin_on_held_out_pairs(tiny_
     margins = held_out_margins(policy, held_out, encoder().encode_completion)
     mean = sum(margins) / len(margins)
     print(f"kto held-out margin gain: mean {mean:.2f}, min {min(margins):.2f}")
+    record_property("held_out_margin_mean", mean)
     assert mean > 2.0, margins
     assert all(m > 0 for m in margins), margins
+
+
+def test_packed_kto_trains_the_same_as_padded(tiny_model_dir, tmp_path, monkeypatch):
+    """``data.packing: true``: TRL's padded batches (rows, KL pairs, policy and reference passes) run padding-free
+    (the engine flattens each forward pass and restores the padded outputs): the same losses and rewards, step by
+    step, as the padded run."""
+    from ft_core.engine.training.padding_free import PaddingFreeForward
+
+    flattened: list[int] = []
+    original = PaddingFreeForward.flatten
+
+    def counting(self, module, args, kwargs):
+        result = original(self, module, args, kwargs)
+        if result is not None:
+            flattened.append(result[1]["input_ids"].shape[1])
+        return result
+
+    monkeypatch.setattr(PaddingFreeForward, "flatten", counting)
+    rows = unpaired(pairs(8, seed=11))
+    logged_runs = {}
+    for packing in (False, True):
+        folder = tmp_path / f"packing-{packing}"
+        folder.mkdir()
+        config = write_run(folder, tiny_model_dir, rows, "lora", max_steps=3)
+        run_dir = run(config, overrides=(f"data.packing={str(packing).lower()}",))
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        logged_runs[packing] = (
+            [m for m in logged(run_dir) if "loss" in m],
+            manifest["decisions"]["packing"]["value"],
+        )
+    (padded, no_packing), (packed, packing_record) = logged_runs[False], logged_runs[True]
+    assert no_packing == "off" and "padding-free" in packing_record["mode"]
+    assert len(packed) == len(padded) == 3
+    assert len(flattened) >= 12  # each step's policy and reference passes over the rows and the KL pairs
+    for step_padded, step_packed in zip(padded, packed, strict=True):
+        for key in ("loss", "kl", "logps/chosen", "logps/rejected"):
+            if key in step_padded:
+                assert step_packed[key] == pytest.approx(step_padded[key], rel=1e-3, abs=1e-4), key

@@ -46,6 +46,10 @@ class OrpoStage(TrainingStage[OrpoOptions]):
     """
 
     data_kind: ClassVar[DataKind] = "preference"
+    sequences_per_row: ClassVar[int] = 2  # chosen and rejected, side by side
+    #: ``data.packing``: TRL's padded chosen / rejected batch runs padding-free; the engine restores the padded
+    #: logits TRL's loss reads.
+    packs_padded_batches: ClassVar[bool] = True
     model_roles: ClassVar[tuple[str, ...]] = ("policy",)
     options_schema: ClassVar[type] = OrpoOptions
     description: ClassVar[str] = (

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ft_core.api import OptionsError, did_you_mean
-from ft_core.api.rewards import BUILTIN_REWARDS, is_callable_name
+from ft_core.api import OptionsError
+from ft_core.api.rewards import BUILTIN_REWARDS, is_callable_name, reward_function_problems
 
 #: The name of the value head the stage adds to the policy model (trained with it, saved as ``heads.safetensors``).
 VALUE_HEAD = "v_head"
@@ -87,25 +87,18 @@ class PpoOptions:
                 "reward_model: name the folder of a finished rm run, or reward functions "
                 f"({', '.join(BUILTIN_REWARDS)} or package.module:function)"
             ]
-        names = self.reward_functions
-        if isinstance(self.reward_model, list):
-            for name in self.reward_model:
-                if not is_reward_function(name):
-                    problems.append(
-                        f"reward_model: {name!r} in the list is neither a built-in reward function "
-                        f"({', '.join(BUILTIN_REWARDS)}) nor package.module:function."
-                        f"{did_you_mean(name, BUILTIN_REWARDS)}"
-                    )
-        if self.reward_weights is not None and len(self.reward_weights) != len(names):
+        names = self.reward_model if isinstance(self.reward_model, list) else self.reward_functions
+        weights = self.reward_weights
+        if weights is not None and not names:
             problems.append(
-                f"reward_weights: {len(self.reward_weights)} weights for {len(names)} reward functions"
-                + ("" if names else " (reward_model names an rm run: weights apply to reward functions only)")
+                "reward_weights: reward_model names an rm run; weights apply to reward functions only"
             )
+            weights = None
+        problems += reward_function_problems("reward_model", names, weights, self.length_target)
         positive = {
             "max_new_tokens": self.max_new_tokens,
             "ppo_epochs": self.ppo_epochs,
             "num_mini_batches": self.num_mini_batches,
-            "length_target": self.length_target,
             "horizon": self.horizon,
         }
         problems += [f"{key} must be >= 1, got {value}" for key, value in positive.items() if value < 1]

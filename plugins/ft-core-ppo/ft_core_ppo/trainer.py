@@ -185,6 +185,9 @@ class PpoTrainer(Trainer):
         """Sample, score and evaluate one batch of prompts: the experience the PPO epochs learn from."""
         options = self.ppo
         ids, attention, width = self._generate(model, inputs["prompt_ids"])
+        count_tokens = getattr(self, "ft_count_tokens", None)  # ft-core's trainer services (tokens/s)
+        if count_tokens is not None:
+            count_tokens(attention)  # the rollout's prompts and answers
         mask = attention[:, width:].float()
         logprobs, values, logits = self._forward(model, ids, attention, width, values=True)
         assert values is not None

@@ -167,6 +167,9 @@ def test_ppo_with_lora_logs_its_metrics_saves_the_value_head_and_resumes(tiny_mo
         assert all(name in step for step in steps), (name, steps)
     assert steps[0]["objective/kl"] == pytest.approx(0.0, abs=1e-5)  # policy == reference before any update
     assert steps[2]["objective/kl_coef"] == pytest.approx(kl_coef, rel=1e-5)  # restored from the checkpoint
+    results = json.loads((run_dir / "train_results.json").read_text())
+    # tokens/s counts each rollout's prompts and answers (the batch itself holds prompts only)
+    assert results["num_input_tokens_seen"] > 0 and results["effective_tokens_per_sec"] > 0
 
 
 def test_ppo_rewarded_by_an_rm_run_with_full_tuning(tiny_model_dir, tmp_path):
@@ -188,7 +191,7 @@ def test_ppo_rewarded_by_an_rm_run_with_full_tuning(tiny_model_dir, tmp_path):
     assert len(steps) == 2 and all(step["objective/scores"] != 0.0 for step in steps)
 
 
-def test_ppo_raises_the_mean_reward_of_its_generations(tmp_path, reward_module):
+def test_ppo_raises_the_mean_reward_of_its_generations(tmp_path, reward_module, record_property):
     """A ~20-token word-level model answering near uniformly; the reward is the share of ``yes`` among the
     answer's words (about 1/20 at first)."""
     model_dir = save_tiny_word_model_dir(str(tmp_path / "model"))
@@ -214,4 +217,5 @@ def test_ppo_raises_the_mean_reward_of_its_generations(tmp_path, reward_module):
     scores = [step["objective/scores"] for step in logged(run(config))]
     first, last = sum(scores[:2]) / 2, sum(scores[-3:]) / 3
     print(f"ppo mean reward: first 2 steps {first:.3f}, last 3 steps {last:.3f} ({scores})")
+    record_property("mean_reward_first_last", (first, last))
     assert last > first + 0.3, scores

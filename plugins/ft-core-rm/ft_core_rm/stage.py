@@ -106,6 +106,7 @@ class RmStage(TrainingStage[RmOptions]):
     """
 
     data_kind: ClassVar[DataKind] = "preference"
+    sequences_per_row: ClassVar[int] = 2  # chosen and rejected, side by side
     model_roles: ClassVar[tuple[str, ...]] = ("policy",)
     options_schema: ClassVar[type] = RmOptions
     description: ClassVar[str] = "pairwise reward model: one score per answer, chosen above rejected (TRL)"

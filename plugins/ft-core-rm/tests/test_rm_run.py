@@ -126,7 +126,9 @@ def test_rm_with_lora_logs_accuracy_and_margin_and_saves_a_seq_cls_adapter(tiny_
     assert any("eval_accuracy" in m and "eval_margin" in m for m in logged(run_dir))
 
 
-def test_rm_ranks_unseen_pairs_above_chance_and_reloads_with_equal_scores(tiny_model_dir, tmp_path, encoder):
+def test_rm_ranks_unseen_pairs_above_chance_and_reloads_with_equal_scores(
+    tiny_model_dir, tmp_path, encoder, record_property
+):
     """Trained on helpful-over-refusing pairs, the reward model scores the helpful answer higher on questions it
     never saw; the artefact loaded by ft-core and by transformers + PEFT gives the same scores."""
     from peft import PeftModel
@@ -142,6 +144,8 @@ def test_rm_ranks_unseen_pairs_above_chance_and_reloads_with_equal_scores(tiny_m
     accuracy = sum(c > r for c, r in trained) / len(trained)
     margin = sum(c - r for c, r in trained) / len(trained)
     print(f"rm held-out accuracy {accuracy:.2f}, mean margin {margin:.2f}")
+    record_property("held_out_accuracy", accuracy)
+    record_property("held_out_margin", margin)
     assert accuracy >= 0.9, trained
     assert margin > 0.5, trained
 

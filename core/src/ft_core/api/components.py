@@ -21,6 +21,7 @@ from ft_core.api.descriptors import ModelFamily
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     import argparse
+    from collections.abc import Sequence
 
     from ft_core.api.config import RunConfig
     from ft_core.api.context import Encoder, RunContext
@@ -191,6 +192,14 @@ class TrainingStage(Component[OptionsT]):
     #: padding-free instead (the rows of a batch concatenated into one, position ids per row; the outputs get
     #: their padded shape back before the stage's loss sees them).
     packs_padded_batches: ClassVar[bool] = False
+    #: Each sample's rows depend on that sample alone (not on the other samples of its chunk, as packed
+    #: pretraining blocks do): the engine then calls :meth:`preprocess` on batches of a few hundred samples and
+    #: stores each batch's rows at once, which keeps preprocessing's memory small. Since 0.3.0.
+    rows_per_sample: ClassVar[bool] = False
+    #: How many sequences of each training row one forward pass with gradients takes (chosen and rejected answers:
+    #: 2): ``training.gradient_checkpointing: auto`` multiplies the micro-batch of its memory estimate by it, so a
+    #: pairwise stage's batch of 4 rows is estimated as the 8 sequences it really is. Since 0.3.0.
+    sequences_per_row: ClassVar[int] = 1
 
     def roles(self, options: OptionsT) -> tuple[ModelRole, ...]:
         """The models the stage loads, each with its head; ``options`` are the stage's options, so an option can
@@ -212,8 +221,9 @@ class TrainingStage(Component[OptionsT]):
         value head needs nothing here: give the role ``head="sequence_classification"`` or ``"value"``."""
         return model
 
-    def preprocess(self, samples: list[Any], encoder: Encoder, options: OptionsT) -> list[dict[str, Any]]:
-        """Turn canonical samples (:class:`Conversation` or ``str`` for ``text``) into model-input rows.
+    def preprocess(self, samples: list[Any], encoder: Encoder, options: OptionsT) -> Sequence[dict[str, Any]]:
+        """Turn canonical samples (:class:`Conversation` or ``str`` for ``text``) into model-input rows (a list, or
+        the sequence ``Encoder.encode_supervised_batch`` returns).
 
         Runs in worker processes (``data.preprocessing_workers``) over chunks of the data: the stage instance,
         ``options`` and the rows must be picklable. Drop a sample by leaving it out (the engine reports counts).

@@ -89,6 +89,27 @@ def import_callable(name: str) -> RewardFunction:
     return function  # type: ignore[no-any-return]
 
 
+def reward_function_problems(
+    key: str, names: Sequence[str], weights: Sequence[float] | None, length_target: int
+) -> list[str]:
+    """What is wrong with the reward-function options an online-RL stage shares (grpo's ``reward_functions``, ppo's
+    ``reward_model`` list; ``key`` names the option): names that are neither built-ins nor ``module:function``,
+    ``reward_weights`` not one per function, ``length_target`` below 1. ``[]`` when they are fine."""
+    from ft_core.api.errors import did_you_mean
+
+    problems = [
+        f"{key}: {name!r} is neither a built-in reward function ({', '.join(BUILTIN_REWARDS)}) nor a Python "
+        f"callable written package.module:function.{did_you_mean(name, BUILTIN_REWARDS)}"
+        for name in names
+        if name not in BUILTIN_REWARDS and not is_callable_name(name)
+    ]
+    if weights is not None and len(weights) != len(names):
+        problems.append(f"reward_weights: {len(weights)} weights for {len(names)} reward functions")
+    if length_target < 1:
+        problems.append(f"length_target must be >= 1, got {length_target}")
+    return problems
+
+
 def build_reward_functions(
     names: Sequence[str], format_pattern: str, length_target: int
 ) -> list[RewardFunction]:

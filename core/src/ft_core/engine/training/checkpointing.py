@@ -271,8 +271,14 @@ def micro_batch(config: Any, lengths: list[int] | None = None) -> tuple[int, int
     tokens. With the training rows' token counts (``lengths``) the bound is tighter: padded batches are padded to
     their longest row, so ``batch size × the longest row``; a packed batch holds at most its share of the epoch's
     tokens plus one row (:class:`~ft_core.engine.training.packing.TokenBudgetBatchSampler` cuts at the row ends
-    closest to equal shares), so whichever of the two is larger when the run may pack."""
+    closest to equal shares), so whichever of the two is larger when the run may pack. A stage that puts several
+    sequences of each row through the model (chosen and rejected: ``Stage.sequences_per_row``) multiplies the
+    padded batch by them."""
     batch, seq_len = config.training.per_device_train_batch_size, config.data.cutoff_len
+    stage = getattr(getattr(config, "stage", None), "component", None)
+    per_row = int(getattr(stage, "sequences_per_row", 1) or 1)
+    if per_row > 1:  # pairs are padded side by side, never packed by a token budget
+        return batch * per_row, min(seq_len, max(lengths)) if lengths else seq_len
     packing = getattr(config.data, "packing", False) is not False
     budget = getattr(config.data, "packing_tokens", None)
     if packing and isinstance(budget, int) and budget > 0:

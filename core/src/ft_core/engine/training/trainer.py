@@ -90,9 +90,15 @@ class FtCoreTrainerMixin:
         if not masks and "position_ids" in inputs and ids is not None and hasattr(ids, "numel"):
             masks = [ids >= 0]  # every token; counted on the device like a mask (a host count would sync)
         for value in masks:
-            count = value.sum()
-            self._pending_tokens = count if self._pending_tokens is None else self._pending_tokens + count
+            self.ft_count_tokens(value)
         return super().training_step(model, inputs, *args, **kwargs)  # type: ignore[misc]
+
+    def ft_count_tokens(self, mask: Any) -> None:
+        """Add the tokens ``mask`` marks to the run's count (tokens/s), summed on the device (a host count would
+        sync): the training step counts its batch's attention masks; a trainer whose batch is not what it trains on
+        (online RL: the prompts of a rollout) calls this with the mask of the sequences it generated."""
+        count = mask.sum()
+        self._pending_tokens = count if self._pending_tokens is None else self._pending_tokens + count
 
     def flush_token_count(self) -> None:
         """Add the tokens counted on the device since the last flush to ``state.num_input_tokens_seen``."""
