@@ -14,6 +14,7 @@ import pytest
 
 import ft_core_cpo
 from ft_core.api import Conversation, Message, RunCancelled, TrainingLogger, hookimpl
+from ft_core.testing.padding_free import assert_trains_the_same, compare_packed_with_padded
 
 STAGE = {"name": "simpo"}
 MODULE = ft_core_cpo
@@ -223,35 +224,16 @@ def test_the_cpo_stage_runs_with_its_behaviour_cloning_term(tiny_model_dir, tmp_
 def test_packed_cpo_trains_the_same_as_padded(tiny_model_dir, tmp_path, monkeypatch):
     """``data.packing: true``: TRL's padded chosen / rejected batches run padding-free (the engine flattens each
     forward pass and restores the padded logits): the same losses and rewards, step by step, as the padded run."""
-    from ft_core.engine.training.padding_free import PaddingFreeForward
-
-    flattened: list[int] = []
-    original = PaddingFreeForward.flatten
-
-    def counting(self, module, args, kwargs):
-        result = original(self, module, args, kwargs)
-        if result is not None:
-            flattened.append(result[1]["input_ids"].shape[1])
-        return result
-
-    monkeypatch.setattr(PaddingFreeForward, "flatten", counting)
     rows = pairs(12, seed=5)
-    logged_runs = {}
-    for packing in (False, True):
+
+    def run_with(packing: bool) -> Path:
         folder = tmp_path / f"packing-{packing}"
         folder.mkdir()
         config = write_run(folder, tiny_model_dir, rows, max_steps=3, per_device_train_batch_size=4)
-        run_dir = run(config, overrides=(f"data.packing={str(packing).lower()}",))
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        logged_runs[packing] = (
-            [m for m in logged(run_dir) if "loss" in m],
-            manifest["decisions"]["packing"]["value"],
-        )
-    (padded, no_packing), (packed, packing_record) = logged_runs[False], logged_runs[True]
-    assert no_packing == "off" and "padding-free" in packing_record["mode"]
-    assert len(packed) == len(padded) == 3
-    assert len(flattened) >= 3  # each step's pass over the chosen and rejected answers ran packed
-    for step_padded, step_packed in zip(padded, packed, strict=True):
-        for key in ("loss", "rewards/chosen", "rewards/rejected", "logps/chosen", "nll_loss"):
-            if key in step_padded:
-                assert step_packed[key] == pytest.approx(step_padded[key], rel=1e-3, abs=1e-4), key
+        return run(config, overrides=(f"data.packing={str(packing).lower()}",))
+
+    comparison = compare_packed_with_padded(run_with, monkeypatch)
+    assert len(comparison.packed) == 3 and comparison.flattened >= 3  # every step's pass ran packed
+    assert_trains_the_same(
+        comparison, ("loss", "rewards/chosen", "rewards/rejected", "logps/chosen", "nll_loss")
+    )

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from ft_core.api import Conversation, Message
+from ft_core.testing.padding_free import assert_trains_the_same, compare_packed_with_padded
 
 CHOSEN = "Sure! {a} plus {b} is {total}."
 REJECTED = "No. Ask someone else about {a} and {b}."
@@ -169,43 +170,23 @@ def test_training_raises_the_chosen_over_rejected_margin_on_held_out_pairs(
 def test_packed_dpo_trains_the_same_as_padded(tiny_model_dir, tmp_path, monkeypatch, adapter):
     """``data.packing: true``: TRL's padded chosen / rejected batches run padding-free (the engine flattens each
     forward pass and restores the padded outputs): the same losses and rewards, step by step, as the padded run."""
-    from ft_core.engine.training.padding_free import PaddingFreeForward
-
-    flattened: list[int] = []
-    original = PaddingFreeForward.flatten
-
-    def counting(self, module, args, kwargs):
-        result = original(self, module, args, kwargs)
-        if result is not None:
-            flattened.append(result[1]["input_ids"].shape[1])
-        return result
-
-    monkeypatch.setattr(PaddingFreeForward, "flatten", counting)
     rows = preference_pairs(16, seed=5)
-    logged = {}
-    for packing in (False, True):
+
+    def run_with(packing: bool) -> Path:
         folder = tmp_path / f"packing-{packing}"
         folder.mkdir()
         config = write_run(
             folder,
             tiny_model_dir,
             rows,
-            "lora",
+            adapter,
             {"packing": packing},
             max_steps=4,
             per_device_train_batch_size=4,
         )
-        run_dir = run(config)
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        logged[packing] = (
-            [m for m in logged_metrics(run_dir) if "loss" in m],
-            manifest["decisions"]["packing"]["value"],
-        )
-    (padded, no_packing), (packed, packing_record) = logged[False], logged[True]
-    assert no_packing == "off" and packing_record["attention"] == "sdpa"
-    assert "padding-free" in packing_record["mode"]
-    assert len(packed) == len(padded) == 4
-    assert len(flattened) >= 8  # each step's policy and reference passes ran packed
-    for step_padded, step_packed in zip(padded, packed, strict=True):
-        for key in ("loss", "rewards/chosen", "rewards/rejected", "logps/chosen"):
-            assert step_packed[key] == pytest.approx(step_padded[key], rel=1e-3, abs=1e-4), key
+        return run(config)
+
+    comparison = compare_packed_with_padded(run_with, monkeypatch)
+    assert comparison.packing["attention"] == "sdpa" and len(comparison.packed) == 4
+    assert comparison.flattened >= 8  # each step's policy and reference passes ran packed
+    assert_trains_the_same(comparison, ("loss", "rewards/chosen", "rewards/rejected", "logps/chosen"))

@@ -14,6 +14,7 @@ import pytest
 
 import ft_core_kto
 from ft_core.api import Conversation, Message, RunCancelled, TrainingLogger, hookimpl
+from ft_core.testing.padding_free import assert_trains_the_same, compare_packed_with_padded
 
 CHOSEN = "Sure! {a} plus {b} is {total}."
 REJECTED = "No. Ask someone else about {a} and {b}."
@@ -239,35 +240,17 @@ def test_packed_kto_trains_the_same_as_padded(tiny_model_dir, tmp_path, monkeypa
     """``data.packing: true``: TRL's padded batches (rows, KL pairs, policy and reference passes) run padding-free
     (the engine flattens each forward pass and restores the padded outputs): the same losses and rewards, step by
     step, as the padded run."""
-    from ft_core.engine.training.padding_free import PaddingFreeForward
-
-    flattened: list[int] = []
-    original = PaddingFreeForward.flatten
-
-    def counting(self, module, args, kwargs):
-        result = original(self, module, args, kwargs)
-        if result is not None:
-            flattened.append(result[1]["input_ids"].shape[1])
-        return result
-
-    monkeypatch.setattr(PaddingFreeForward, "flatten", counting)
     rows = unpaired(pairs(8, seed=11))
-    logged_runs = {}
-    for packing in (False, True):
+
+    def run_with(packing: bool) -> Path:
         folder = tmp_path / f"packing-{packing}"
         folder.mkdir()
         config = write_run(folder, tiny_model_dir, rows, "lora", max_steps=3)
-        run_dir = run(config, overrides=(f"data.packing={str(packing).lower()}",))
-        manifest = json.loads((run_dir / "manifest.json").read_text())
-        logged_runs[packing] = (
-            [m for m in logged(run_dir) if "loss" in m],
-            manifest["decisions"]["packing"]["value"],
-        )
-    (padded, no_packing), (packed, packing_record) = logged_runs[False], logged_runs[True]
-    assert no_packing == "off" and "padding-free" in packing_record["mode"]
-    assert len(packed) == len(padded) == 3
-    assert len(flattened) >= 12  # each step's policy and reference passes over the rows and the KL pairs
-    for step_padded, step_packed in zip(padded, packed, strict=True):
-        for key in ("loss", "kl", "logps/chosen", "logps/rejected"):
-            if key in step_padded:
-                assert step_packed[key] == pytest.approx(step_padded[key], rel=1e-3, abs=1e-4), key
+        return run(config, overrides=(f"data.packing={str(packing).lower()}",))
+
+    comparison = compare_packed_with_padded(run_with, monkeypatch)
+    assert len(comparison.packed) == 3
+    assert (
+        comparison.flattened >= 12
+    )  # each step's policy and reference passes over the rows and the KL pairs
+    assert_trains_the_same(comparison, ("loss", "kl", "logps/chosen", "logps/rejected"))

@@ -22,6 +22,7 @@ Logging: for the whole session, ft-core's and every installed plugin's loggers p
 Conformance checks: :mod:`ft_core.testing.conformance` (chat templates), :mod:`ft_core.testing.conformance_adapters`
 (adapter methods) and :mod:`ft_core.testing.import_light` (any plugin: registration imports no heavy library);
 :mod:`ft_core.testing.quantizers` has the run, config, loading and batch helpers a quantizer's tests need.
+:mod:`ft_core.testing.padding_free` runs a ``packs_padded_batches`` stage padded and packed and compares the steps.
 
 Parallel runs: under pytest-xdist (``pytest -n N``) each worker runs torch on its share of the CPU cores and the
 processes its tests start with sleeping OpenMP threads (:mod:`ft_core.testing.workers`), so that N workers do not
