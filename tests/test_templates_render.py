@@ -18,7 +18,7 @@ from ft_core.engine.templates.render import (
     render_conversation,
     stop_token_ids,
 )
-from ft_core.testing.tiny import CHATML_JINJA
+from ft_core.testing.tiny import CHATML_JINJA, SlowTokenizerView
 from ft_core_llama.templates import LLAMA2, LLAMA3
 
 CONCAT_JINJA = "{% for message in messages %}{{ message['content'] }}{% endfor %}"
@@ -142,26 +142,9 @@ def test_token_straddling_the_prompt_answer_boundary_is_split(tiny_tokenizer: An
     assert trained_segments(tiny_tokenizer, encoded) == ["wn fox jumps"]
 
 
-class SlowView:
-    """The tiny tokenizer seen as a slow tokenizer: no offsets."""
-
-    is_fast = False
-
-    def __init__(self, tokenizer: Any) -> None:
-        self._tokenizer = tokenizer
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tokenizer, name)
-
-    def __call__(self, text: str, **kwargs: Any) -> Any:
-        if kwargs.get("return_offsets_mapping"):
-            raise NotImplementedError("slow tokenizers have no offsets")
-        return self._tokenizer(text, **kwargs)
-
-
 def test_slow_tokenizer_is_encoded_piece_by_piece(tiny_tokenizer: Any) -> None:
     fast = encode_conversation(tiny_tokenizer, CHATML_JINJA, two_turns(), cutoff_len=1024)
-    slow = encode_conversation(SlowView(tiny_tokenizer), CHATML_JINJA, two_turns(), cutoff_len=1024)
+    slow = encode_conversation(SlowTokenizerView(tiny_tokenizer), CHATML_JINJA, two_turns(), cutoff_len=1024)
     assert slow == fast  # ChatML's turn boundaries are token boundaries, so the pieces agree with the whole
 
 

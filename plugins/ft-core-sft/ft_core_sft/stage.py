@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from ft_core.api import IGNORE_INDEX, Conversation, DataKind, Encoder, NoOptions, RunContext, TrainingStage
@@ -15,14 +16,16 @@ class SftStage(TrainingStage[NoOptions]):
     description: ClassVar[str] = "supervised fine-tuning on conversations (loss on assistant turns)"
     #: ``data.packing``: the engine may pack these rows padding-free (its collator replaces :meth:`collator`).
     supports_packing: ClassVar[bool] = True
+    #: A conversation's rows depend on it alone: the engine preprocesses batches of samples.
+    rows_per_sample: ClassVar[bool] = True
 
     def preprocess(
         self, samples: list[Conversation], encoder: Encoder, options: NoOptions
-    ) -> list[dict[str, list[int]]]:
+    ) -> Sequence[dict[str, list[int]]]:
         """The supervised rows of each conversation (one; one per assistant turn for templates that rewrite earlier
         turns); rows with no trained token left after the cut to ``data.cutoff_len`` are dropped (the engine
-        reports how many)."""
-        return [row for conversation in samples for row in encoder.encode_supervised(conversation)]
+        reports how many). The encoder tokenizes the batch together (``Encoder.encode_supervised_batch``)."""
+        return encoder.encode_supervised_batch(samples)
 
     def collator(self, run: RunContext) -> Any:
         """Pads each batch to its longest row (labels with ``IGNORE_INDEX``); to a multiple of 8 on GPUs."""

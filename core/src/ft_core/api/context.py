@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 from ft_core.api.resolved_template import ResolvedTemplate as ResolvedTemplate
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
+    from collections.abc import Sequence
+
     from ft_core.api.config import RunConfig
     from ft_core.api.conversation import Conversation, Message
     from ft_core.api.descriptors import ModelFamily
@@ -68,6 +70,14 @@ class Encoder(ABC):
         (reasoning templates). Stages that train on conversations call this."""
         row = self.encode_conversation(conversation)
         return [] if row is None else [row]
+
+    def encode_supervised_batch(
+        self, conversations: Sequence[Conversation]
+    ) -> Sequence[dict[str, list[int]]]:
+        """The supervised rows of many conversations: :meth:`encode_supervised` of each, concatenated in order. The
+        engine's encoder tokenizes them together (one call of the fast tokenizer) and returns the same rows as a
+        read-only sequence kept as columns, which the engine stores as they are. Since 0.3.0."""
+        return [row for conversation in conversations for row in self.encode_supervised(conversation)]
 
     @abstractmethod
     def encode_completion(

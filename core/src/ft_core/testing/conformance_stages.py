@@ -12,6 +12,7 @@ Use it from a plugin's tests::
 from __future__ import annotations
 
 import pickle
+from collections.abc import Sequence
 from typing import Any
 
 from ft_core.api.components import ModelRole, TrainingStage
@@ -33,10 +34,11 @@ def check_stage(
        :class:`~ft_core.api.components.ModelRole` s with distinct names, among them a trainable ``policy``, and
        ``next_steps`` gives lines for a run folder.
     2. The stage, its options and the encoder pickle (preprocessing runs in worker processes).
-    3. ``preprocess`` gives a list of dicts with the same keys; every ``*_ids`` / ``*labels`` / ``*mask``
+    3. ``preprocess`` gives a sequence of dicts with the same keys; every ``*_ids`` / ``*labels`` / ``*mask``
        column holds lists of ints; a ``labels`` list is as long as its ``input_ids``; rows fit ``cutoff_len``.
     4. It is deterministic and, with ``chunk_invariant``, preprocessing two halves gives the rows of the whole
-       (what parallel workers rely on; a stage that packs across rows may pass ``chunk_invariant=False``).
+       (what parallel workers rely on; a stage that packs across rows may pass ``chunk_invariant=False``, unless it
+       declares ``rows_per_sample``).
     """
     assert isinstance(stage, TrainingStage), f"{type(stage).__name__} must subclass TrainingStage"
     assert stage.data_kind in DATA_KINDS, f"data_kind {stage.data_kind!r} is not one of {DATA_KINDS}"
@@ -59,8 +61,9 @@ def check_stage(
             pickle.dumps(value)
         except Exception as exc:  # any pickling failure is the finding
             raise AssertionError(f"{what} cannot be pickled for worker processes: {exc}") from exc
-    rows = stage.preprocess(list(samples), encoder, options)
-    assert isinstance(rows, list) and rows, "preprocess returned no rows"
+    made = stage.preprocess(list(samples), encoder, options)
+    assert isinstance(made, Sequence) and made, "preprocess returned no rows"
+    rows = list(made)
     keys = set(rows[0])
     for number, row in enumerate(rows):
         assert isinstance(row, dict) and set(row) == keys, (
@@ -76,11 +79,12 @@ def check_stage(
             assert len(row["labels"]) == len(row["input_ids"]), (
                 f"row {number}: labels and input_ids differ in length"
             )
-    assert stage.preprocess(list(samples), encoder, options) == rows, "preprocess is not deterministic"
-    if chunk_invariant:
+    assert list(stage.preprocess(list(samples), encoder, options)) == rows, "preprocess is not deterministic"
+    if chunk_invariant or stage.rows_per_sample:
         half = len(samples) // 2
-        parts = stage.preprocess(list(samples[:half]), encoder, options) + stage.preprocess(
-            list(samples[half:]), encoder, options
-        )
+        parts = [
+            *stage.preprocess(list(samples[:half]), encoder, options),
+            *stage.preprocess(list(samples[half:]), encoder, options),
+        ]
         assert parts == rows, "preprocessing two halves does not give the rows of the whole"
     return rows

@@ -82,6 +82,24 @@ def tiny_tokenizer(
     return fast
 
 
+class SlowTokenizerView:
+    """A fast tokenizer seen as a slow one (``is_fast`` False, no offsets): what the piece-by-piece encoding paths
+    for tokenizers without a Rust backend see."""
+
+    is_fast = False
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tokenizer = tokenizer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tokenizer, name)
+
+    def __call__(self, text: str, **kwargs: Any) -> Any:
+        if kwargs.get("return_offsets_mapping"):
+            raise NotImplementedError("slow tokenizers have no offsets")
+        return self._tokenizer(text, **kwargs)
+
+
 def tiny_model(tokenizer: Any, seed: int = 0, model_type: str = "llama", **overrides: Any) -> Any:
     """A random-init causal LM of ``model_type`` (any Llama-like architecture: llama, qwen2, mistral, ...)
     with a few thousand parameters, matching ``tokenizer``."""

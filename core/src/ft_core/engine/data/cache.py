@@ -60,7 +60,8 @@ def cached(
         if loaded is not None:
             return loaded
     with atomic_folder(target, replace=True, mark=True, point="data.written") as staging:
-        dataset = datasets.Dataset(InMemoryTable(build()))
+        # the key is the fingerprint: datasets would otherwise hash the whole table to make one
+        dataset = datasets.Dataset(InMemoryTable(build()), fingerprint=cache_key(key_parts))
         kill_point("data.tokenized")
         progress = datasets.is_progress_bar_enabled()
         datasets.disable_progress_bars()

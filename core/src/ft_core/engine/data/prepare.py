@@ -4,6 +4,7 @@ disk by content hash (``ft-core prepare`` runs exactly this, without loading the
 from __future__ import annotations
 
 import dataclasses
+import gc
 import hashlib
 import inspect
 import json
@@ -11,7 +12,8 @@ import math
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,9 +26,12 @@ from ft_core.engine.data.loader import dataset_fingerprint, load_samples, split_
 from ft_core.engine.data.registry import resolve_datasets
 from ft_core.engine.data.streaming import streamed_training_data
 from ft_core.engine.plugins import Plugins, core_version
+from ft_core.engine.templates.rows import SupervisedRows
 
 #: Below this many samples per worker, preprocessing stays in this process (starting workers costs more).
 MIN_SAMPLES_PER_WORKER = 256
+#: Samples a stage whose rows are per sample preprocesses per call (their rows are stored before the next batch).
+BATCH_SAMPLES = 256
 
 
 def available_cores() -> int:
@@ -97,23 +102,45 @@ def _column(values: list[Any]) -> Any:
     return pa.array(values)
 
 
-def _table(rows: list[dict[str, Any]]) -> Any:
+def _table(rows: Sequence[dict[str, Any]]) -> Any:
     import pyarrow as pa
 
     if not rows:
         return pa.table({})
+    if isinstance(rows, SupervisedRows):  # the encoder's ids and labels: columns as they are
+        return rows.table()
     return pa.table({key: _column([row[key] for row in rows]) for key in rows[0]})
+
+
+def _concat(tables: list[Any]) -> Any:
+    """One table of ``tables`` in order (those without rows, hence without columns, left out)."""
+    import pyarrow as pa
+
+    tables = [t for t in tables if t.num_columns]
+    return pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+
+
+def _chunk_table(stage: Any, options: Any, encoder: Encoder, samples: Sequence[Any]) -> Any:
+    """The stage's rows of ``samples`` as one Arrow table; for a stage whose rows are per sample
+    (``rows_per_sample``), made :data:`BATCH_SAMPLES` samples at a time, each batch's rows stored at once."""
+    if not stage.rows_per_sample:
+        return _table(stage.preprocess(list(samples), encoder, options))
+    return _concat(
+        [
+            _table(stage.preprocess(list(samples[lo : lo + BATCH_SAMPLES]), encoder, options))
+            for lo in range(0, len(samples), BATCH_SAMPLES)
+        ]
+    )
 
 
 def _work_range(bounds: tuple[int, int]) -> Any:
     assert _JOB is not None
     stage, options, encoder, samples = _JOB
-    return _table(stage.preprocess(list(samples[bounds[0] : bounds[1]]), encoder, options))
+    return _chunk_table(stage, options, encoder, samples[bounds[0] : bounds[1]])
 
 
 def _work_chunk(job: tuple[Any, Any, Encoder, list[Any]]) -> Any:
-    stage, options, encoder, samples = job
-    return _table(stage.preprocess(samples, encoder, options))
+    return _chunk_table(*job)
 
 
 def effective_workers(samples: int, workers: int) -> int:
@@ -121,36 +148,61 @@ def effective_workers(samples: int, workers: int) -> int:
     return max(1, min(workers, samples // MIN_SAMPLES_PER_WORKER))
 
 
+@contextmanager
+def _frozen_gc() -> Iterator[None]:
+    """Keep the objects that exist so far (modules, samples) out of garbage collection meanwhile: it otherwise walks
+    all of them again and again while rows are made. They are unfrozen at the end, unless something had frozen
+    objects before (then that keeps them frozen until it unfreezes)."""
+    frozen_before = gc.get_freeze_count() > 0
+    gc.freeze()
+    try:
+        yield
+    finally:
+        if not frozen_before:
+            gc.unfreeze()
+
+
+@contextmanager
+def _one_core_each() -> Iterator[None]:
+    """Each preprocessing process tokenizes on one core (the processes are the parallelism): the Rust tokenizers'
+    own threads are off meanwhile (``TOKENIZERS_PARALLELISM``, inherited by the workers), then as they were."""
+    before = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TOKENIZERS_PARALLELISM"]
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
+
+
 def preprocess(stage: Any, options: Any, encoder: Encoder, samples: Sequence[Any], workers: int) -> Any:
     """Run ``stage.preprocess`` over ``samples`` in up to ``workers`` processes; return one Arrow table.
 
     Workers get contiguous chunks (several per worker, for balance) and the row order is kept. With ``fork``
-    available, workers read the samples from the parent's memory; otherwise chunks are pickled to them.
+    available, workers read the samples from the parent's memory; otherwise chunks are pickled to them. Each
+    process tokenizes on one core.
     """
-    import pyarrow as pa
-
     workers = effective_workers(len(samples), workers)
-    if workers == 1:
-        return _table(stage.preprocess(list(samples), encoder, options))
-    size = math.ceil(len(samples) / (workers * 4))
-    bounds = [(lo, min(lo + size, len(samples))) for lo in range(0, len(samples), size)]
-    os.environ["TOKENIZERS_PARALLELISM"] = (
-        "false"  # the workers are the parallelism; silences the fork warning
-    )
-    if "fork" in multiprocessing.get_all_start_methods():
-        global _JOB
-        _JOB = (stage, options, encoder, samples)
-        try:
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                tables = pool.map(_work_range, bounds)
-        finally:
-            _JOB = None
-    else:  # pragma: no cover - platforms without fork
-        jobs = [(stage, options, encoder, list(samples[lo:hi])) for lo, hi in bounds]
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            tables = pool.map(_work_chunk, jobs)
-    tables = [t for t in tables if t.num_columns]
-    return pa.concat_tables(tables) if tables else pa.table({})
+    with _one_core_each(), _frozen_gc():
+        if workers == 1:
+            return _chunk_table(stage, options, encoder, samples)
+        size = math.ceil(len(samples) / (workers * 4))
+        bounds = [(lo, min(lo + size, len(samples))) for lo in range(0, len(samples), size)]
+        if "fork" in multiprocessing.get_all_start_methods():
+            global _JOB
+            _JOB = (stage, options, encoder, samples)
+            try:
+                with multiprocessing.get_context("fork").Pool(workers) as pool:
+                    tables = pool.map(_work_range, bounds)
+            finally:
+                _JOB = None
+        else:  # pragma: no cover - platforms without fork
+            jobs = [(stage, options, encoder, list(samples[lo:hi])) for lo, hi in bounds]
+            with multiprocessing.get_context("spawn").Pool(workers) as pool:
+                tables = pool.map(_work_chunk, jobs)
+    return _concat(tables)
 
 
 def _token_count(table: Any) -> int:
@@ -246,10 +298,11 @@ def prepare_data(
         mixed = role == "training" or split == "eval"  # the training datasets (and val_size taken from them)
 
         def build() -> Any:
-            samples = samples_of(names, split, mixed)
-            used = effective_workers(len(samples), workers)
-            say(f"preprocessing {len(samples)} {role} samples ({used} process{'es' if used > 1 else ''})")
-            table = preprocess(stage.component, stage.options, encoder, samples, workers)
+            with _frozen_gc():
+                samples = samples_of(names, split, mixed)
+                used = effective_workers(len(samples), workers)
+                say(f"preprocessing {len(samples)} {role} samples ({used} process{'es' if used > 1 else ''})")
+                table = preprocess(stage.component, stage.options, encoder, samples, workers)
             counts["samples"] = len(samples)
             if table.num_rows == 0:
                 raise DataError(

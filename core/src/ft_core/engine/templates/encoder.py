@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from types import SimpleNamespace
@@ -10,6 +11,7 @@ from typing import Any
 from ft_core.api.context import Encoder
 from ft_core.api.conversation import Conversation, Message
 from ft_core.api.errors import DataError, FtCoreError
+from ft_core.engine.templates.batch import encode_supervised_batch
 from ft_core.engine.templates.render import (
     encode_completion,
     encode_conversation,
@@ -111,6 +113,25 @@ class TemplateEncoder(Encoder):
             prefix_stable=self.prefix_stable,
             **self._supervision(),
         )
+
+    def encode_supervised_batch(
+        self, conversations: Sequence[Conversation]
+    ) -> Sequence[dict[str, list[int]]]:
+        """The rows of :meth:`encode_supervised` of each conversation, tokenized in one call (text models)."""
+        if self.vision is not None:
+            return super().encode_supervised_batch(conversations)
+        return encode_supervised_batch(
+            self.tokenizer,
+            self._template(),
+            (self._text_only(self._prepared(conversation)) for conversation in conversations),
+            prefix_stable=self.prefix_stable,
+            **self._supervision(),
+        )
+
+    def _text_only(self, conversation: Conversation) -> Conversation:
+        """``conversation``, checked to carry no image (this encoder has no vision settings)."""
+        self._vision_rows(conversation)
+        return conversation
 
     def encode_completion(
         self, conversation: Conversation, answer: Message | None = None

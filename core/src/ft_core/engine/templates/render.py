@@ -182,17 +182,21 @@ def _encode_piece(tokenizer: Any, text: str) -> tuple[list[int], list[int] | Non
 
 
 def _whole(tokenizer: Any, text: str, cuts: list[int]) -> Tokenized | None:
-    """Encode ``text`` at once with a fast tokenizer's Rust backend; ``None`` when a token straddles a cut.
+    """Encode ``text`` at once with a fast tokenizer's Rust backend; ``None`` when a token straddles a cut."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return None
+    # what tokenizer(text, add_special_tokens=False) gives
+    return _from_encoding(backend.encode(text, add_special_tokens=False), text, cuts)
+
+
+def _from_encoding(encoding: Any, text: str, cuts: list[int]) -> Tokenized | None:
+    """The tokens of ``encoding`` (the backend's encoding of ``text``) cut at ``cuts``; ``None`` when a token
+    straddles a cut.
 
     The token at each cut comes from ``char_to_token`` (no offsets list is built): the first token covering a
     character at or after the cut; it straddles the cut when it starts before it.
     """
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    if backend is None:
-        return None
-    encoding = backend.encode(
-        text, add_special_tokens=False
-    )  # what tokenizer(text, add_special_tokens=False) gives
     ids = encoding.ids
     bounds = {0: 0, len(text): len(ids)}
     for cut in cuts:
@@ -205,15 +209,19 @@ def _whole(tokenizer: Any, text: str, cuts: list[int]) -> Tokenized | None:
     return Tokenized(ids, bounds, encoding)
 
 
-def _tokenize(tokenizer: Any, text: str, cuts: Sequence[int]) -> Tokenized:
+def _tokenize(tokenizer: Any, text: str, cuts: Sequence[int], encoding: Any = None) -> Tokenized:
     """Token ids of ``text`` such that no token crosses a position in ``cuts``.
 
-    A fast tokenizer encodes the whole text once; only if a token straddles a cut is the text encoded piece by
-    piece between the cuts. A slow tokenizer is always encoded piece by piece (each token then gets its
-    piece's start as offset, which is exact for labelling because pieces never cross a cut).
+    A fast tokenizer encodes the whole text once (or takes ``encoding``, the backend's encoding of ``text``
+    made beforehand); only if a token straddles a cut is the text encoded piece by piece between the cuts. A slow
+    tokenizer is always encoded piece by piece (each token then gets its piece's start as offset, which is exact
+    for labelling because pieces never cross a cut).
     """
     inner = sorted({c for c in cuts if 0 < c < len(text)})
-    whole = _whole(tokenizer, text, inner) if _is_fast(tokenizer) else None
+    if encoding is not None:
+        whole = _from_encoding(encoding, text, inner)
+    else:
+        whole = _whole(tokenizer, text, inner) if _is_fast(tokenizer) else None
     if whole is not None:
         return whole
     ids: list[int] = []
@@ -340,8 +348,20 @@ def render_conversation(
         template_kwargs=template_kwargs,
         last_only=last_only,
     )
+    return tokenize_rendering(tokenizer, full, messages, spans)
+
+
+def tokenize_rendering(
+    tokenizer: Any,
+    text: str,
+    messages: list[dict[str, Any]],
+    spans: list[AssistantSpan],
+    encoding: Any = None,
+) -> RenderedConversation:
+    """Tokenize a rendering found by :func:`locate_assistant_spans` (with ``encoding``, the backend's encoding of
+    ``text`` when it was made beforehand), no token crossing a span's edge."""
     cuts = [edge for span in spans for edge in (span.start, span.end)]
-    return RenderedConversation(full, messages, spans, _tokenize(tokenizer, full, cuts))
+    return RenderedConversation(text, messages, spans, _tokenize(tokenizer, text, cuts, encoding))
 
 
 def turn_by_turn(conversation: Conversation) -> list[Conversation]:
@@ -429,10 +449,32 @@ def encode_conversation(
         template_kwargs=template_kwargs,
         last_only=last_only,
     )
+    eos = tokenizer.eos_token_id if next_turn_stops is not None else None
+    return supervised_row(
+        rendered,
+        eos,
+        train_on_prompt=train_on_prompt,
+        mask_history=mask_history,
+        cutoff_len=cutoff_len,
+        next_turn_stops=next_turn_stops,
+    )
+
+
+def supervised_row(
+    rendered: RenderedConversation,
+    eos: int | None,
+    *,
+    train_on_prompt: bool,
+    mask_history: bool,
+    cutoff_len: int,
+    next_turn_stops: Collection[int] | None,
+) -> dict[str, list[int]] | None:
+    """The supervised row of a rendered conversation (see :func:`encode_conversation`; ``eos`` is the tokenizer's
+    EOS id, appended after a trained last answer with ``next_turn_stops``), or ``None`` without a trained token."""
     labels = _labels(rendered, train_on_prompt=train_on_prompt, mask_history=mask_history)
     input_ids = list(rendered.input_ids)
     if next_turn_stops is not None:
-        _train_turn_ends(rendered, input_ids, labels, next_turn_stops, tokenizer.eos_token_id, mask_history)
+        _train_turn_ends(rendered, input_ids, labels, next_turn_stops, eos, mask_history)
     length = len(rendered.input_ids)
     # the EOS trained after a last answer without an end marker, kept after the cut
     appended = input_ids[length:], labels[length:]
