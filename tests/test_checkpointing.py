@@ -126,10 +126,12 @@ def _config(
     packing=False,
     packing_tokens=None,
     accumulation=1,
+    budget=None,
 ):
     return SimpleNamespace(
         training=SimpleNamespace(
             gradient_checkpointing=setting,
+            memory_budget=budget,
             gradient_checkpointing_reentrant=reentrant,
             per_device_train_batch_size=batch,
             gradient_accumulation_steps=accumulation,
@@ -176,6 +178,51 @@ def test_auto_on_a_gpu_follows_the_free_memory(monkeypatch, free_gib, mode):
     plan = plan_for_run(_config(batch=2, cutoff=4096), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16)
     assert plan.mode == mode
     assert plan.numbers["free"] == free_gib
+
+
+@pytest.mark.parametrize(
+    ("budget", "mode"), [(None, "off"), (60.0, "selective"), ("30%", "on"), (20.0, "offload")]
+)
+def test_a_memory_budget_picks_the_fastest_mode_that_fits_it(monkeypatch, budget, mode):
+    """The same run on a card with 140 GiB free: the budget, not the card, bounds the plan (30% of 141 GiB = 42)."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (140 * GIB, 141 * GIB))
+    config = _config(batch=2, cutoff=4096, budget=budget)
+    plan = plan_for_run(config, LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16)
+    assert plan.mode == mode
+    if budget is None:
+        assert "memory_budget" not in plan.numbers and "within" not in plan.reason
+    else:
+        assert plan.reason.endswith("within training.memory_budget")
+        assert plan.numbers["memory_budget"] == pytest.approx(
+            60 if budget == 60.0 else 42.3 if budget == "30%" else 20
+        )
+
+
+def test_a_budget_above_the_free_memory_leaves_the_free_memory_in_charge(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (20 * GIB, 141 * GIB))
+    plan = plan_for_run(
+        _config(batch=2, cutoff=4096, budget=100.0), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16
+    )
+    assert plan.mode == "offload" and "within" not in plan.reason
+
+
+def test_a_budget_larger_than_the_card_is_refused_before_loading(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * GIB, 80 * GIB))
+    with pytest.raises(
+        ConfigError, match=r"training.memory_budget: 100 GiB is more than this GPU's 80.0 GiB"
+    ):
+        plan_for_run(_config(budget=100.0), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16)
+
+
+def test_a_merged_micro_batch_fits_the_budget_less_what_the_process_holds(monkeypatch):
+    """60 GiB free, 4,300 tokens without checkpointing need about 28 GiB: they fit, not within a 40 GiB budget of
+    which the loaded weights (16 GiB) hold part."""
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (60 * GIB, 141 * GIB))
+    monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 16 * GIB)
+    model = SimpleNamespace(config=LLAMA3_8B, parameters=lambda: iter([torch.zeros(1, dtype=torch.bfloat16)]))
+    plan = checkpointing.explicit_plan(False, reentrant=True)
+    assert checkpointing.merged_batch_fits(_config(False), model, plan, 4300)
+    assert not checkpointing.merged_batch_fits(_config(False, budget=40.0), model, plan, 4300)
 
 
 @pytest.mark.parametrize(
@@ -417,6 +464,29 @@ def test_the_setting_rejects_other_words(make_config):
         load_and_validate(str(make_config(training={"gradient_checkpointing": "always"})), [], load_plugins())
 
 
+@pytest.mark.parametrize(
+    ("value", "kept"), [(40, 40.0), (12.5, 12.5), ("24", 24.0), ("60%", "60%"), (" 7.5 % ", "7.5%")]
+)
+def test_a_memory_budget_is_gib_or_a_share_of_the_card(make_config, value, kept):
+    config = load_and_validate(str(make_config(training={"memory_budget": value})), [], load_plugins())
+    assert config.training.memory_budget == kept
+
+
+@pytest.mark.parametrize("value", [0, -4, "150%", "0%", "lots", "60 GB"])
+def test_a_bad_memory_budget_says_what_is_accepted(make_config, value):
+    with pytest.raises(
+        ConfigError, match=r"training: memory_budget: GiB as a positive number \(40\) or a share"
+    ):
+        load_and_validate(str(make_config(training={"memory_budget": value})), [], load_plugins())
+
+
+def test_the_plan_records_the_budget(make_config, tmp_path):
+    plugins = load_plugins()
+    config = load_and_validate(str(make_config(training={"memory_budget": "50%"})), [], plugins)
+    decision = EngineRun.from_config(config, plugins, tmp_path).plan.decision("memory_budget")
+    assert decision.value == "50%" and decision.reason == "training.memory_budget: not used on the CPU"
+
+
 def test_the_run_decides_once_logs_and_records_it(make_config, tmp_path, capsys):
     plugins = load_plugins()
     config = load_and_validate(str(make_config(training={"gradient_checkpointing": True})), [], plugins)
@@ -477,3 +547,18 @@ def test_auto_turns_checkpointing_off_for_a_model_that_fits(make_config, tmp_pat
     plan = run.checkpointing_plan()
     assert plan.mode == "off" and plan.reason == "the step fits without it"
     assert plan.numbers["free"] > 0
+
+
+# ---------------------------------------------------------------------------------------------- the peak
+def test_a_peak_past_the_budget_is_reported_with_what_to_do(monkeypatch):
+    from ft_core.engine.training.memory_budget import over_budget, peak_gib
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (100 * GIB, 140 * GIB))
+    assert over_budget("50%", 69.9) is None and over_budget(None, 200.0) is None
+    warning = over_budget("50%", 75.5)
+    assert warning is not None and warning.startswith(
+        "peak GPU memory 75.50 GiB went past training.memory_budget"
+    )
+    assert "(70.00 GiB)" in warning and "gradient_checkpointing: true" in warning
+    if not torch.cuda.is_available():
+        assert peak_gib() is None  # a CPU run reports no GPU peak

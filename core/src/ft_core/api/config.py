@@ -219,6 +219,10 @@ class TrainingSection:
     #: Reentrant checkpointing (``torch.utils.checkpoint`` ``use_reentrant``); ``null``: reentrant when an adapter
     #: trains (a profile against LLaMA-Factory found it faster with LoRA), non-reentrant for full fine-tuning.
     gradient_checkpointing_reentrant: bool | None = None
+    #: GPU memory this run may plan for, per process: GiB (``40``) or a share of the card (``"60%"``); ``null``:
+    #: the card's free memory. The memory-dependent ``auto`` choices (checkpointing, merged micro-steps) pick the
+    #: fastest mode whose estimate fits it; the run reports its peak (``peak_gpu_memory_gib``) against it.
+    memory_budget: float | str | None = None
     #: ``torch.compile`` the model (GPU only; pays off on long runs with fixed shapes, e.g. with packing).
     torch_compile: bool = False
     #: ``null`` = use the GPU when there is one.
@@ -233,6 +237,10 @@ class TrainingSection:
     #: ``lr_scheduler_kwargs: {...}``, ...), checked by their type and handed to the trainer as given; not a key of
     #: its own (write the fields in the section; docs/config-reference.md lists them and those ft-core owns).
     arguments: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if self.memory_budget is not None:
+            self.memory_budget = normalize_memory_budget(self.memory_budget)
 
 
 @dataclass
@@ -330,6 +338,26 @@ ROPE_SCALING_KEYS: dict[str, tuple[str, ...]] = {
     ),
     "llama3": ("original_max_position_embeddings", "low_freq_factor", "high_freq_factor"),
 }
+
+
+def normalize_memory_budget(value: float | str) -> float | str:
+    """``training.memory_budget`` as GiB (a positive number, also written as a string) or a share of the card
+    (``"NN%"``, above 0 and at most 100); raises ``ValueError`` saying what is accepted."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text.removesuffix("%").strip())
+        except ValueError:
+            number = -1.0
+        if text.endswith("%") and 0 < number <= 100:
+            return f"{number:g}%"
+        if not text.endswith("%") and number > 0:
+            return number
+    raise ValueError(
+        f"memory_budget: GiB as a positive number (40) or a share of the card's memory ('60%'), got {value!r}"
+    )
 
 
 def normalize_rope_scaling(value: str | dict[str, Any]) -> dict[str, Any]:

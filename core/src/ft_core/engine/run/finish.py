@@ -17,6 +17,7 @@ from ft_core.engine.run.plot import plot_loss
 from ft_core.engine.run.sinks import read_metrics
 from ft_core.engine.storage import atomic_folder
 from ft_core.engine.training.heads import save_heads
+from ft_core.engine.training.memory_budget import over_budget, peak_gib
 
 
 @contextmanager
@@ -112,6 +113,12 @@ def finish(run: EngineRun, trainer: Any, result: Any, resumed_step: int) -> dict
     if tokens and metrics.get("train_runtime"):
         metrics["effective_tokens_per_sec"] = round(tokens / metrics["train_runtime"], 2)
         metrics["num_input_tokens_seen"] = tokens
+    peak = peak_gib()
+    if peak is not None:
+        metrics["peak_gpu_memory_gib"] = peak
+        warning = over_budget(config.training.memory_budget, peak, run.process.local_rank)
+        if warning:
+            run.say(warning)
     with gathered_weights(trainer, run.heads):
         if run.process.is_main_process:
             # written whole under a temporary name, then put in place of an earlier attempt's

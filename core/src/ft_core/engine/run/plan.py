@@ -188,6 +188,14 @@ def engine_decisions(
         "strategy": strategy_decision(config, _processes(config, process)),
         "upcast_trainable": upcast_decision(config),
     }
+    if training.memory_budget is not None:
+        budget = training.memory_budget
+        decisions["memory_budget"] = Decision(
+            budget if isinstance(budget, str) else f"{budget:g} GiB",
+            "training.memory_budget: the auto choices fit it"
+            if on_gpu
+            else "training.memory_budget: not used on the CPU",
+        )
     scaling = config.model.rope_scaling  # normalised to a mapping by ModelSection
     rope = apply_rope_scaling(
         model_config, scaling if isinstance(scaling, dict) else None, config.data.cutoff_len

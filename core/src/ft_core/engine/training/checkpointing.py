@@ -5,7 +5,7 @@ offload``.
 — weights, gradients and optimizer state of the trained parameters, and the activations the backward pass keeps
 for the largest micro-batch (:func:`micro_batch`: ``per_device_train_batch_size`` × the longest prepared row, or
 a packed batch's bound; ``× cutoff_len`` before the data is known) — and compares it with the free GPU memory
-(``torch.cuda.mem_get_info``) less a safety margin:
+(``torch.cuda.mem_get_info``), or ``training.memory_budget`` when that is smaller, less a safety margin:
 
 - everything fits with every activation kept → **off** (the fastest: nothing is recomputed);
 - it fits when only some decoder layers are checkpointed → **selective**: every n-th layer (the largest n that
@@ -33,7 +33,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-GIB = 1024**3
+from ft_core.engine.training.memory_budget import GIB, available_bytes, budget_bytes
+
 #: Share of the free GPU memory the estimate may fill (the rest absorbs allocator fragmentation, temporary
 #: buffers of kernels and the estimate's own error).
 SAFETY = 0.85
@@ -218,17 +219,24 @@ def estimate_memory(
     )
 
 
-def decide(estimate: MemoryEstimate, free_bytes: float, *, reentrant: bool) -> CheckpointingPlan:
-    """The ``auto`` decision for a GPU with ``free_bytes`` free (before the weights load)."""
-    budget = free_bytes * SAFETY - RESERVE_BYTES - estimate.states
-    numbers = {
-        "free": free_bytes / GIB,
-        "weights+grads+optimizer": estimate.states / GIB,
-        "activations": estimate.activations(None) / GIB,
-    }
+def decide(
+    estimate: MemoryEstimate, free_bytes: float, *, reentrant: bool, memory_budget: float | None = None
+) -> CheckpointingPlan:
+    """The ``auto`` decision for a GPU with ``free_bytes`` free (before the weights load), within
+    ``memory_budget`` bytes when one is given (``training.memory_budget``)."""
+    available = available_bytes(free_bytes, memory_budget)
+    budget = available * SAFETY - RESERVE_BYTES - estimate.states
+    numbers = {"free": free_bytes / GIB}
+    if memory_budget is not None:
+        numbers["memory_budget"] = memory_budget / GIB
+    numbers["weights+grads+optimizer"] = estimate.states / GIB
+    numbers["activations"] = estimate.activations(None) / GIB
+    within = (
+        " within training.memory_budget" if memory_budget is not None and memory_budget < free_bytes else ""
+    )
     full = estimate.activations(None)
     if full <= budget:
-        return CheckpointingPlan("off", reason="the step fits without it", numbers=numbers)
+        return CheckpointingPlan("off", reason=f"the step fits without it{within}", numbers=numbers)
     for every_n in range(estimate.layers, 1, -1):  # fewest checkpointed layers first: the least recompute
         needed = estimate.activations(every_n)
         if needed <= budget:
@@ -237,20 +245,23 @@ def decide(estimate: MemoryEstimate, free_bytes: float, *, reentrant: bool) -> C
                 "selective",
                 reentrant=reentrant,
                 every_n_layers=every_n,
-                reason="the step does not fit with every activation kept",
+                reason=f"the step does not fit with every activation kept{within}",
                 numbers=numbers,
             )
     needed = estimate.activations(1)
     numbers["with checkpointing"] = needed / GIB
     if needed <= budget:
         return CheckpointingPlan(
-            "on", reentrant=reentrant, reason="only fits with every layer checkpointed", numbers=numbers
+            "on",
+            reentrant=reentrant,
+            reason=f"only fits with every layer checkpointed{within}",
+            numbers=numbers,
         )
     numbers["with offload"] = estimate.activations(1, offload=True) / GIB
     return CheckpointingPlan(
         "offload",
         reentrant=reentrant,
-        reason="does not fit even with every layer checkpointed",
+        reason=f"does not fit even with every layer checkpointed{within}",
         numbers=numbers,
     )
 
@@ -340,8 +351,13 @@ def plan_for_run(
     estimate = _run_estimate(
         config, model_config, dtype, batch, seq_len, weight_bytes=weight_bytes, fused_loss=fused_loss
     )
-    free, _total = torch.cuda.mem_get_info(device)
-    return decide(estimate, _least_across_processes(float(free), device), reentrant=reentrant)
+    free, total = torch.cuda.mem_get_info(device)
+    return decide(
+        estimate,
+        _least_across_processes(float(free), device),
+        reentrant=reentrant,
+        memory_budget=budget_bytes(training.memory_budget, float(total)),
+    )
 
 
 def _run_estimate(
@@ -395,7 +411,8 @@ def merged_batch_fits(
     """Whether a packed micro-batch of ``tokens`` tokens (the largest of a run merging its gradient accumulation
     steps) fits the GPU now, with ``plan``'s checkpointing: its activations, the trained parameters' gradients and
     optimizer state against the free memory (``free``, default ``torch.cuda.mem_get_info``: measured after the
-    weights loaded, so they are not counted again) less the safety margin."""
+    weights loaded, so they are not counted again; within ``training.memory_budget`` less what the process holds)
+    less the safety margin."""
     import torch
 
     from ft_core.engine.models.loader import base_model
@@ -404,7 +421,10 @@ def merged_batch_fits(
     parameter = next(base.parameters(), None)
     estimate = _run_estimate(config, base.config, getattr(parameter, "dtype", "bfloat16"), 1, tokens)
     if free is None:
-        free = _least_across_processes(float(torch.cuda.mem_get_info(device)[0]), device)
+        card_free, total = torch.cuda.mem_get_info(device)
+        budget = budget_bytes(config.training.memory_budget, float(total))
+        in_use = float(torch.cuda.memory_allocated(device))
+        free = _least_across_processes(available_bytes(float(card_free), budget, in_use), device)
     every_n = plan.every_n_layers if plan.enabled else None
     needed = estimate.gradients + estimate.optimizer + estimate.activations(every_n, offload=plan.offload)
     return needed <= free * SAFETY - RESERVE_BYTES

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The wheels one device call of bench_vs_llamafactory.sh carries, for the GPU machine's Python 3.12, in DIR
+# (default .whl-dev; ignored by git):
+#   DIR/lf       LLaMA-Factory 0.9.5's own stack (shared/bench/fetch_lf_wheels.sh) less what COMMON holds
+#   DIR/common   datasets, dill, multiprocess, omegaconf and bitsandbytes (CUDA 13 and CPU libraries only)
+#   DIR/ft       what ft-core's plugins need beyond the machine's torch/transformers/accelerate
+#   DIR/trl      trl 1.x (the stage modes);  DIR/torchao  torchao (the FP8 modes)
+#   DIR/bench    a copy of shared/bench's scripts (the ../shared beside a checkout does not travel)
+# Usage: bash tools/bench/fetch_dev_wheels.sh [DIR] [SHARED_BENCH]; then carry DIR (it stays under 64 MiB).
+set -euo pipefail
+D=${1:-.whl-dev}; BENCH=${2:-../shared/bench}
+P="--no-deps --only-binary=:all: --python-version 3.12 --implementation cp -q"
+for pl in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 manylinux_2_17_x86_64 \
+          manylinux2014_x86_64 manylinux1_x86_64; do P="$P --platform $pl"; done
+get() {  # FOLDER REQUIREMENT...
+  local folder=$D/$1; shift; mkdir -p "$folder"
+  for requirement in "$@"; do python3 -m pip download $P -d "$folder" "$requirement"; done
+}
+get lf llamafactory==0.9.5 transformers==5.6.0 tokenizers==0.22.2 trl==0.24.0 peft==0.18.1
+get common datasets==4.0.0 dill==0.3.8 multiprocess==0.70.16 omegaconf==2.4.0 bitsandbytes==0.50.2
+get ft peft==0.21.2 liger-kernel==0.8.5 galore-torch==1.0 badam==1.4 apollo-torch==1.0.3 termcolor==3.3.0
+get trl trl==1.16.0
+get torchao torchao==0.18.0
+# hqq publishes no wheel: build its pure-Python one here.
+python3 -m pip wheel -q --no-deps --no-build-isolation -w "$D/ft" hqq==0.2.8.post1
+python3 tools/bench/slim_wheel.py "$D"/common/bitsandbytes-*.whl 'bitsandbytes/libbitsandbytes_cuda1[12]*' \
+  'bitsandbytes/libbitsandbytes_rocm*' 'bitsandbytes/libbitsandbytes_xpu*'
+mkdir -p "$D/bench"; cp "$BENCH"/*.py "$BENCH"/*.sh "$D/bench/"
+du -sh "$D"
