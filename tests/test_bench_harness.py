@@ -135,7 +135,7 @@ def test_the_summary_pairs_each_mode_with_llamafactory(tiny_result, tmp_path):
     results = bench_table.read_results([tmp_path])
     assert len(results) == 3  # lf_bench.py's own line (no system) and the profiled run are left out
     table = bench_table.markdown(results).splitlines()
-    assert table[0].startswith("| system | mode | train runtime | tokens/s | peak alloc | MFU |")
+    assert table[0].startswith("| system | mode | wall | train runtime | tokens/s | peak alloc | MFU |")
     body = [line for line in table[2:] if line.startswith("|")]
     assert [line.split("|")[1:3] for line in body] == [
         [" ft-core ", " lora "],

@@ -52,19 +52,19 @@ status() {  # what a run's exit status means
 }
 ft_run() {  # MODE LOG [bench_sft.py options]: one ft-core run under timeout, its log in LOG
   local mode=$1 log=$2; shift 2
-  local path=/tmp/ftcore:/tmp/ftdeps
+  local path=/tmp/ftcore:/tmp/ftdeps started=$SECONDS
   case $mode in *unsloth*) path=/tmp/unsloth:$path ;; esac
   PYTHONPATH=$path timeout $RUN_TIMEOUT python3 tools/bench/bench_sft.py $WORK "$mode" "$@" >"$log" 2>&1
   local rc=$?
-  echo "=== ft-core $mode: $(status $rc)"
+  echo "=== ft-core $mode: $(status $rc) (process $((SECONDS - started)) s)"
   grep -E "^RESULT|Error|error" "$log" | tail -3 | cut -c1-600
 }
 lf_run() {  # LF_MODE
-  local log="$LOGS/lf-$1.log"
+  local log="$LOGS/lf-$1.log" started=$SECONDS
   PYTHONPATH=/tmp/lf DISABLE_VERSION_CHECK=1 timeout $RUN_TIMEOUT \
     python3 tools/bench/lf_bench_modes.py "$BENCH/lf_bench.py" $WORK "$1" "$STEPS" >"$log" 2>&1
   local rc=$?
-  echo "=== LLaMA-Factory $1: $(status $rc)"
+  echo "=== LLaMA-Factory $1: $(status $rc) (process $((SECONDS - started)) s)"
   grep -E "^RESULT .*LLaMA-Factory|Error|error" "$log" | tail -3 | cut -c1-600
 }
 
