@@ -19,6 +19,7 @@ import bench_flops
 import bench_sft
 import bench_table
 import lf_bench_modes
+import long_rows
 import slim_wheel
 
 BENCH_DIR = Path(bench_sft.__file__).parent
@@ -148,6 +149,30 @@ def test_the_summary_pairs_each_mode_with_llamafactory(tiny_result, tmp_path):
     (tmp_path / "ft-qlora4.log").write_text("Traceback ...\nRuntimeError: out of memory\n")
     assert bench_table.without_result([tmp_path]) == [tmp_path / "ft-qlora4.log"]
     assert bench_table.main([str(tmp_path)]) == 0
+
+
+def test_a_long_context_run_trains_rows_of_exactly_the_length(tiny_result, tmp_path):
+    work, _ = tiny_result
+    result = bench_sft.main([str(work), "lora", "2", "--tiny", "--long", "48", "--peak-tflops", "1.0"])
+    assert result["long_context"] == 48
+    assert result["num_input_tokens_seen"] == 2 * 48  # one row of exactly 48 tokens per step, two steps
+    assert long_rows.long_options(work, 48) == {
+        "dataset": "synth_long_48",
+        "cutoff_len": 48,
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": 1,
+        "output_dir": str(work / "out_lf_long"),
+    }
+    lf = {"system": "LLaMA-Factory", "mode": "lora", "long_context": 48, "peak_alloc_GiB": 1.0}
+    short = {**lf, "long_context": None, "peak_alloc_GiB": 9.0}
+    (tmp_path / "long.log").write_text(
+        f"RESULT {json.dumps(result)}\nRESULT {json.dumps(lf)}\nRESULT {json.dumps(short)}\n"
+    )
+    body = bench_table.markdown(bench_table.read_results([tmp_path])).splitlines()[2:4]
+    assert [line.split("|")[1:3] for line in body] == [
+        [" ft-core ", " lora (one row of 48 tokens) "],
+        [" LLaMA-Factory ", " lora (one row of 48 tokens) "],
+    ]  # paired with LLaMA-Factory's run of the same length, not its other run
 
 
 def test_profile_prints_the_top_operators(tmp_path, capsys):

@@ -31,6 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_flops import mfu, peak_tflops, workload_flops
+from long_rows import add_long_dataset
 
 QLORA4 = {"quantization": {"method": "bitsandbytes", "bits": 4, "quant_type": "nf4", "double_quant": True}}
 #: What LLaMA-Factory's lf_bench.py does, pinned against ft-core's ``auto`` defaults.
@@ -364,6 +365,18 @@ def add_stage_datasets(work: Path) -> None:
     info_path.write_text(json.dumps(info))
 
 
+def long_config(config: dict[str, Any], work: Path, length: int) -> dict[str, Any]:
+    """``config`` training one row of exactly ``length`` tokens per step (``long_rows.py``; no accumulation)."""
+    data = {**config["data"], "dataset": [add_long_dataset(work, length)], "cutoff_len": length}
+    training = {
+        **config["training"],
+        "per_device_train_batch_size": 1,
+        "gradient_accumulation_steps": 1,
+        "output_dir": str(work / "ft-out-long"),
+    }
+    return {**config, "data": data, "training": training}
+
+
 def config_for(work: Path, mode: str, steps: int, tiny: bool = False) -> dict[str, Any]:
     """The run config of ``mode`` (before dropping keys this ft-core lacks)."""
     config = _merge(base_config(work, mode, steps, tiny), MODES[mode].sections)
@@ -583,6 +596,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--peak-tflops", type=float, default=None, help="the device's dense peak (default: H200)"
     )
+    parser.add_argument(
+        "--long",
+        type=int,
+        default=None,
+        metavar="N",
+        help="train one row of exactly N tokens per step instead",
+    )
     parser.add_argument("--out", type=Path, default=None, help="where profiles go (default $OUT or WORK)")
     parser.add_argument("--list", action="store_true", help="list the modes and exit")
     args = parser.parse_args(argv)
@@ -616,7 +636,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
             (profiler_plugin(args.profile_start, args.profile_steps, out_dir, mode), "ft-core-bench")
         )
     plugins = load_plugins(strict=not args.tiny, extra=extra)  # a dev tree may hold half-installed plugins
-    config = _supported(config_for(work, mode, steps, args.tiny), plugins)
+    config = config_for(work, mode, steps, args.tiny)
+    if args.long:
+        config = long_config(config, work, args.long)
+    config = _supported(config, plugins)
     path = work / f"ft-bench-{mode}.yaml"
     path.write_text(yaml.safe_dump(config))
     cuda = torch.cuda.is_available() and not args.tiny
@@ -637,6 +660,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "mode": mode,
         "baseline": MODES[mode].baseline,
         "steps": steps,
+        "long_context": args.long,
         "profiled": args.profile,
         "device": device,
         "wall_s": round(time.time() - started, 1),

@@ -102,14 +102,22 @@ def _ratio(numerator: Any, denominator: Any) -> str:
     return f"{numerator / denominator:.2f}x" if numerator and denominator else "—"
 
 
+def _mode(record: dict[str, Any]) -> str:
+    """The mode, with the row length of a long-context run."""
+    length = record.get("long_context")
+    return f"{record['mode']} (one row of {length:,} tokens)" if length else record["mode"]
+
+
 def rows(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Table rows: ft-core runs in order, each followed by its LLaMA-Factory baseline (once)."""
-    lf = {r["mode"]: r for r in results if r["system"] == "LLaMA-Factory"}  # the last run of each mode
+    # the last run of each mode (and row length, for the long-context runs)
+    lf = {(r["mode"], r.get("long_context")): r for r in results if r["system"] == "LLaMA-Factory"}
     table, shown = [], set()
     for record in results:
         if record["system"] != "ft-core":
             continue
-        baseline = lf.get(record.get("baseline") or BASELINES.get(record["mode"], record["mode"]))
+        mode = record.get("baseline") or BASELINES.get(record["mode"], record["mode"])
+        baseline = lf.get((mode, record.get("long_context")))
         table.append({**record, "_vs": baseline})
         if baseline is not None and id(baseline) not in shown:
             shown.add(id(baseline))
@@ -132,7 +140,7 @@ def markdown(results: list[dict[str, Any]]) -> str:
             "—" if wait is None else f"{wait:.2f} s" + (f" ({fraction:.1%})" if fraction is not None else "")
         )
         lines.append(
-            f"| {row['system']} | {row['mode']} | {_number(row.get('wall_s'), 1, ' s')} "
+            f"| {row['system']} | {_mode(row)} | {_number(row.get('wall_s'), 1, ' s')} "
             f"| {_number(row.get('train_runtime'), 1, ' s')} "
             f"| {_number(tokens_per_sec(row))} | {_number(row.get('peak_alloc_GiB'), 2, ' GiB')} "
             f"| {_number(row['mfu'] * 100 if row.get('mfu') is not None else None, 1, '%')} | {wait_text} "

@@ -8,7 +8,9 @@
 # runs, then the LLaMA-Factory mode it is compared with (each LLaMA-Factory mode once per call).
 # Environment: UNSLOTH_WHEELS (default .whl-unsloth; the unsloth modes are skipped when it holds no unsloth wheel),
 # TORCHAO_WHEELS (default .whl-torchao: the torchao wheel for the FP8 modes lora_fp8 / lora_fp8_ckpt),
-# TRL_WHEELS (default .whl-trl: trl 1.x for the stage modes), RUN_TIMEOUT (seconds per run, default 300), WARMUP
+# TRL_WHEELS (default .whl-trl: trl 1.x for the stage modes), LONG_START (the long-context measure instead: each
+# mode and its baseline train one row of LONG_START tokens per step, doubled until a run fails or passes LONG_MAX,
+# default 262144; long_rows.py), RUN_TIMEOUT (seconds per run, default 300), WARMUP
 # (default 1: a 2-step run first compiles the kernels; WARMUP_MODES names the modes warmed up), PROFILE_MODES (ft-core modes re-run with --profile after the measured
 # runs; top-20 operators by CUDA and by CPU time), PROFILE_STEPS (default 3), PROFILE_START (optimizer steps before
 # the profiled ones, default 3; 0 profiles the first steps), SKIP_LF=1 (ft-core only), SKIP_FT (ft-core modes not
@@ -59,12 +61,12 @@ ft_run() {  # MODE LOG [bench_sft.py options]: one ft-core run under timeout, it
   echo "=== ft-core $mode: $(status $rc) (process $((SECONDS - started)) s)"
   grep -E "^RESULT|Error|error" "$log" | tail -3 | cut -c1-600
 }
-lf_run() {  # LF_MODE
-  local log="$LOGS/lf-$1.log" started=$SECONDS
+lf_run() {  # LF_MODE [LOG [lf_bench_modes.py options]]
+  local mode=$1 log=${2:-$LOGS/lf-$1.log} started=$SECONDS; shift; shift || true
   PYTHONPATH=/tmp/lf DISABLE_VERSION_CHECK=1 timeout $RUN_TIMEOUT \
-    python3 tools/bench/lf_bench_modes.py "$BENCH/lf_bench.py" $WORK "$1" "$STEPS" >"$log" 2>&1
+    python3 tools/bench/lf_bench_modes.py "$BENCH/lf_bench.py" $WORK "$mode" "$STEPS" "$@" >"$log" 2>&1
   local rc=$?
-  echo "=== LLaMA-Factory $1: $(status $rc) (process $((SECONDS - started)) s)"
+  echo "=== LLaMA-Factory $mode $*: $(status $rc) (process $((SECONDS - started)) s)"
   grep -E "^RESULT .*LLaMA-Factory|Error|error" "$log" | tail -3 | cut -c1-600
 }
 
@@ -79,6 +81,24 @@ if [[ ${WARMUP:-1} == 1 ]]; then
       >"$LOGS/warmup-$mode.txt" 2>&1
     echo "=== warm-up ($mode, 2 steps): $(status $?)"
   done
+fi
+longest() {  # ft|lf MODE: one row of LONG_START tokens per step, doubled until a run fails or passes LONG_MAX
+  local system=$1 mode=$2 length=$LONG_START
+  while (( length <= LONG_MAX )); do
+    local log="$LOGS/long-$system-$mode-$length.log"
+    if [[ $system == ft ]]; then ft_run "$mode" "$log" "$STEPS" --long $length; else lf_run "$mode" "$log" --long $length; fi
+    grep -q '^RESULT .*"system"' "$log" || { grep -m1 -o "OutOfMemoryError[^(]*" "$log" | head -1; break; }
+    length=$((length * 2))
+  done
+}
+if [[ -n ${LONG_START:-} ]]; then  # the long-context measure: each mode and its baseline, doubling until out of memory
+  LONG_MAX=${LONG_MAX:-262144}
+  for mode in $MODES; do
+    longest ft "$mode"
+    baseline=$(python3 -c "import sys; sys.path.insert(0, 'tools/bench'); from bench_table import BASELINES as B; print(B['$mode'])")
+    [[ $SKIP_LF == 1 || $baseline == None || " $SKIP_LF_MODES " == *" $baseline "* ]] || longest lf "$baseline"
+  done
+  MODES=""
 fi
 LF_DONE=" "
 for mode in $MODES; do

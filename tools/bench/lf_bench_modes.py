@@ -5,7 +5,9 @@ examples' settings on the workload, the same as the ft-core ``mem_*`` modes) and
 ``orpo``, ``simpo``, ``kto``, ``rm``, ``ppo``: LoRA on the workload's rows as pairs, tagged rows or prompts; ``ppo``
 rewards with the ``rm`` mode's model, so run ``rm`` first).
 
-Usage: python tools/bench/lf_bench_modes.py LF_BENCH_PY WORK MODE [steps]   (MODE: one of MODES)
+Usage: python tools/bench/lf_bench_modes.py LF_BENCH_PY WORK MODE [steps] [--long N]   (MODE: one of MODES)
+
+``--long N`` trains one row of exactly ``N`` tokens per step instead (``long_rows.py``: the long-context measure).
 
 After ``lf_bench.py``'s own ``RESULT`` line it prints a second, final one with ``system: LLaMA-Factory``: the
 non-padding tokens the Trainer really saw (``measured_tokens``: the attention masks of every micro-batch, summed on
@@ -22,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_flops import mfu, peak_tflops, workload_flops
+from long_rows import long_options
 
 #: Each mode: the ``lf_bench.py`` mode it starts from and the LLaMA-Factory arguments it adds.
 MODES: dict[str, tuple[str, dict]] = {
@@ -105,14 +108,22 @@ def count_tokens() -> dict:
 
 
 def main() -> None:
-    lf_bench, work, mode = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
-    steps = sys.argv[4] if len(sys.argv) > 4 else "30"
+    argv = sys.argv[1:]
+    length = None
+    if "--long" in argv:  # one row of exactly N tokens per step (long_rows.py)
+        at = argv.index("--long")
+        length = int(argv[at + 1])
+        del argv[at : at + 2]
+    lf_bench, work, mode = argv[0], Path(argv[1]), argv[2]
+    steps = argv[3] if len(argv) > 3 else "30"
     if mode not in MODES:
         raise SystemExit(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     lf_mode, options = MODES[mode]
     extra = {
         key: value.format(work=work) if isinstance(value, str) else value for key, value in options.items()
     }
+    if length:
+        extra.update(long_options(work, length))
     if extra:
         import llamafactory.train.tuner as tuner
 
@@ -133,13 +144,14 @@ def main() -> None:
     measured = int(tokens["total"].item()) if tokens["total"] is not None else None
     runtime = results.get("train_runtime")
     rate = round(measured / runtime, 2) if measured and runtime else None
-    flops = workload_flops(work, 2048)
+    flops = workload_flops(work, length or 2048)
     cuda = torch.cuda.is_available()
     peak = peak_tflops(torch.cuda.get_device_name() if cuda else None)
     result = {
         "system": "LLaMA-Factory",
         "mode": mode,
         "steps": int(steps),
+        "long_context": length,
         "device": torch.cuda.get_device_name() if cuda else "cpu",
         "peak_alloc_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
         "peak_reserved_GiB": round(torch.cuda.max_memory_reserved() / 2**30, 2) if cuda else None,
