@@ -225,6 +225,29 @@ def test_a_merged_micro_batch_fits_the_budget_less_what_the_process_holds(monkey
     assert not checkpointing.merged_batch_fits(_config(False, budget=40.0), model, plan, 4300)
 
 
+def test_a_fused_loss_leaves_the_logits_out_of_the_merged_estimate():
+    """8,600 tokens with checkpointing on: ~2 GiB of checkpointed inputs and one layer, ~10 GiB of logits and
+    their fp32 copies; with a fused linear cross-entropy (Liger's) there are no logits to hold."""
+    from ft_core.api import mark_fused_loss
+
+    plain = SimpleNamespace(config=LLAMA3_8B, parameters=lambda: iter([torch.zeros(1, dtype=torch.bfloat16)]))
+    fused = SimpleNamespace(config=LLAMA3_8B, parameters=lambda: iter([torch.zeros(1, dtype=torch.bfloat16)]))
+    mark_fused_loss(fused)
+    plan = checkpointing.explicit_plan(True, reentrant=True)
+    assert not checkpointing.merged_batch_fits(_config(True), plain, plan, 8600, free=8 * GIB)
+    assert checkpointing.merged_batch_fits(_config(True), fused, plan, 8600, free=8 * GIB)
+
+
+def test_the_fixed_reserve_comes_off_the_card_not_off_the_budget():
+    """The reserve (CUDA context, workspaces) is not allocated memory, which the budget bounds."""
+    assert checkpointing.usable(80 * GIB) == 80 * GIB * checkpointing.SAFETY - checkpointing.RESERVE_BYTES
+    assert checkpointing.usable(80 * GIB, 2.5 * GIB) == 2.5 * GIB * checkpointing.SAFETY
+    assert (
+        checkpointing.usable(2 * GIB, 40 * GIB)
+        == 2 * GIB * checkpointing.SAFETY - checkpointing.RESERVE_BYTES
+    )
+
+
 @pytest.mark.parametrize(
     ("free_gib", "setting", "fits"),
     [(60, False, True), (30, False, False), (20, True, True), (5, True, False)],

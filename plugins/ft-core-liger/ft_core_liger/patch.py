@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ft_core.api import FtCoreError, ModelPatch, OptionsError, RunConfig
+from ft_core.api import FtCoreError, ModelPatch, OptionsError, RunConfig, mark_fused_loss
 
 #: The pip command that installs the Liger version this plugin is written and tested against.
 PIP_INSTALL = "pip install liger-kernel==0.8.5"
@@ -208,4 +208,6 @@ class LigerPatch(ModelPatch[LigerOptions]):
         apply(model=model, **kwargs)
         if own_forward:
             install_fused_forward(model)
+        if own_forward or kwargs.get("fused_linear_cross_entropy"):
+            mark_fused_loss(model)  # no logits: the engine's memory estimates leave them out
         return model

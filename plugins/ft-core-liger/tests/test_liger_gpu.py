@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from ft_core.api import has_fused_loss
 from ft_core_liger import LigerOptions, LigerPatch, unusable_reason
 
 torch = pytest.importorskip("torch")
@@ -119,6 +120,7 @@ def test_kernels_replace_modules_and_match_the_unpatched_model(tiny_tokenizer, m
     assert names.count("LigerSwiGLUMLP") == layers
     # ft-core's own fused forward on transformers >= 5.24 (whose forward it replaces), Liger's own on earlier releases
     assert has_fused_forward(patched) == forward_fits(patched)
+    assert has_fused_loss(patched)  # the engine's memory estimates leave the logits out
     modeling = __import__(f"transformers.models.{model_type}.modeling_{model_type}", fromlist=["_"])
     assert modeling.apply_rotary_pos_emb is liger_rotary_pos_emb
 
@@ -144,7 +146,7 @@ def test_cross_entropy_kernel_instead_of_the_fused_one(tiny_tokenizer):
     ref_loss, ref_grads = _loss_and_grads(reference, batch)
     options = LigerOptions(fused_linear_cross_entropy=False, cross_entropy=True, rope=False, swiglu=False)
     LigerPatch().patch_model(patched, options)
-    assert not has_fused_forward(patched)
+    assert not has_fused_forward(patched) and not has_fused_loss(patched)
     assert torch.nn.functional.cross_entropy is liger_cross_entropy
     assert "LigerSwiGLUMLP" not in _module_names(patched)
     loss, grads = _loss_and_grads(patched, batch)

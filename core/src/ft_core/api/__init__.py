@@ -6,6 +6,7 @@ time.
 """
 
 from ft_core.api.components import (
+    FUSED_LOSS_ATTRIBUTE,
     MODEL_HEADS,
     AdapterMethod,
     CliCommand,
@@ -20,6 +21,8 @@ from ft_core.api.components import (
     Quantizer,
     TrainingLogger,
     TrainingStage,
+    has_fused_loss,
+    mark_fused_loss,
 )
 from ft_core.api.config import (
     DataSection,
@@ -92,6 +95,7 @@ from ft_core.api.services import Services
 __all__ = [
     "DATA_KINDS",
     "EVENT_KINDS",
+    "FUSED_LOSS_ATTRIBUTE",
     "HEADS_FILE",
     "IGNORE_INDEX",
     "IMAGE_PLACEHOLDER",
@@ -172,11 +176,13 @@ __all__ = [
     "did_you_mean",
     "find_heads",
     "generation_flags",
+    "has_fused_loss",
     "hookimpl",
     "is_linear_layer",
     "linear_module_names",
     "load_heads",
     "lora_target_names",
+    "mark_fused_loss",
     "model_head",
     "name_matches",
     "peft_task_type",

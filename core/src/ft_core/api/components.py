@@ -285,8 +285,25 @@ class DatasetFormat(Component[OptionsT]):
         raise NotImplementedError
 
 
+#: The attribute :func:`mark_fused_loss` sets on a model.
+FUSED_LOSS_ATTRIBUTE = "ft_core_fused_loss"
+
+
+def mark_fused_loss(model: Any) -> None:
+    """Say that ``model``'s training forward computes the loss without materialising the logits (a fused linear
+    cross-entropy, as Liger's): the engine's memory estimates (merged micro-steps, ``training.memory_budget``) then
+    leave the logits out. A :class:`ModelPatch` that installs such a forward calls it in ``patch_model``."""
+    setattr(model, FUSED_LOSS_ATTRIBUTE, True)
+
+
+def has_fused_loss(model: Any) -> bool:
+    """Whether :func:`mark_fused_loss` was called on ``model`` (the base model, not a PEFT wrapper)."""
+    return getattr(model, FUSED_LOSS_ATTRIBUTE, False) is True
+
+
 class ModelPatch(Component[OptionsT]):
-    """Patches a model or its config (flash-attn, Liger, Unsloth, NEFTune, RoPE scaling, ...)."""
+    """Patches a model or its config (flash-attn, Liger, Unsloth, NEFTune, RoPE scaling, ...). A patch whose
+    forward computes the loss without the logits calls :func:`mark_fused_loss` on the model."""
 
     def patch_config(self, model_config: Any, options: OptionsT) -> None:
         """Adjust the model config before weights load."""

@@ -33,6 +33,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from ft_core.api.components import has_fused_loss
 from ft_core.engine.training.memory_budget import GIB, available_bytes, budget_bytes
 
 #: Share of the free GPU memory the estimate may fill (the rest absorbs allocator fragmentation, temporary
@@ -224,8 +225,7 @@ def decide(
 ) -> CheckpointingPlan:
     """The ``auto`` decision for a GPU with ``free_bytes`` free (before the weights load), within
     ``memory_budget`` bytes when one is given (``training.memory_budget``)."""
-    available = available_bytes(free_bytes, memory_budget)
-    budget = available * SAFETY - RESERVE_BYTES - estimate.states
+    budget = usable(free_bytes, memory_budget) - estimate.states
     numbers = {"free": free_bytes / GIB}
     if memory_budget is not None:
         numbers["memory_budget"] = memory_budget / GIB
@@ -419,12 +419,24 @@ def merged_batch_fits(
 
     base = base_model(model)
     parameter = next(base.parameters(), None)
-    estimate = _run_estimate(config, base.config, getattr(parameter, "dtype", "bfloat16"), 1, tokens)
+    dtype = getattr(parameter, "dtype", "bfloat16")
+    estimate = _run_estimate(config, base.config, dtype, 1, tokens, fused_loss=has_fused_loss(base))
+    room = None
     if free is None:
         card_free, total = torch.cuda.mem_get_info(device)
         budget = budget_bytes(config.training.memory_budget, float(total))
         in_use = float(torch.cuda.memory_allocated(device))
-        free = _least_across_processes(available_bytes(float(card_free), budget, in_use), device)
+        free = _least_across_processes(float(card_free), device)
+        if budget is not None:
+            room = _least_across_processes(available_bytes(float(card_free), budget, in_use), device)
     every_n = plan.every_n_layers if plan.enabled else None
     needed = estimate.gradients + estimate.optimizer + estimate.activations(every_n, offload=plan.offload)
-    return needed <= free * SAFETY - RESERVE_BYTES
+    return needed <= usable(free, room)
+
+
+def usable(free: float, budget_room: float | None = None) -> float:
+    """Bytes an estimate may fill: the card's free memory less the safety margin and the fixed reserve (the CUDA
+    context and kernel workspaces, which ``training.memory_budget`` does not count: it bounds allocated memory),
+    within the margin of what the budget leaves (``budget_room``) when there is a budget."""
+    room = free * SAFETY - RESERVE_BYTES
+    return room if budget_room is None else min(room, budget_room * SAFETY)
