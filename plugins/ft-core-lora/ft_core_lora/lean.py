@@ -48,10 +48,11 @@ def _lean_update(layer: Any, x: torch.Tensor) -> torch.Tensor | None:
     result = layer.base_layer(x)
     result_dtype = result.dtype
     weight_dtype = lora_a.weight.dtype
-    # PEFT casts the input to the adapter's dtype unless casting is turned off (core turns it off under autocast);
-    # its 4-bit layer never casts under autocast.
-    autocast = torch.is_autocast_enabled(x.device.type)
-    if x.dtype != weight_dtype and getattr(layer, "cast_input_dtype_enabled", True) and not autocast:
+    # Under autocast the adapter's matmuls run in half precision whatever the input's dtype: no cast (PEFT's 4-bit
+    # layer never casts there; the plugin turns the plain layer's cast off while an autocast run trains). Outside
+    # autocast — a stage generating inside a training step (ppo, grpo), inference — the input must match the
+    # adapter's dtype, so it is cast whatever the casting switch says.
+    if x.dtype != weight_dtype and not torch.is_autocast_enabled(x.device.type):
         x = x.to(weight_dtype)
     dropout = layer.lora_dropout[name]
     if not isinstance(dropout, nn.Identity):
@@ -75,7 +76,14 @@ def _lean_class(peft_class: Any) -> type:
                 return result
         return peft_class.forward(self, x, *args, **kwargs)
 
-    lean = type(name, (peft_class,), {"forward": forward, "__module__": __name__, "__qualname__": name})
+    def _cast_input_dtype(self: Any, x: Any, dtype: torch.dtype) -> Any:
+        """PEFT's cast, kept on outside autocast even while the casting switch is off (see _lean_update)."""
+        if isinstance(x, torch.Tensor) and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+            return x.to(dtype)
+        return peft_class._cast_input_dtype(self, x, dtype)
+
+    members = {"forward": forward, "_cast_input_dtype": _cast_input_dtype, "__module__": __name__}
+    lean = type(name, (peft_class,), {**members, "__qualname__": name})
     globals()[name] = lean
     return lean
 

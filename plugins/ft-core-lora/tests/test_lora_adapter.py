@@ -138,6 +138,27 @@ def test_autocast_training_skips_the_input_casts_with_the_same_result(tiny_model
     assert all(m.cast_input_dtype_enabled for m in layers)  # full precision: nothing to skip
 
 
+@pytest.mark.parametrize("dora", [False, True])
+def test_a_generation_outside_autocast_while_training_casts_the_inputs(tiny_model, dora):
+    """ppo and grpo generate inside a training step, outside autocast, while the casts are off: a bf16 model with
+    fp32 adapters must still run (the lean path and PEFT's own, DoRA's), with the result of the casts being on."""
+    from types import SimpleNamespace
+
+    options = LoraOptions(rank=4, targets="all", use_dora=dora)
+    model = LoraAdapter().apply(tiny_model.to(torch.bfloat16), options, None)
+    for name, parameter in model.named_parameters():
+        if "lora_" in name:
+            parameter.data = parameter.data.float()
+            torch.nn.init.normal_(parameter, std=0.02)
+    inputs = torch.tensor([[5, 6, 7, 8, 9]])
+    expected = model(inputs).logits
+    trainer = SimpleNamespace(args=SimpleNamespace(bf16=True, fp16=False), model=model)
+    ft_core_lora.ft_before_train(trainer=trainer, run=None)
+    layers = [m for m in model.modules() if hasattr(m, "lora_A") and hasattr(m, "cast_input_dtype_enabled")]
+    assert layers and not any(m.cast_input_dtype_enabled for m in layers)
+    assert torch.equal(model(inputs).logits, expected)
+
+
 # ------------------------------------------------------------------------------------------------ lean forward
 def _lora_pair(tiny_model, options: LoraOptions):
     """The same LoRA model twice: through ``LoraAdapter.apply`` (lean forward) and with PEFT's own classes."""
