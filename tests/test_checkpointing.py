@@ -341,6 +341,34 @@ def test_reentrant_and_non_reentrant_give_the_gradients_of_no_checkpointing(lora
             torch.testing.assert_close(grads[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
 
 
+def test_freeze_tuning_backpropagates_through_the_trained_layers_only():
+    """The last layer trains (freeze tuning): non-reentrant checkpointing gives the gradients of no checkpointing,
+    and no gradient flows through the frozen layers below it, as in LLaMA-Factory's freeze tuning; an 8B freeze
+    run was 0.61x LLaMA-Factory's speed when it did."""
+
+    def run(plan):
+        torch.manual_seed(0)
+        model, _ = _lora_model()
+        model.requires_grad_(False)
+        model.model.layers[-1].requires_grad_(True)
+        prepare_for_training(model, plan)
+        backward = []
+        model.model.layers[0].mlp.down_proj.register_full_backward_hook(lambda *_: backward.append(1))
+        ids = torch.randint(3, 100, (2, 24))
+        model(input_ids=ids, labels=ids).loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+        return grads, len(backward)
+
+    reference, _ = run(False)
+    grads, frozen_backward = run(CheckpointingPlan("on", reentrant=False))
+    assert grads.keys() == reference.keys() and len(grads) > 0
+    for name in grads:
+        torch.testing.assert_close(grads[name], reference[name], rtol=1e-5, atol=1e-6, msg=name)
+    assert frozen_backward == 0  # no gradient flows below the trained layer
+    _, frozen_backward = run(CheckpointingPlan("on", reentrant=True))
+    assert frozen_backward == 1  # reentrant checkpoints need the inputs' gradients, down to the embeddings
+
+
 def test_selective_checkpointing_marks_every_nth_layer(tiny_tokenizer):
     model = tiny_model(tiny_tokenizer, num_hidden_layers=4).train()
     prepare_for_training(model, CheckpointingPlan("selective", reentrant=True, every_n_layers=2))
@@ -395,7 +423,7 @@ def test_offloading_survives_the_trainer_turning_checkpointing_on_again(tiny_tok
     from ft_core.engine.models.offload import installed_offload
 
     before = installed_offload(model)
-    checkpointing_callback(1, offload=True).on_train_begin(None, None, None, model=model)
+    checkpointing_callback(1, offload=True, reentrant=False).on_train_begin(None, None, None, model=model)
     assert all(
         getattr(layer._gradient_checkpointing_func, "ft_offloaded", False) for layer in model.model.layers
     )
@@ -432,7 +460,7 @@ def test_selective_checkpointing_survives_a_trainer_without_every_n_layers(tiny_
         gradient_checkpointing_kwargs={"use_reentrant": True}
     )  # older Trainers
     assert all(layer.gradient_checkpointing for layer in model.model.layers)
-    checkpointing_callback(2, offload=False).on_train_begin(None, None, None, model=model)
+    checkpointing_callback(2, offload=False, reentrant=True).on_train_begin(None, None, None, model=model)
     assert [layer.gradient_checkpointing for layer in model.model.layers] == [True, False, True, False]
 
 

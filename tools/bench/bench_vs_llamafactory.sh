@@ -58,6 +58,7 @@ ft_run() {  # MODE LOG [bench_sft.py options]: one ft-core run under timeout, it
   case $mode in *unsloth*) path=/tmp/unsloth:$path ;; esac
   PYTHONPATH=$path timeout $RUN_TIMEOUT python3 tools/bench/bench_sft.py $WORK "$mode" "$@" >"$log" 2>&1
   local rc=$?
+  rm -rf $WORK/ft-out-*  # a full run's artefact is 16 GB: the machine's disk (64 GB) holds few
   echo "=== ft-core $mode: $(status $rc) (process $((SECONDS - started)) s)"
   grep -E "^RESULT|Error|error" "$log" | tail -3 | cut -c1-600
 }
@@ -66,6 +67,8 @@ lf_run() {  # LF_MODE [LOG [lf_bench_modes.py options]]
   PYTHONPATH=/tmp/lf DISABLE_VERSION_CHECK=1 timeout $RUN_TIMEOUT \
     python3 tools/bench/lf_bench_modes.py "$BENCH/lf_bench.py" $WORK "$mode" "$STEPS" "$@" >"$log" 2>&1
   local rc=$?
+  # the run's outputs (its RESULT line has the figures), except the rm run's model, which LLaMA-Factory's ppo reads
+  find $WORK -maxdepth 1 -name 'out_*' ! -name out_lf_rm -exec rm -rf {} +
   echo "=== LLaMA-Factory $mode $*: $(status $rc) (process $((SECONDS - started)) s)"
   grep -E "^RESULT .*LLaMA-Factory|Error|error" "$log" | tail -3 | cut -c1-600
 }

@@ -207,8 +207,8 @@ def choose_dtype(model: ModelSection, precision: str, use_cpu: bool | None) -> t
 
 
 def prepare_for_training(model: Any, gradient_checkpointing: Any) -> Any:
-    """Turn the KV cache off and apply activation checkpointing, with input gradients enabled (reentrant
-    checkpoints and frozen embeddings need them for gradients to reach the layers).
+    """Turn the KV cache off and apply activation checkpointing, with input gradients for reentrant checkpoints
+    only (:func:`set_input_grads`).
 
     ``gradient_checkpointing``: the run's plan (``ft_core.engine.training.checkpointing.CheckpointingPlan``: its
     ``kwargs()`` are the ``activation_checkpointing_kwargs``, ``None`` when off), or a bool (``True``: every layer,
@@ -225,9 +225,22 @@ def prepare_for_training(model: Any, gradient_checkpointing: Any) -> Any:
             "set training.gradient_checkpointing: false"
         )
     set_checkpointing(model, kwargs)  # off: undoes checkpointing a quantizer's preparation may have turned on
-    if kwargs is not None and not getattr(model, "_require_grads_hooks", None):
-        model.enable_input_require_grads()
+    if kwargs is not None:
+        set_input_grads(model, reentrant=kwargs.get("use_reentrant", True))
     return model
+
+
+def set_input_grads(model: Any, *, reentrant: bool) -> None:
+    """Make the embeddings' output require gradients for reentrant checkpoints, which pass gradients to a layer's
+    weights only when its input requires them; drop it for non-reentrant ones (transformers turns it on with any
+    checkpointing), which need nothing: the backward pass then stops below the lowest trained layer (freeze
+    tuning backpropagates through its trained layers only, as LLaMA-Factory's does)."""
+    base = base_model(model)
+    hooked = bool(getattr(base, "_require_grads_hooks", None) or getattr(base, "_require_grads_hook", None))
+    if reentrant and not hooked:
+        base.enable_input_require_grads()
+    elif not reentrant and hooked:
+        base.disable_input_require_grads()
 
 
 def base_model(model: Any) -> Any:

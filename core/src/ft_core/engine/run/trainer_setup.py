@@ -54,8 +54,8 @@ def callbacks(run: EngineRun) -> list[Any]:
     if run.heads:
         found.append(heads_callback(run.heads))
     plan = run.plan.checkpointing
-    if plan is not None and plan.enabled and (plan.offload or plan.every_n_layers > 1):
-        found.append(checkpointing_callback(plan.every_n_layers, plan.offload))
+    if plan is not None and plan.enabled:
+        found.append(checkpointing_callback(plan.every_n_layers, plan.offload, plan.reentrant))
     optimizer = run.config.optimizer
     found += optimizer.component.callbacks(optimizer.options)
     for extra in run.hooks.ft_trainer_callbacks(run=run):

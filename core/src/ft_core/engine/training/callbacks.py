@@ -168,13 +168,14 @@ def progress_callback(prior_seconds: float) -> Any:
     return ProgressCallback()
 
 
-def checkpointing_callback(every_n_layers: int, offload: bool) -> Any:
+def checkpointing_callback(every_n_layers: int, offload: bool, reentrant: bool) -> Any:
     """A ``TrainerCallback`` re-applying what the Trainer undoes when it turns checkpointing on again at the start
-    of ``train()`` (it replaces each layer's checkpoint function, and releases without ``every_n_layers`` mark every
-    layer): selective checkpointing (every ``every_n_layers``-th layer) and offloading (``offload``). Idempotent."""
+    of ``train()`` (it replaces each layer's checkpoint function, releases without ``every_n_layers`` mark every
+    layer, and input gradients come back on): selective checkpointing (every ``every_n_layers``-th layer),
+    offloading (``offload``) and input gradients for reentrant checkpoints only. Idempotent."""
     from transformers import TrainerCallback
 
-    from ft_core.engine.models.loader import checkpoint_every_nth_layer
+    from ft_core.engine.models.loader import checkpoint_every_nth_layer, set_input_grads
     from ft_core.engine.models.offload import offload_checkpoints
 
     class CheckpointingCallback(TrainerCallback):
@@ -184,5 +185,6 @@ def checkpointing_callback(every_n_layers: int, offload: bool) -> Any:
             checkpoint_every_nth_layer(model, every_n_layers)
             if offload:
                 offload_checkpoints(model)
+            set_input_grads(model, reentrant=reentrant)
 
     return CheckpointingCallback()
