@@ -234,14 +234,19 @@ def test_load_model_applies_patches_and_quantizer_in_order(make_config, tmp_path
     assert model.config.rms_norm_eps == 1e-3
 
 
-def test_prepare_for_training_with_gradient_checkpointing(tiny_model):
+@pytest.mark.parametrize("reentrant", [True, False])
+def test_prepare_for_training_with_gradient_checkpointing(tiny_model, reentrant):
+    from ft_core.engine.training.checkpointing import CheckpointingPlan
+
     tiny_model.requires_grad_(False)
     tiny_model.lm_head.requires_grad_(True)
-    model = prepare_for_training(tiny_model.train(), gradient_checkpointing=True)
+    model = prepare_for_training(tiny_model.train(), CheckpointingPlan("on", reentrant=reentrant))
     assert model.config.use_cache is False
     assert model.is_activation_checkpointing
     embeddings = model.get_input_embeddings()(torch.tensor([[1, 2, 3]]))
-    assert embeddings.requires_grad  # input grads flow through frozen embeddings
+    # reentrant checkpoints need input grads through frozen embeddings; non-reentrant ones none (transformers
+    # turns them on; ft-core off again, so that no gradient flows below the lowest trained layer)
+    assert embeddings.requires_grad is reentrant
     model(input_ids=torch.tensor([[1, 2, 3]]), labels=torch.tensor([[1, 2, 3]])).loss.backward()
     assert model.lm_head.weight.grad is not None
 
