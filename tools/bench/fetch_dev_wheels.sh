@@ -16,8 +16,10 @@ get() {  # FOLDER REQUIREMENT...
   local folder=$D/$1; shift; mkdir -p "$folder"
   for requirement in "$@"; do python3 -m pip download $P -d "$folder" "$requirement"; done
 }
-get lf llamafactory==0.9.5 transformers==5.6.0 tokenizers==0.22.2 trl==0.24.0 peft==0.18.1
-get common datasets==4.0.0 dill==0.3.8 multiprocess==0.70.16 omegaconf==2.4.0 bitsandbytes==0.50.2
+# LLaMA-Factory's stack, pinned by shared/bench's own fetcher; what ft-core uses too moves to common/
+bash "$BENCH/fetch_lf_wheels.sh" "$D/lf" >/dev/null
+mkdir -p "$D/common"
+mv "$D"/lf/{datasets,dill,multiprocess,omegaconf,bitsandbytes}-*.whl "$D/common/"
 get ft peft==0.21.2 liger-kernel==0.8.5 galore-torch==1.0 badam==1.4 apollo-torch==1.0.3 termcolor==3.3.0
 get trl trl==1.16.0
 get torchao torchao==0.18.0

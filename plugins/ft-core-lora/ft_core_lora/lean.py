@@ -22,6 +22,14 @@ from torch import nn
 from torch.nn import functional
 
 
+def _needs_cast(x: Any, dtype: torch.dtype) -> bool:
+    """Whether an adapter input must be cast to the adapter's ``dtype``: outside autocast only (under autocast the
+    adapter's matmuls run in half precision whatever the input's dtype). Outside autocast — a stage generating
+    inside a training step (ppo, grpo), inference — it must match, whatever PEFT's casting switch says (the plugin
+    turns the switch off while an autocast run trains)."""
+    return isinstance(x, torch.Tensor) and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type)
+
+
 def _lean_update(layer: Any, x: torch.Tensor) -> torch.Tensor | None:
     """``base(x) + scaling · B(A(dropout(x)))`` for the common case (see the module docstring), else ``None``."""
     if layer.disable_adapters or layer.merged:
@@ -48,11 +56,7 @@ def _lean_update(layer: Any, x: torch.Tensor) -> torch.Tensor | None:
     result = layer.base_layer(x)
     result_dtype = result.dtype
     weight_dtype = lora_a.weight.dtype
-    # Under autocast the adapter's matmuls run in half precision whatever the input's dtype: no cast (PEFT's 4-bit
-    # layer never casts there; the plugin turns the plain layer's cast off while an autocast run trains). Outside
-    # autocast — a stage generating inside a training step (ppo, grpo), inference — the input must match the
-    # adapter's dtype, so it is cast whatever the casting switch says.
-    if x.dtype != weight_dtype and not torch.is_autocast_enabled(x.device.type):
+    if _needs_cast(x, weight_dtype):
         x = x.to(weight_dtype)
     dropout = layer.lora_dropout[name]
     if not isinstance(dropout, nn.Identity):
@@ -77,8 +81,8 @@ def _lean_class(peft_class: Any) -> type:
         return peft_class.forward(self, x, *args, **kwargs)
 
     def _cast_input_dtype(self: Any, x: Any, dtype: torch.dtype) -> Any:
-        """PEFT's cast, kept on outside autocast even while the casting switch is off (see _lean_update)."""
-        if isinstance(x, torch.Tensor) and x.dtype != dtype and not torch.is_autocast_enabled(x.device.type):
+        """PEFT's cast, kept on outside autocast even while the casting switch is off (:func:`_needs_cast`)."""
+        if _needs_cast(x, dtype):
             return x.to(dtype)
         return peft_class._cast_input_dtype(self, x, dtype)
 

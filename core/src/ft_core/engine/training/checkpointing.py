@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ft_core.api.components import has_fused_loss
-from ft_core.engine.training.memory_budget import GIB, available_bytes, budget_bytes
+from ft_core.engine.training.memory_budget import GIB, budget_bytes
 
 #: Share of the free GPU memory the estimate may fill (the rest absorbs allocator fragmentation, temporary
 #: buffers of kernels and the estimate's own error).
@@ -421,17 +421,16 @@ def merged_batch_fits(
     parameter = next(base.parameters(), None)
     dtype = getattr(parameter, "dtype", "bfloat16")
     estimate = _run_estimate(config, base.config, dtype, 1, tokens, fused_loss=has_fused_loss(base))
-    room = None
     if free is None:
         card_free, total = torch.cuda.mem_get_info(device)
         budget = budget_bytes(config.training.memory_budget, float(total))
-        in_use = float(torch.cuda.memory_allocated(device))
-        free = _least_across_processes(float(card_free), device)
-        if budget is not None:
-            room = _least_across_processes(available_bytes(float(card_free), budget, in_use), device)
+        room = None if budget is None else max(0.0, budget - float(torch.cuda.memory_allocated(device)))
+        limit = _least_across_processes(usable(float(card_free), room), device)
+    else:
+        limit = usable(free)
     every_n = plan.every_n_layers if plan.enabled else None
     needed = estimate.gradients + estimate.optimizer + estimate.activations(every_n, offload=plan.offload)
-    return needed <= usable(free, room)
+    return needed <= limit
 
 
 def usable(free: float, budget_room: float | None = None) -> float:

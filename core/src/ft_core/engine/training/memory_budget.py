@@ -32,14 +32,6 @@ def budget_bytes(setting: float | str | None, total_bytes: float) -> float | Non
     return budget
 
 
-def available_bytes(free_bytes: float, budget: float | None, in_use: float = 0.0) -> float:
-    """What the run may still fill: the card's free memory, or less when the budget (less what the process holds
-    already, ``in_use``) is smaller."""
-    if budget is None:
-        return free_bytes
-    return max(0.0, min(free_bytes, budget - in_use))
-
-
 def peak_gib() -> float | None:
     """The process's peak allocated GPU memory so far (GiB), or ``None`` when it used no CUDA GPU."""
     import torch
