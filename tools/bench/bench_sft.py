@@ -161,7 +161,7 @@ MODES: dict[str, Mode] = {
             **LF_EQUIVALENT,
             **PURE_BF16,
             "adapter": "full",
-            "optimizer": {"name": "galore", "rank": 16, "layerwise": True},
+            "optimizer": {"name": "galore", "rank": 16, "layerwise": True, "svd": "randomized"},
             # layer-wise GaLore steps inside the backward pass (no accumulation): the same 8 rows a step as 8 x 1
             "training": {
                 **PURE_BF16["training"],
@@ -170,7 +170,8 @@ MODES: dict[str, Mode] = {
             },
         },
         "galore",
-        "Full fine-tuning with layer-wise GaLore (rank 16, batch 8 x 1, pure bf16 as LLaMA-Factory's example)",
+        "Full fine-tuning with layer-wise GaLore (rank 16, randomized SVD, batch 8 x 1, pure bf16 as LLaMA-Factory's"
+        " example)",
     ),
     "mem_badam": Mode(
         {

@@ -14,7 +14,7 @@
 # (default 1: a 2-step run first compiles the kernels; WARMUP_MODES names the modes warmed up), PROFILE_MODES (ft-core modes re-run with --profile after the measured
 # runs; top-20 operators by CUDA and by CPU time), PROFILE_STEPS (default 3), PROFILE_START (optimizer steps before
 # the profiled ones, default 3; 0 profiles the first steps), SKIP_LF=1 (ft-core only), SKIP_FT (ft-core modes not
-# run, their LLaMA-Factory baselines still run: measured in an earlier call), SKIP_LF_MODES (LLaMA-Factory modes
+# run, their LLaMA-Factory baselines still run: measured in an earlier call; the long-context measure too), SKIP_LF_MODES (LLaMA-Factory modes
 # not run: ppo, which refuses the trl its own release requires), WORK (/tmp/ftbench).
 # Full logs: $OUT/ft-MODE.log, $OUT/lf-MODE.log, $OUT/ft-MODE-profile.log; the summary table is printed at the
 # end and written to $OUT/summary.md (results.json: every RESULT). One call must end within the device's
@@ -97,7 +97,7 @@ longest() {  # ft|lf MODE: one row of LONG_START tokens per step, doubled until 
 if [[ -n ${LONG_START:-} ]]; then  # the long-context measure: each mode and its baseline, doubling until out of memory
   LONG_MAX=${LONG_MAX:-262144}
   for mode in $MODES; do
-    longest ft "$mode"
+    [[ " $SKIP_FT " == *" $mode "* ]] || longest ft "$mode"
     baseline=$(python3 -c "import sys; sys.path.insert(0, 'tools/bench'); from bench_table import BASELINES as B; print(B['$mode'])")
     [[ $SKIP_LF == 1 || $baseline == None || " $SKIP_LF_MODES " == *" $baseline "* ]] || longest lf "$baseline"
   done

@@ -1,9 +1,10 @@
 """ft-core plugin: the ``galore`` optimizer — GaLore (gradient low-rank projection) through ``galore-torch``.
 
 The 2-D weights of the targeted linear layers train with their gradients projected onto a rank-``rank`` subspace
-(Adam's moments live in that subspace; the projection is refreshed every ``update_interval`` steps); every other
-trainable parameter trains with plain AdamW in the same optimizer. ``layerwise: true`` steps each parameter from
-its own backward hook (LLaMA-Factory's ``galore_layerwise``), so only one full gradient exists at a time.
+(Adam's moments live in that subspace; the projection is refreshed every ``update_interval`` steps, from a full or,
+with ``svd: randomized``, a randomized SVD of the gradient); every other trainable parameter trains with plain
+AdamW in the same optimizer. ``layerwise: true`` steps each parameter from its own backward hook (LLaMA-Factory's
+``galore_layerwise``), so only one full gradient exists at a time.
 
 GaLore is for full-weight training (``adapter.method: full`` or ``freeze``); with LoRA it is refused at validation.
 
@@ -35,6 +36,9 @@ class GaLoreOptions:
     scale: float = 2.0
     #: Projection side: ``std`` (the smaller side of each matrix), ``reverse_std``, ``left``, ``right`` or ``full``.
     proj_type: Literal["std", "reverse_std", "left", "right", "full"] = "std"
+    #: How each projection is computed: ``full`` (galore-torch's full SVD of the gradient) or ``randomized``
+    #: (``torch.svd_lowrank``: only the approximate top-``rank`` subspace, far faster on large weights).
+    svd: Literal["full", "randomized"] = "full"
     #: Linear layers whose weights GaLore projects: ``all`` (every linear layer but the output head), a list, or
     #: ``"q_proj,v_proj"``.
     targets: list[str] | str = "all"
@@ -53,6 +57,8 @@ class GaLoreOptions:
             raise OptionsError(f"update_interval: expected an integer >= 1, got {self.update_interval}")
         if self.scale <= 0:
             raise OptionsError(f"scale: expected a positive number, got {self.scale}")
+        if self.svd not in ("full", "randomized"):
+            raise OptionsError(f"svd: expected 'full' or 'randomized', got {self.svd!r}")
         if self.eps <= 0:
             raise OptionsError(f"eps: expected a positive number, got {self.eps}")
         betas = [0.9, 0.999] if self.betas is None else list(self.betas)
@@ -110,7 +116,7 @@ class GaLore(OptimizerFactory[GaLoreOptions]):
         self, options: GaLoreOptions, model: Any, default_groups: list[dict[str, Any]], args: Any
     ) -> list[dict[str, Any]] | None:
         """Each default group split in two: its GaLore weights (with ``rank``, ``update_proj_gap``, ``scale``,
-        ``proj_type``) and the rest."""
+        ``proj_type``, ``svd``) and the rest."""
         names = galore_parameter_names(model, options.targets)
         projected = {id(p) for n, p in model.named_parameters() if n in names}
         settings = {
@@ -118,6 +124,7 @@ class GaLore(OptimizerFactory[GaLoreOptions]):
             "update_proj_gap": options.update_interval,
             "scale": options.scale,
             "proj_type": options.proj_type,
+            "svd": options.svd,
         }
         groups: list[dict[str, Any]] = []
         for group in default_groups:
@@ -135,9 +142,14 @@ class GaLore(OptimizerFactory[GaLoreOptions]):
         from galore_torch.galore_projector import GaLoreProjector
 
         from ft_core_galore.checkpoint import with_plain_projectors
+        from ft_core_galore.projector import RandomizedGaLoreProjector
 
         def projector(optimizer: Any, group: dict[str, Any]) -> Any:
-            return GaLoreProjector(
+            # The group's svd: saved with the optimizer's groups, so a resumed optimizer keeps it; a group without
+            # one (saved before the option existed) follows the options.
+            randomized = group.get("svd", options.svd) == "randomized"
+            kind = RandomizedGaLoreProjector if randomized else GaLoreProjector
+            return kind(
                 group["rank"],
                 update_proj_gap=group["update_proj_gap"],
                 scale=group["scale"],

@@ -1,4 +1,4 @@
-"""The galore optimizer: projected-rank state, layer-wise stepping, refusal with LoRA, a run."""
+"""The galore optimizer: projected-rank state, layer-wise stepping, the randomized SVD, refusal with LoRA, a run."""
 
 import json
 from types import SimpleNamespace
@@ -27,6 +27,17 @@ def _build(options, model, args=None):
 def _step(model):
     ids = torch.randint(0, model.config.vocab_size, (2, 8), generator=torch.Generator().manual_seed(0))
     model(input_ids=ids, labels=ids).loss.backward()
+
+
+def _projected_states(optimizer, model):
+    """The optimizer state of each GaLore weight, by name (in the inner optimizers when layer-wise)."""
+    owners = getattr(optimizer, "inner", [optimizer])
+    named = dict(model.named_parameters())
+    states = {}
+    for name in galore_parameter_names(model, "all"):
+        owner = next(o for o in owners if any(p is named[name] for g in o.param_groups for p in g["params"]))
+        states[name] = owner.state[named[name]]
+    return states
 
 
 def test_registers_galore(make_plugins):
@@ -96,6 +107,73 @@ def test_layerwise_steps_each_parameter_in_backward(tiny_model):
     optimizer.remove_hooks()
 
 
+def _subspace(orthogonal, side):
+    """The orthogonal projector onto the subspace a GaLore matrix spans (its rows for right, columns for left)."""
+    basis = orthogonal.float().T if side == "right" else orthogonal.float()
+    return basis @ basis.T
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_randomized_projection_spans_the_full_svds_subspace(side, dtype):
+    from galore_torch.galore_projector import GaLoreProjector
+
+    from ft_core_galore.projector import RandomizedGaLoreProjector
+
+    generator = torch.Generator().manual_seed(0)
+    low_rank = torch.randn(64, 4, generator=generator) @ torch.randn(4, 48, generator=generator)
+    matrix = (low_rank + 1e-4 * torch.randn(64, 48, generator=generator)).to(dtype)
+    full = GaLoreProjector(4).get_orthogonal_matrix(matrix, 4, side)
+    randomized = RandomizedGaLoreProjector(4).get_orthogonal_matrix(matrix, 4, side)
+    assert (randomized.shape, randomized.dtype, randomized.device) == (full.shape, full.dtype, full.device)
+    tolerance = 1e-3 if dtype == torch.float32 else 5e-2  # bf16 rounds the bases themselves
+    difference = torch.linalg.matrix_norm(_subspace(randomized, side) - _subspace(full, side))
+    assert difference < tolerance, (side, dtype, difference)
+    # both factors of a full projection, and a rank past the smaller side, keep galore's shapes and dtypes
+    for rank, kind in ((4, "full"), (60, "full"), (60, side)):
+        ours = RandomizedGaLoreProjector(rank).get_orthogonal_matrix(matrix, rank, kind)
+        theirs = GaLoreProjector(rank).get_orthogonal_matrix(matrix, rank, kind)
+        ours, theirs = (ours, theirs) if kind == "full" else ([ours], [theirs])
+        assert [(t.shape, t.dtype) for t in ours] == [(t.shape, t.dtype) for t in theirs], (rank, kind)
+
+
+@pytest.mark.parametrize("layerwise", [False, True], ids=["galore", "layerwise"])
+def test_svd_randomized_builds_randomized_projectors_and_trains(tiny_model, monkeypatch, layerwise):
+    """No full SVD of a gradient: ``torch.linalg.svd`` sees only ``svd_lowrank``'s small ``q``-wide matrices."""
+    from ft_core_galore.projector import RandomizedGaLoreProjector, oversampling
+
+    rank = 2
+    width = rank + oversampling(rank)
+    shapes, lowrank_calls = [], []
+    svd, svd_lowrank = torch.linalg.svd, torch.svd_lowrank
+
+    def spy_svd(matrix, *args, **kwargs):
+        shapes.append(tuple(matrix.shape))
+        return svd(matrix, *args, **kwargs)
+
+    def spy_svd_lowrank(matrix, *args, **kwargs):
+        lowrank_calls.append(tuple(matrix.shape))
+        return svd_lowrank(matrix, *args, **kwargs)
+
+    monkeypatch.setattr(torch.linalg, "svd", spy_svd)
+    monkeypatch.setattr(torch, "svd_lowrank", spy_svd_lowrank)
+    options = GaLoreOptions(rank=rank, update_interval=1, svd="randomized", layerwise=layerwise)
+    optimizer = _build(options, tiny_model)
+    named = dict(tiny_model.named_parameters())
+    names = galore_parameter_names(tiny_model, "all")
+    assert all(min(named[n].shape) > width for n in names), "the tiny weights must be wider than q"
+    before = {n: named[n].detach().clone() for n in names}
+    for _ in range(2):  # the second step refreshes every projection (update_interval: 1)
+        _step(tiny_model)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    states = _projected_states(optimizer, tiny_model)
+    assert all(type(state["projector"]) is RandomizedGaLoreProjector for state in states.values())
+    assert sorted(lowrank_calls) == sorted(2 * [tuple(named[n].shape) for n in names])
+    assert shapes and all(min(shape) <= width for shape in shapes), shapes
+    assert all(not torch.equal(named[n], before[n]) for n in names), "the projected weights train"
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
@@ -103,6 +181,7 @@ def test_layerwise_steps_each_parameter_in_backward(tiny_model):
         ({"update_interval": 0}, "update_interval: expected an integer >= 1"),
         ({"betas": [0.9]}, r"betas: expected two numbers in \[0, 1\)"),
         ({"targets": ""}, "targets: expected 'all'"),
+        ({"svd": "fast"}, "svd: expected 'full' or 'randomized', got 'fast'"),
     ],
 )
 def test_bad_options(values, message):
@@ -157,13 +236,19 @@ def test_a_full_run_trains_with_galore(tmp_path, tiny_model_dir, layerwise):
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["status"] == "completed"
 
 
+@pytest.mark.parametrize("svd", ["full", "randomized"])
 @pytest.mark.parametrize("layerwise", [False, True], ids=["galore", "layerwise"])
-def test_state_dict_resumes_through_a_weights_only_load(tiny_model, tmp_path, layerwise):
+def test_state_dict_resumes_through_a_weights_only_load(tiny_model, tmp_path, layerwise, svd):
     """The Trainer loads ``optimizer.pt`` with ``weights_only=True``: the projectors are saved as plain values and
-    rebuilt, and the resumed optimizer takes the very step the original takes."""
+    rebuilt of the same kind, and the resumed optimizer takes the very step the original takes."""
     import copy
 
-    options = GaLoreOptions(rank=2, update_interval=100, layerwise=layerwise)
+    from galore_torch.galore_projector import GaLoreProjector
+
+    from ft_core_galore.projector import RandomizedGaLoreProjector
+
+    kind = RandomizedGaLoreProjector if svd == "randomized" else GaLoreProjector
+    options = GaLoreOptions(rank=2, update_interval=100, layerwise=layerwise, svd=svd)
     twin = copy.deepcopy(tiny_model)
     optimizer = _build(options, tiny_model)
     _step(tiny_model)
@@ -173,6 +258,8 @@ def test_state_dict_resumes_through_a_weights_only_load(tiny_model, tmp_path, la
     twin.load_state_dict(tiny_model.state_dict())
     resumed = _build(options, twin)
     resumed.load_state_dict(torch.load(tmp_path / "optimizer.pt", weights_only=True))
+    projectors = [state["projector"] for state in _projected_states(resumed, twin).values()]
+    assert projectors and all(type(projector) is kind for projector in projectors)
     for model, opt in ((tiny_model, optimizer), (twin, resumed)):
         _step(model)
         opt.step()
