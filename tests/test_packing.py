@@ -232,6 +232,26 @@ def test_a_run_hands_the_prepared_row_lengths_to_the_memory_estimate(make_config
     assert seen and seen[0][0] == seen[0][1] and len(seen[0][0]) > 1
 
 
+def test_sequence_lengths_take_the_prompt_and_its_longest_answer():
+    from datasets import Dataset
+
+    from ft_core.engine.training.packing import sequence_lengths
+
+    pairs = {"prompt_ids": [[1, 2, 3], [4]], "chosen_ids": [[5], [6, 7, 8, 9]], "rejected_ids": [[1, 2], [3]]}
+    assert sequence_lengths(Dataset.from_dict(pairs)) == [5, 5]
+    unpaired = {"prompt_ids": [[1, 2]], "completion_ids": [[3, 4, 5]], "label": [True]}
+    assert sequence_lengths(Dataset.from_dict(unpaired)) == [5]
+    causal = {"input_ids": [[1, 2, 3, 4], [5]], "labels": [[1, 2, 3, 4], [5]]}
+    assert sequence_lengths(Dataset.from_dict(causal)) == [4, 1]
+    assert sequence_lengths(Dataset.from_dict({"text": ["a"]})) == []
+
+    class Rows(list):  # rows without an Arrow table are read one by one
+        column_names = ("prompt_ids", "chosen_ids", "rejected_ids")
+
+    rows = Rows([{"prompt_ids": [1, 2, 3], "chosen_ids": [5], "rejected_ids": [1, 2]}])
+    assert sequence_lengths(rows) == [5]
+
+
 def test_the_cli_runs_a_packed_sft_run(make_config, tmp_path, monkeypatch):
     monkeypatch.setenv("FT_CORE_STRICT", "0")  # a plugin in the making elsewhere must not fail this run
     path = make_config(data={"packing": True}, training={"max_steps": 2})

@@ -105,6 +105,9 @@ def test_dpo_with_lora_runs_evaluates_and_saves_the_adapter(tiny_model_dir, tmp_
     metrics = logged_metrics(run_dir)
     assert any("rewards/margins" in m for m in metrics), metrics
     assert any("eval_rewards/margins" in m for m in metrics), metrics  # evaluation runs the DPO loss too
+    # the memory estimate's rows: each pair's prompt and longest answer, not the cutoff
+    data = json.loads((run_dir / "manifest.json").read_text())["data"]
+    assert 0 < data["longest_row"] <= 64, data
 
 
 def test_dpo_with_full_tuning_uses_a_frozen_reference(tiny_model_dir, tmp_path):

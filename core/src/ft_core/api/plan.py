@@ -98,7 +98,8 @@ class RunPlan:
     active_plugins: tuple[ActivePlugin, ...]
     decisions: Mapping[str, Decision] = field(default_factory=dict)
     data: DataStats | None = None
-    #: Token counts of the prepared training rows (causal-LM rows; empty for other rows or without data).
+    #: The longest sequence of each prepared training row: its tokens (causal-LM rows), or its prompt plus its
+    #: longest answer (preference / unpaired rows); empty for other rows or without data.
     row_lengths: tuple[int, ...] = ()
     dtype: Any = None
     attention: Any = None

@@ -73,14 +73,13 @@ def _family_record(plugins: Plugins, family: ModelFamily | None, model_type: str
 
 
 def _data_stats(prepared: PreparedData) -> tuple[DataStats, tuple[int, ...]]:
-    """The statistics of prepared data, and the training rows' lengths (causal-LM rows only)."""
-    from ft_core.engine.training.packing import row_lengths
+    """The statistics of prepared data, and the longest sequence of each training row (causal-LM rows, and the
+    prompt plus its longest answer for preference / unpaired rows)."""
+    from ft_core.engine.training.packing import sequence_lengths
 
     train = prepared.train
-    lengths: tuple[int, ...] = ()
     # a stream is never read whole
-    if not train.streamed and "input_ids" in (train.dataset.column_names or []):
-        lengths = tuple(row_lengths(train.dataset))
+    lengths = () if train.streamed else tuple(sequence_lengths(train.dataset))
     stats = DataStats(
         train_rows=train.rows,
         train_tokens=train.tokens,

@@ -146,6 +146,32 @@ def row_lengths(dataset: Any) -> list[int]:
     return [len(row["input_ids"]) for row in dataset]
 
 
+#: The answer columns of pre-tokenized preference / unpaired rows: each is put through the model after the prompt.
+ANSWER_COLUMNS = ("chosen_ids", "rejected_ids", "completion_ids")
+
+
+def sequence_lengths(dataset: Any) -> list[int]:
+    """The longest sequence each row puts through the model: ``input_ids`` for causal-LM rows, the prompt plus
+    the longest of its answers for ``prompt_ids`` rows (``chosen_ids`` / ``rejected_ids``, ``completion_ids``);
+    empty for rows of another shape."""
+    columns = list(getattr(dataset, "column_names", None) or [])
+    if "input_ids" in columns:
+        return row_lengths(dataset)
+    answers = [c for c in ANSWER_COLUMNS if c in columns]
+    if "prompt_ids" not in columns or not answers:
+        return []
+    table = getattr(getattr(dataset, "data", None), "table", None)
+    if table is not None:
+        import pyarrow.compute as pc
+
+        def column(name: str) -> list[int]:
+            return [int(n) for n in pc.list_value_length(table.column(name)).to_pylist()]
+
+        prompts, longest = column("prompt_ids"), [column(a) for a in answers]
+        return [p + max(a[i] for a in longest) for i, p in enumerate(prompts)]
+    return [len(row["prompt_ids"]) + max(len(row[a]) for a in answers) for row in dataset]
+
+
 # ------------------------------------------------------------------------------------------------ the trainer
 class PackingTrainerMixin:
     """Mixed in front of the trainer class of a packed run: the training dataloader draws its batches from
