@@ -239,6 +239,9 @@ def test_sequence_lengths_take_the_prompt_and_its_longest_answer():
 
     pairs = {"prompt_ids": [[1, 2, 3], [4]], "chosen_ids": [[5], [6, 7, 8, 9]], "rejected_ids": [[1, 2], [3]]}
     assert sequence_lengths(Dataset.from_dict(pairs)) == [5, 5]
+    # rm: each answer holds its prompt
+    whole_pairs = {"chosen_ids": [[1, 2, 3]], "rejected_ids": [[1, 2, 3, 4]]}
+    assert sequence_lengths(Dataset.from_dict(whole_pairs)) == [4]
     unpaired = {"prompt_ids": [[1, 2]], "completion_ids": [[3, 4, 5]], "label": [True]}
     assert sequence_lengths(Dataset.from_dict(unpaired)) == [5]
     causal = {"input_ids": [[1, 2, 3, 4], [5]], "labels": [[1, 2, 3, 4], [5]]}

@@ -116,7 +116,10 @@ def test_rm_with_lora_logs_accuracy_and_margin_and_saves_a_seq_cls_adapter(tiny_
     data["data"]["val_size"] = 4
     config.write_text(json.dumps(data))
     run_dir = run(config)
-    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "completed"
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "completed"
+    # the memory estimate's rows: the longest answer, not the cutoff
+    assert 0 < manifest["data"]["longest_row"] <= 64
     adapter_config = json.loads(next(run_dir.rglob("adapter_config.json")).read_text())
     assert adapter_config["task_type"] == "SEQ_CLS"
     steps = [m for m in logged(run_dir) if "loss" in m]

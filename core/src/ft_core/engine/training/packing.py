@@ -151,25 +151,25 @@ ANSWER_COLUMNS = ("chosen_ids", "rejected_ids", "completion_ids")
 
 
 def sequence_lengths(dataset: Any) -> list[int]:
-    """The longest sequence each row puts through the model: ``input_ids`` for causal-LM rows, the prompt plus
-    the longest of its answers for ``prompt_ids`` rows (``chosen_ids`` / ``rejected_ids``, ``completion_ids``);
-    empty for rows of another shape."""
+    """The longest sequence each row puts through the model: ``input_ids`` for causal-LM rows, the prompt
+    (``prompt_ids``, when the rows keep it apart) plus the longest of its answers for preference and unpaired rows
+    (``chosen_ids`` / ``rejected_ids``, ``completion_ids``); empty for rows of another shape."""
     columns = list(getattr(dataset, "column_names", None) or [])
     if "input_ids" in columns:
         return row_lengths(dataset)
     answers = [c for c in ANSWER_COLUMNS if c in columns]
-    if "prompt_ids" not in columns or not answers:
+    if not answers:
         return []
+    parts = (["prompt_ids"] if "prompt_ids" in columns else []) + answers
     table = getattr(getattr(dataset, "data", None), "table", None)
     if table is not None:
         import pyarrow.compute as pc
 
-        def column(name: str) -> list[int]:
-            return [int(n) for n in pc.list_value_length(table.column(name)).to_pylist()]
-
-        prompts, longest = column("prompt_ids"), [column(a) for a in answers]
-        return [p + max(a[i] for a in longest) for i, p in enumerate(prompts)]
-    return [len(row["prompt_ids"]) + max(len(row[a]) for a in answers) for row in dataset]
+        counts = {c: pc.list_value_length(table.column(c)).to_pylist() for c in parts}
+        rows: Any = ({c: counts[c][i] for c in parts} for i in range(table.num_rows))
+    else:
+        rows = ({c: len(row[c]) for c in parts} for row in dataset)
+    return [int(row.get("prompt_ids", 0)) + max(int(row[a]) for a in answers) for row in rows]
 
 
 # ------------------------------------------------------------------------------------------------ the trainer
