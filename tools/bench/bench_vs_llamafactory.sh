@@ -14,8 +14,8 @@
 # (default 1: a 2-step run first compiles the kernels; WARMUP_MODES names the modes warmed up), PROFILE_MODES (ft-core modes re-run with --profile after the measured
 # runs; top-20 operators by CUDA and by CPU time), PROFILE_STEPS (default 3), PROFILE_START (optimizer steps before
 # the profiled ones, default 3; 0 profiles the first steps), SKIP_LF=1 (ft-core only), SKIP_FT (ft-core modes not
-# run, their LLaMA-Factory baselines still run: measured in an earlier call; the long-context measure too), SKIP_LF_MODES (LLaMA-Factory modes
-# not run: ppo, which refuses the trl its own release requires), WORK (/tmp/ftbench).
+# run, their LLaMA-Factory baselines still run: measured in an earlier call; also in the long-context measure),
+# SKIP_LF_MODES (LLaMA-Factory modes not run: ppo, which refuses the trl its own release requires), WORK (/tmp/ftbench).
 # Full logs: $OUT/ft-MODE.log, $OUT/lf-MODE.log, $OUT/ft-MODE-profile.log; the summary table is printed at the
 # end and written to $OUT/summary.md (results.json: every RESULT). One call must end within the device's
 # 10 minutes: about 1.5 min per run after the first build of the workload, so split long mode lists over calls.

@@ -136,14 +136,19 @@ def _closest_cut(ends: list[int], target: float) -> int:
     return i if target - before <= ends[i] - target else i + 1
 
 
-def row_lengths(dataset: Any) -> list[int]:
-    """Token count of each row (``input_ids``), read from the Arrow column when there is one."""
+def column_lengths(dataset: Any, column: str) -> list[int]:
+    """The length of each row's ``column`` (a list column), read from the Arrow column when there is one."""
     table = getattr(getattr(dataset, "data", None), "table", None)
-    if table is not None and "input_ids" in table.column_names:
+    if table is not None and column in table.column_names:
         import pyarrow.compute as pc
 
-        return [int(n) for n in pc.list_value_length(table.column("input_ids")).to_pylist()]
-    return [len(row["input_ids"]) for row in dataset]
+        return [int(n) for n in pc.list_value_length(table.column(column)).to_pylist()]
+    return [len(row[column]) for row in dataset]
+
+
+def row_lengths(dataset: Any) -> list[int]:
+    """Token count of each row (``input_ids``)."""
+    return column_lengths(dataset, "input_ids")
 
 
 #: The answer columns of pre-tokenized preference / unpaired rows: each is put through the model after the prompt.
@@ -157,19 +162,13 @@ def sequence_lengths(dataset: Any) -> list[int]:
     columns = list(getattr(dataset, "column_names", None) or [])
     if "input_ids" in columns:
         return row_lengths(dataset)
-    answers = [c for c in ANSWER_COLUMNS if c in columns]
+    answers = [column_lengths(dataset, c) for c in ANSWER_COLUMNS if c in columns]
     if not answers:
         return []
-    parts = (["prompt_ids"] if "prompt_ids" in columns else []) + answers
-    table = getattr(getattr(dataset, "data", None), "table", None)
-    if table is not None:
-        import pyarrow.compute as pc
-
-        counts = {c: pc.list_value_length(table.column(c)).to_pylist() for c in parts}
-        rows: Any = ({c: counts[c][i] for c in parts} for i in range(table.num_rows))
-    else:
-        rows = ({c: len(row[c]) for c in parts} for row in dataset)
-    return [int(row.get("prompt_ids", 0)) + max(int(row[a]) for a in answers) for row in rows]
+    longest = [max(lengths) for lengths in zip(*answers, strict=True)]
+    if "prompt_ids" not in columns:
+        return longest
+    return [p + a for p, a in zip(column_lengths(dataset, "prompt_ids"), longest, strict=True)]
 
 
 # ------------------------------------------------------------------------------------------------ the trainer
