@@ -136,7 +136,7 @@ class Apollo(OptimizerFactory[ApolloOptions]):
     def create(self, options: ApolloOptions, param_groups: list[dict[str, Any]], args: Any) -> Any:
         from apollo_torch import APOLLOAdamW as _APOLLOAdamW
 
-        from ft_core_apollo.checkpoint import with_plain_projectors
+        from ft_core.api.optimizers import LayerwiseOptimizer, with_plain_projectors
 
         def projector(optimizer: Any, group: dict[str, Any]) -> Any:
             return optimizer._initialize_projector(group, {"seed": 0})
@@ -152,8 +152,6 @@ class Apollo(OptimizerFactory[ApolloOptions]):
         }
         if not options.layerwise:
             return APOLLOAdamW(param_groups, **kwargs)
-        from ft_core_apollo.layerwise import LayerwiseOptimizer
-
         return LayerwiseOptimizer(
             param_groups, lambda groups: APOLLOAdamW(groups, **kwargs), args.learning_rate
         )

@@ -141,7 +141,7 @@ class GaLore(OptimizerFactory[GaLoreOptions]):
         from galore_torch import GaLoreAdamW as _GaLoreAdamW
         from galore_torch.galore_projector import GaLoreProjector
 
-        from ft_core_galore.checkpoint import with_plain_projectors
+        from ft_core.api.optimizers import LayerwiseOptimizer, with_plain_projectors
         from ft_core_galore.projector import RandomizedGaLoreProjector
 
         def projector(optimizer: Any, group: dict[str, Any]) -> Any:
@@ -156,7 +156,7 @@ class GaLore(OptimizerFactory[GaLoreOptions]):
                 proj_type=group["proj_type"],
             )
 
-        GaLoreAdamW = with_plain_projectors(_GaLoreAdamW, projector)
+        GaLoreAdamW = with_plain_projectors(_GaLoreAdamW, projector, build_in_step=True)
 
         betas = options.betas or [0.9, 0.999]
         kwargs = {
@@ -168,8 +168,6 @@ class GaLore(OptimizerFactory[GaLoreOptions]):
         }
         if not options.layerwise:
             return GaLoreAdamW(param_groups, **kwargs)
-        from ft_core_galore.layerwise import LayerwiseOptimizer
-
         return LayerwiseOptimizer(
             param_groups, lambda groups: GaLoreAdamW(groups, **kwargs), args.learning_rate
         )
