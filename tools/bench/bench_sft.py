@@ -130,10 +130,15 @@ MODES: dict[str, Mode] = {
         "qlora4",
         "QLoRA 4-bit NF4, ft-core's defaults, checkpointing on",
     ),
-    "lora_unsloth": Mode(UNSLOTH, "lora", "LoRA bf16 through Unsloth (ft-core-unsloth)"),
-    "qlora4_unsloth": Mode({**UNSLOTH, **QLORA4}, "qlora4", "QLoRA 4-bit through Unsloth (ft-core-unsloth)"),
+    # compared with LLaMA-Factory's own use_unsloth (the lf_bench_modes.py mode of the same name)
+    "lora_unsloth": Mode(UNSLOTH, "lora_unsloth", "LoRA bf16 through Unsloth (ft-core-unsloth)"),
+    "qlora4_unsloth": Mode(
+        {**UNSLOTH, **QLORA4}, "qlora4_unsloth", "QLoRA 4-bit through Unsloth (ft-core-unsloth)"
+    ),
     "lora_unsloth_packed": Mode(
-        {**UNSLOTH, "data": {"packing": True}}, "lora", "LoRA bf16 through Unsloth, padding-free packing"
+        {**UNSLOTH, "data": {"packing": True}},
+        "lora_unsloth",
+        "LoRA bf16 through Unsloth, padding-free packing",
     ),
     # The memory table (docs/performance.md): each way to fit the workload, at LLaMA-Factory's settings otherwise.
     "mem_qlora8": Mode(

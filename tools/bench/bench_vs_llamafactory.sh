@@ -4,7 +4,8 @@
 # LF_WHEELS: shared/bench/fetch_lf_wheels.sh's folder; EXTRA_WHEELS: liger-kernel (and anything else ft-core needs
 # beyond the machine's torch/transformers/peft); SHARED_BENCH: make_synth.py and lf_bench.py.
 # MODES: bench_sft.py's modes (`python3 tools/bench/bench_sft.py --list`): lora lora_liger qlora4 (LLaMA-Factory's
-# settings), lora_fast qlora4_fast (ft-core's defaults), lora_unsloth qlora4_unsloth (Unsloth). Each ft-core mode
+# settings), lora_fast qlora4_fast (ft-core's defaults), lora_unsloth qlora4_unsloth (Unsloth; against LLaMA-Factory's own
+# use_unsloth, which runs with the same unsloth wheels but its own trl). Each ft-core mode
 # runs, then the LLaMA-Factory mode it is compared with (each LLaMA-Factory mode once per call).
 # Environment: UNSLOTH_WHEELS (default .whl-unsloth; the unsloth modes are skipped when it holds no unsloth wheel),
 # TORCHAO_WHEELS (default .whl-torchao: the torchao wheel for the FP8 modes lora_fp8 / lora_fp8_ckpt),
@@ -44,6 +45,8 @@ $PIP --no-build-isolation --target /tmp/ftcore ./core \
 HAVE_UNSLOTH=0
 if ls "$UNSLOTH_WHEELS"/unsloth-*.whl >/dev/null 2>&1; then
   $PIP --target /tmp/unsloth "$UNSLOTH_WHEELS"/*.whl && HAVE_UNSLOTH=1
+  # LLaMA-Factory's use_unsloth: the same wheels but trl, so that its own pinned trl stays in front
+  $PIP --target /tmp/lfunsloth $(ls "$UNSLOTH_WHEELS"/*.whl | grep -v /trl-) || HAVE_UNSLOTH=0
 fi
 [ -f $WORK/model/config.json ] || PYTHONPATH=/tmp/lf DISABLE_VERSION_CHECK=1 python3 "$BENCH/make_synth.py" $WORK 8b 2000 || exit 1
 export PYTHONUNBUFFERED=1 FT_CORE_CACHE=$WORK/cache HF_HUB_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 \
@@ -63,8 +66,9 @@ ft_run() {  # MODE LOG [bench_sft.py options]: one ft-core run under timeout, it
   grep -E "^RESULT|Error|error" "$log" | tail -3 | cut -c1-600
 }
 lf_run() {  # LF_MODE [LOG [lf_bench_modes.py options]]
-  local mode=$1 log=${2:-$LOGS/lf-$1.log} started=$SECONDS; shift; shift || true
-  PYTHONPATH=/tmp/lf DISABLE_VERSION_CHECK=1 timeout $RUN_TIMEOUT \
+  local mode=$1 log=${2:-$LOGS/lf-$1.log} started=$SECONDS path=/tmp/lf; shift; shift || true
+  case $mode in *unsloth*) path=/tmp/lfunsloth:$path ;; esac
+  PYTHONPATH=$path DISABLE_VERSION_CHECK=1 timeout $RUN_TIMEOUT \
     python3 tools/bench/lf_bench_modes.py "$BENCH/lf_bench.py" $WORK "$mode" "$STEPS" "$@" >"$log" 2>&1
   local rc=$?
   # the run's outputs (its RESULT line has the figures), except the rm run's model, which LLaMA-Factory's ppo reads

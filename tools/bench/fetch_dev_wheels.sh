@@ -5,6 +5,8 @@
 #   DIR/common   datasets, dill, multiprocess, omegaconf and bitsandbytes (CUDA 13 and CPU libraries only)
 #   DIR/ft       what ft-core's plugins need beyond the machine's torch/transformers/accelerate
 #   DIR/trl      trl 1.x (the stage modes);  DIR/torchao  torchao (the FP8 modes)
+#   DIR/unsloth  unsloth and unsloth_zoo (web UI and CLI stripped) with what they need at import beyond the
+#                machine's packages (the *_unsloth modes: UNSLOTH_WHEELS=DIR/unsloth; its trl is ft-core's only)
 #   DIR/bench    a copy of shared/bench's scripts (the ../shared beside a checkout does not travel)
 # Usage: bash tools/bench/fetch_dev_wheels.sh [DIR] [SHARED_BENCH]; then carry DIR (it stays under 64 MiB).
 set -euo pipefail
@@ -23,6 +25,9 @@ mv "$D"/lf/{datasets,dill,multiprocess,omegaconf,bitsandbytes}-*.whl "$D/common/
 get ft peft==0.21.2 liger-kernel==0.8.5 galore-torch==1.0 badam==1.4 apollo-torch==1.0.3 termcolor==3.3.0
 get trl trl==1.16.0
 get torchao torchao==0.18.0
+get unsloth unsloth==2026.10.9 unsloth_zoo==2026.10.9 cut_cross_entropy==25.1.1 msgspec==0.23.0 trl==1.15.0 \
+  datasets==4.8.5
+python3 tools/bench/slim_wheel.py "$D"/unsloth/unsloth-2026.10.9-*.whl 'studio/*' 'unsloth_cli/*'
 # hqq publishes no wheel: build its pure-Python one here.
 python3 -m pip wheel -q --no-deps --no-build-isolation -w "$D/ft" hqq==0.2.8.post1
 python3 tools/bench/slim_wheel.py "$D"/common/bitsandbytes-*.whl 'bitsandbytes/libbitsandbytes_cuda1[12]*' \

@@ -1,5 +1,6 @@
 """LLaMA-Factory 0.9.5 on the reference workload, in the LLaMA-Factory modes ``bench_sft.py`` compares with: the
-shared ``lf_bench.py`` (``lora``, ``qlora4``) plus ``lora_liger`` (LLaMA-Factory's own ``enable_liger_kernel``) and
+shared ``lf_bench.py`` (``lora``, ``qlora4``) plus ``lora_liger`` (LLaMA-Factory's own ``enable_liger_kernel``),
+``lora_unsloth`` and ``qlora4_unsloth`` (its ``use_unsloth``) and
 the memory-saving methods of the memory table (``galore``, ``apollo``, ``badam``, ``freeze``: LLaMA-Factory's own
 examples' settings on the workload, the same as the ft-core ``mem_*`` modes) and the training stages (``dpo``,
 ``orpo``, ``simpo``, ``kto``, ``rm``, ``ppo``: LoRA on the workload's rows as pairs, tagged rows or prompts; ``ppo``
@@ -31,6 +32,9 @@ MODES: dict[str, tuple[str, dict]] = {
     "lora": ("lora", {}),
     "lora_liger": ("lora", {"enable_liger_kernel": True}),
     "qlora4": ("qlora4", {}),
+    # LLaMA-Factory's own Unsloth path (needs unsloth beside LLaMA-Factory's stack: the bench script's /tmp/lfunsloth)
+    "lora_unsloth": ("lora", {"use_unsloth": True}),
+    "qlora4_unsloth": ("qlora4", {"use_unsloth": True}),
     # examples/extras/galore/llama3_full_sft.yaml: layer-wise (accumulation 1, so 8 rows as 8 x 1), pure bf16
     "galore": (
         "full",
