@@ -13,6 +13,12 @@ from dataclasses import dataclass
 import torch
 
 
+def stack_scalars(values: list[torch.Tensor], device: torch.device | str) -> torch.Tensor:
+    """One float vector on ``device`` of scalar statistics that may live on different devices (the KL coefficient,
+    a Python number made a CPU tensor, beside statistics of the GPU's rollout)."""
+    return torch.stack([value.detach().float().reshape(()).to(device) for value in values])
+
+
 def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``values`` where ``mask`` is 1 (0 when nothing is masked in)."""
     return (values * mask).sum() / mask.sum().clamp(min=1)

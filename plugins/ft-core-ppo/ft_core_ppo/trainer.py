@@ -32,6 +32,7 @@ from ft_core_ppo.algorithm import (
     kl_penalised_rewards,
     masked_mean,
     policy_loss,
+    stack_scalars,
     token_logprobs,
     value_loss,
     whiten,
@@ -290,9 +291,7 @@ class PpoTrainer(Trainer):
     # ------------------------------------------------------------------ metrics, checkpoints
     def _record(self, values: dict[str, torch.Tensor]) -> None:
         """Add statistics (averaged over the processes) to those the next log line reports."""
-        stacked = torch.stack([v.detach().float().reshape(()) for v in values.values()]).to(
-            self.accelerator.device
-        )
+        stacked = stack_scalars(list(values.values()), self.accelerator.device)
         averaged = self.accelerator.gather(stacked.unsqueeze(0)).mean(dim=0).tolist()
         for name, value in zip(values, averaged, strict=True):
             self._stats[name].append(float(value))

@@ -16,6 +16,7 @@ from ft_core_ppo.algorithm import (
     masked_mean,
     masked_var,
     policy_loss,
+    stack_scalars,
     token_logprobs,
     value_loss,
     whiten,
@@ -117,3 +118,12 @@ def test_rollout_helpers_pad_and_mask():
     assert response_mask(responses, {4, 3}).tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
     batch = prompt_batch([{"prompt_ids": [1, 2], "answer": "4"}, {"prompt_ids": [3], "answer": ""}])
     assert batch == {"prompt_ids": [[1, 2], [3]], "answer": ["4", ""]}
+
+
+def test_statistics_on_different_devices_stack_on_the_target_device():
+    """The rollout's statistics live on the GPU while the KL coefficient is a CPU tensor (a GPU run failed there);
+    the meta device stands in for the GPU."""
+    on_gpu = torch.tensor(2.0, device="meta")
+    stacked = stack_scalars([on_gpu, torch.tensor(0.05), torch.tensor([3], dtype=torch.long)], "meta")
+    assert stacked.device.type == "meta" and stacked.shape == (3,) and stacked.dtype == torch.float32
+    assert stack_scalars([torch.tensor(1), torch.tensor([0.5])], "cpu").tolist() == [1.0, 0.5]
