@@ -4,9 +4,9 @@
 # LF_WHEELS: shared/bench/fetch_lf_wheels.sh's folder; EXTRA_WHEELS: liger-kernel (and anything else ft-core needs
 # beyond the machine's torch/transformers/peft); SHARED_BENCH: make_synth.py and lf_bench.py.
 # MODES: bench_sft.py's modes (`python3 tools/bench/bench_sft.py --list`): lora lora_liger qlora4 (LLaMA-Factory's
-# settings), lora_fast qlora4_fast (ft-core's defaults), lora_unsloth qlora4_unsloth (Unsloth; against LLaMA-Factory's own
-# use_unsloth, which runs with the same unsloth wheels but its own trl). Each ft-core mode
-# runs, then the LLaMA-Factory mode it is compared with (each LLaMA-Factory mode once per call).
+# settings), lora_fast qlora4_fast (ft-core's defaults), lora_unsloth qlora4_unsloth (Unsloth, against
+# LLaMA-Factory's own use_unsloth, which runs with the same unsloth wheels but its own trl). Each ft-core mode runs,
+# then the LLaMA-Factory mode it is compared with (each LLaMA-Factory mode once per call).
 # Environment: UNSLOTH_WHEELS (default .whl-unsloth; the unsloth modes are skipped when it holds no unsloth wheel),
 # TORCHAO_WHEELS (default .whl-torchao: the torchao wheel for the FP8 modes lora_fp8 / lora_fp8_ckpt),
 # TRL_WHEELS (default .whl-trl: trl 1.x for the stage modes), LONG_START (the long-context measure instead: each
