@@ -44,9 +44,12 @@ $PIP --no-build-isolation --target /tmp/ftcore ./core \
   ./plugins/ft-core-{hqq,freeze,full,galore,badam,apollo,kto,rm,orpo,cpo,ppo,grpo} >/dev/null || exit 1
 HAVE_UNSLOTH=0
 if ls "$UNSLOTH_WHEELS"/unsloth-*.whl >/dev/null 2>&1; then
-  $PIP --target /tmp/unsloth "$UNSLOTH_WHEELS"/*.whl && HAVE_UNSLOTH=1
-  # LLaMA-Factory's use_unsloth: the same wheels but trl, so that its own pinned trl stays in front
-  $PIP --target /tmp/lfunsloth $(ls "$UNSLOTH_WHEELS"/*.whl | grep -v /trl-) || HAVE_UNSLOTH=0
+  # installed once for both systems; Unsloth's trl apart, in front for ft-core's runs only (LLaMA-Factory's
+  # use_unsloth keeps its own pinned trl)
+  $PIP --target /tmp/unsloth $(ls "$UNSLOTH_WHEELS"/*.whl | grep -v /trl-) && HAVE_UNSLOTH=1
+  if ls "$UNSLOTH_WHEELS"/trl-*.whl >/dev/null 2>&1; then
+    $PIP --target /tmp/unsloth-trl "$UNSLOTH_WHEELS"/trl-*.whl || HAVE_UNSLOTH=0
+  fi
 fi
 [ -f $WORK/model/config.json ] || PYTHONPATH=/tmp/lf DISABLE_VERSION_CHECK=1 python3 "$BENCH/make_synth.py" $WORK 8b 2000 || exit 1
 export PYTHONUNBUFFERED=1 FT_CORE_CACHE=$WORK/cache HF_HUB_OFFLINE=1 UNSLOTH_DISABLE_STATISTICS=1 \
@@ -58,7 +61,7 @@ status() {  # what a run's exit status means
 ft_run() {  # MODE LOG [bench_sft.py options]: one ft-core run under timeout, its log in LOG
   local mode=$1 log=$2; shift 2
   local path=/tmp/ftcore:/tmp/ftdeps started=$SECONDS
-  case $mode in *unsloth*) path=/tmp/unsloth:$path ;; esac
+  case $mode in *unsloth*) path=/tmp/unsloth-trl:/tmp/unsloth:$path ;; esac
   PYTHONPATH=$path timeout $RUN_TIMEOUT python3 tools/bench/bench_sft.py $WORK "$mode" "$@" >"$log" 2>&1
   local rc=$?
   rm -rf $WORK/ft-out-*  # a full run's artefact is 16 GB: the machine's disk (64 GB) holds few
@@ -67,7 +70,7 @@ ft_run() {  # MODE LOG [bench_sft.py options]: one ft-core run under timeout, it
 }
 lf_run() {  # LF_MODE [LOG [lf_bench_modes.py options]]
   local mode=$1 log=${2:-$LOGS/lf-$1.log} started=$SECONDS path=/tmp/lf; shift; shift || true
-  case $mode in *unsloth*) path=/tmp/lfunsloth:$path ;; esac
+  case $mode in *unsloth*) path=/tmp/unsloth:$path ;; esac
   PYTHONPATH=$path DISABLE_VERSION_CHECK=1 timeout $RUN_TIMEOUT \
     python3 tools/bench/lf_bench_modes.py "$BENCH/lf_bench.py" $WORK "$mode" "$STEPS" "$@" >"$log" 2>&1
   local rc=$?

@@ -32,7 +32,7 @@ MODES: dict[str, tuple[str, dict]] = {
     "lora": ("lora", {}),
     "lora_liger": ("lora", {"enable_liger_kernel": True}),
     "qlora4": ("qlora4", {}),
-    # LLaMA-Factory's own Unsloth path (needs unsloth beside LLaMA-Factory's stack: the bench script's /tmp/lfunsloth)
+    # LLaMA-Factory's own Unsloth path (needs unsloth beside LLaMA-Factory's stack: the bench script's /tmp/unsloth)
     "lora_unsloth": ("lora", {"use_unsloth": True}),
     "qlora4_unsloth": ("qlora4", {"use_unsloth": True}),
     # examples/extras/galore/llama3_full_sft.yaml: layer-wise (accumulation 1, so 8 rows as 8 x 1), pure bf16
