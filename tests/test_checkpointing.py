@@ -1,6 +1,8 @@
 """Memory-aware activation checkpointing (``training.gradient_checkpointing: auto | true | false | offload``): the
 estimate, the decision, how it reaches the model and the TrainingArguments, and that reentrant and non-reentrant
-checkpointing give the gradients of an unchecked model (LoRA and full)."""
+checkpointing give the gradients of an unchecked model (LoRA and full). Checkpointing chosen per forward pass: the
+costs the plan keeps, the choice for a pass of given tokens, passes of one micro-step counted together, and on a
+tiny model that the layers' flags follow each pass's tokens while the gradients stay those of an unchecked model."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from ft_core.engine.run.context import EngineRun
 from ft_core.engine.run.runner import load_and_validate
 from ft_core.engine.training import checkpointing
 from ft_core.engine.training.arguments import training_arguments_kwargs
+from ft_core.engine.training.batch_checkpointing import ATTRIBUTE, BatchCheckpointing, BatchCosts
+from ft_core.engine.training.callbacks import checkpointing_callback
 from ft_core.engine.training.checkpointing import (
     GIB,
     CheckpointingPlan,
@@ -406,7 +410,6 @@ def test_offload_hooks_each_checkpoint_and_saves_the_layer_inputs(tiny_tokenizer
 
 
 def test_offloading_survives_the_trainer_turning_checkpointing_on_again(tiny_tokenizer, tmp_path):
-    from ft_core.engine.training.callbacks import checkpointing_callback
 
     plan = CheckpointingPlan("offload", reentrant=True)
     training = SimpleNamespace(**{f: getattr(_training_defaults(), f) for f in vars(_training_defaults())})
@@ -423,7 +426,9 @@ def test_offloading_survives_the_trainer_turning_checkpointing_on_again(tiny_tok
     from ft_core.engine.models.offload import installed_offload
 
     before = installed_offload(model)
-    checkpointing_callback(1, offload=True, reentrant=False).on_train_begin(None, None, None, model=model)
+    checkpointing_callback(CheckpointingPlan("offload", reentrant=False)).on_train_begin(
+        None, None, None, model=model
+    )
     assert all(
         getattr(layer._gradient_checkpointing_func, "ft_offloaded", False) for layer in model.model.layers
     )
@@ -452,7 +457,6 @@ def test_the_largest_steps_arena_is_pinned_before_training(tiny_tokenizer):
 
 
 def test_selective_checkpointing_survives_a_trainer_without_every_n_layers(tiny_tokenizer):
-    from ft_core.engine.training.callbacks import checkpointing_callback
 
     model = tiny_model(tiny_tokenizer, num_hidden_layers=4).train()
     prepare_for_training(model, CheckpointingPlan("selective", reentrant=True, every_n_layers=2))
@@ -460,7 +464,9 @@ def test_selective_checkpointing_survives_a_trainer_without_every_n_layers(tiny_
         gradient_checkpointing_kwargs={"use_reentrant": True}
     )  # older Trainers
     assert all(layer.gradient_checkpointing for layer in model.model.layers)
-    checkpointing_callback(2, offload=False, reentrant=True).on_train_begin(None, None, None, model=model)
+    checkpointing_callback(CheckpointingPlan("selective", reentrant=True, every_n_layers=2)).on_train_begin(
+        None, None, None, model=model
+    )
     assert [layer.gradient_checkpointing for layer in model.model.layers] == [True, False, True, False]
 
 
@@ -613,3 +619,141 @@ def test_a_peak_past_the_budget_is_reported_with_what_to_do(monkeypatch):
     assert "(70.00 GiB)" in warning and "gradient_checkpointing: true" in warning
     if not torch.cuda.is_available():
         assert peak_gib() is None  # a CPU run reports no GPU peak
+
+
+# ============================================================= checkpointing chosen per forward pass
+# ---------------------------------------------------------------------------------------------- the plan's costs
+def test_a_plan_that_checkpoints_keeps_what_smaller_passes_cost():
+    plan = decide(_estimate(), _free_for(3.1), reentrant=True, per_batch=True)
+    assert plan.mode == "on" and plan.per_batch is not None
+    costs = plan.per_batch
+    assert costs.budget == pytest.approx(3.1 * GIB)
+    # no checkpointing: 10 GiB of layers for 4096 tokens (logits apart: 1 GiB for 4096 tokens)
+    assert dict(costs.options)[0] == pytest.approx(10 * GIB / 4096)
+    assert costs.logit_bytes_per_token == pytest.approx(GIB / 4096)
+    # 11 GiB for 4096 tokens without checkpointing: 3.1 GiB hold 1,154 tokens
+    assert costs.largest_batch(0) == int(3.1 * 4096 / 11)
+    assert costs.largest_batch(0, fused_loss=True) == int(3.1 * 4096 / 10)
+    # one option per number of checkpointed layers, fewest first, down to every layer
+    assert [every_n for every_n, _ in costs.options] == [0, 10, 9, 4, 3, 2, 1]
+    limits = [costs.largest_batch(every_n) for every_n, _ in costs.options]
+    assert limits == sorted(limits) and limits[-1] >= 4096  # every layer holds the plan's largest micro-batch
+    assert plan.manifest()["per_forward_pass_tokens"]["off"] == costs.largest_batch(0)
+    assert "smaller forward passes checkpoint less (tokens: off up to 1,154" in plan.log_line()
+
+
+def test_selective_plans_offer_options_down_to_their_own():
+    plan = decide(_estimate(), _free_for(7), reentrant=True, per_batch=True)
+    assert (plan.mode, plan.every_n_layers) == ("selective", 2)
+    assert [every_n for every_n, _ in plan.per_batch.options] == [0, 10, 9, 4, 3, 2]
+
+
+def test_no_per_pass_costs_when_off_or_not_asked():
+    assert decide(_estimate(), _free_for(11.5), reentrant=True, per_batch=True).per_batch is None
+    assert decide(_estimate(), _free_for(3.1), reentrant=True).per_batch is None
+    assert CheckpointingPlan("on").manifest()["per_forward_pass_tokens"] is None
+
+
+def test_auto_on_a_gpu_plans_per_pass_except_with_eager_attention(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (40 * GIB, 141 * GIB))
+    plan = plan_for_run(_config(batch=2, cutoff=4096), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16)
+    assert plan.mode == "on" and plan.per_batch is not None
+    # a row of Llama 3 8B keeps ~5.6 MiB of activations a token and 1.2 MiB of logits: ~3,900 tokens fit in 25 GiB
+    assert 2_000 < plan.per_batch.largest_batch(0) < 8192
+    eager = _config(batch=2, cutoff=4096)
+    eager.model.attn_implementation = "eager"  # its score matrices grow with the square of a row's length
+    assert plan_for_run(eager, LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16).per_batch is None
+    explicit = plan_for_run(_config(True, batch=2, cutoff=4096), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16)
+    assert explicit.per_batch is None  # true is used as given
+
+
+# ---------------------------------------------------------------------------------------------- the choice
+def _costs() -> BatchCosts:
+    """100 bytes a token without checkpointing, 40 with every 2nd layer, 10 with every layer; 1,000 bytes of room."""
+    return BatchCosts(options=((0, 100.0), (2, 40.0), (1, 10.0)), logit_bytes_per_token=0.0, budget=1000.0)
+
+
+def test_each_pass_gets_the_least_recompute_that_fits():
+    switcher = BatchCheckpointing(_costs(), layers=[], fallback=1, fused_loss=True)
+    assert switcher.choose(10) == 0
+    switcher.next_micro_step()
+    assert switcher.choose(25) == 2
+    switcher.next_micro_step()
+    assert switcher.choose(100) == 1
+    switcher.next_micro_step()
+    assert switcher.choose(500) == 1  # nothing fits: the plan's own mode
+
+
+def test_passes_of_one_micro_step_share_the_room():
+    switcher = BatchCheckpointing(_costs(), layers=[], fallback=1, fused_loss=True)
+    assert switcher.choose(8) == 0  # 800 of 1,000 bytes
+    assert switcher.choose(4) == 2  # 400 more would not fit without checkpointing; 160 does
+    switcher.next_micro_step()
+    assert switcher.choose(8) == 0
+
+
+def test_logits_count_unless_the_loss_is_fused():
+    costs = BatchCosts(options=((0, 60.0), (1, 10.0)), logit_bytes_per_token=40.0, budget=1000.0)
+    assert BatchCheckpointing(costs, layers=[], fallback=1, fused_loss=False).choose(12) == 1
+    assert BatchCheckpointing(costs, layers=[], fallback=1, fused_loss=True).choose(12) == 0
+
+
+# ---------------------------------------------------------------------------------------------- on a model
+def _grads(model: torch.nn.Module, input_ids: torch.Tensor) -> dict[str, torch.Tensor]:
+    model.zero_grad()
+    model(input_ids=input_ids, labels=input_ids).loss.backward()
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+def _tokens_costs(off_up_to: int) -> BatchCosts:
+    """No checkpointing up to ``off_up_to`` tokens, every layer beyond."""
+    return BatchCosts(options=((0, 1.0), (1, 0.0)), logit_bytes_per_token=0.0, budget=float(off_up_to))
+
+
+def test_the_layers_follow_each_pass_and_the_gradients_do_not_change(tiny_tokenizer):
+    torch.manual_seed(0)
+    model = tiny_model(tiny_tokenizer, num_hidden_layers=3).train()
+    short, long = torch.randint(5, 60, (1, 8)), torch.randint(5, 60, (2, 16))
+    reference = {"short": _grads(model, short), "long": _grads(model, long)}
+    plan = CheckpointingPlan("on", reentrant=False, per_batch=_tokens_costs(off_up_to=20))
+    prepare_for_training(model, plan)
+    said: list[str] = []
+    callback = checkpointing_callback(plan, said.append)
+    callback.on_train_begin(SimpleNamespace(gradient_checkpointing=True), None, None, model=model)
+    switcher = getattr(model, ATTRIBUTE)
+    layers = list(model.model.layers)
+
+    callback.on_step_begin(None, None, None)
+    grads = _grads(model, short)  # 8 tokens: fits without checkpointing
+    assert not any(layer.gradient_checkpointing for layer in layers)
+    assert all(torch.allclose(grads[n], g, atol=1e-6) for n, g in reference["short"].items())
+
+    callback.on_step_begin(None, None, None)
+    grads = _grads(model, long)  # 32 tokens: every layer
+    assert all(layer.gradient_checkpointing for layer in layers)
+    assert all(torch.allclose(grads[n], g, atol=1e-6) for n, g in reference["long"].items())
+
+    callback.on_step_begin(None, None, None)
+    with torch.no_grad():  # a reference model's pass: neither checkpointed nor counted
+        model(input_ids=short)
+    assert switcher.used == 0 and all(layer.gradient_checkpointing for layer in layers)
+    callback.on_train_end(None, None, None)
+    assert said == ["gradient checkpointing per forward pass: 1 off, 1 every 1 layers"]
+
+
+def test_installed_once_and_not_over_a_plugins_own_checkpointing(tiny_tokenizer):
+    plan = CheckpointingPlan("on", reentrant=True, per_batch=_tokens_costs(off_up_to=20))
+    model = tiny_model(tiny_tokenizer, num_hidden_layers=2).train()
+    prepare_for_training(model, plan)
+    # Unsloth's plugin turns the Trainer's checkpointing off and runs its own: its layers are left alone
+    checkpointing_callback(plan).on_train_begin(
+        SimpleNamespace(gradient_checkpointing=False), None, None, model=model
+    )
+    assert getattr(model, ATTRIBUTE, None) is None
+    callback = checkpointing_callback(plan)
+    callback.on_train_begin(SimpleNamespace(gradient_checkpointing=True), None, None, model=model)
+    first = getattr(model, ATTRIBUTE)
+    checkpointing_callback(plan).on_train_begin(
+        SimpleNamespace(gradient_checkpointing=True), None, None, model=model
+    )
+    assert getattr(model, ATTRIBUTE) is first and len(model.model.layers[0]._forward_pre_hooks) == 1

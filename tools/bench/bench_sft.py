@@ -631,7 +631,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     import yaml
 
     from ft_core.bootstrap import load_plugins
+    from ft_core.engine.logs import configure_logging
     from ft_core.engine.run.runner import load_and_validate, run_training
+
+    configure_logging()  # the run's plan lines (checkpointing, attention, packing) go into the log
 
     out_dir = args.out or Path(os.environ.get("OUT") or work)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -654,6 +657,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     started = time.time()
     run_dir = run_training(load_and_validate(str(path), [], plugins), plugins)
     results = json.loads((run_dir / "train_results.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
     flops = workload_flops(work, config["data"]["cutoff_len"])
     device = torch.cuda.get_device_name() if cuda else "cpu"
     step_peaks = [row["peak_GiB"] for row in steps_seen]  # each step resets the peak: the run's is their max
@@ -682,6 +686,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "peak_tflops": peak,
         **flops,
         "versions": _versions(),
+        "gradient_checkpointing": manifest.get("decisions", {})
+        .get("gradient_checkpointing", {})
+        .get("value"),
         **results,
     }
     print("RESULT", json.dumps(result), flush=True)

@@ -55,7 +55,7 @@ def callbacks(run: EngineRun) -> list[Any]:
         found.append(heads_callback(run.heads))
     plan = run.plan.checkpointing
     if plan is not None and plan.enabled:
-        found.append(checkpointing_callback(plan.every_n_layers, plan.offload, plan.reentrant))
+        found.append(checkpointing_callback(plan, run.say))
     optimizer = run.config.optimizer
     found += optimizer.component.callbacks(optimizer.options)
     for extra in run.hooks.ft_trainer_callbacks(run=run):

@@ -168,23 +168,56 @@ def progress_callback(prior_seconds: float) -> Any:
     return ProgressCallback()
 
 
-def checkpointing_callback(every_n_layers: int, offload: bool, reentrant: bool) -> Any:
-    """A ``TrainerCallback`` re-applying what the Trainer undoes when it turns checkpointing on again at the start
-    of ``train()`` (it replaces each layer's checkpoint function, releases without ``every_n_layers`` mark every
-    layer, and input gradients come back on): selective checkpointing (every ``every_n_layers``-th layer),
-    offloading (``offload``) and input gradients for reentrant checkpoints only. Idempotent."""
+def checkpointing_callback(plan: Any, say: Callable[[str], None] | None = None) -> Any:
+    """A ``TrainerCallback`` for the run's checkpointing ``plan`` (a
+    :class:`~ft_core.engine.training.checkpointing.CheckpointingPlan`, enabled).
+
+    At the start of ``train()`` it re-applies what the Trainer undoes when it turns checkpointing on again (it
+    replaces each layer's checkpoint function, releases without ``every_n_layers`` mark every layer, and input
+    gradients come back on): selective checkpointing, offloading and input gradients for reentrant checkpoints
+    only. Idempotent. With the plan's ``per_batch`` costs, while the Trainer's own checkpointing is on (a plugin
+    such as Unsloth's may run its own instead), it chooses checkpointing per forward pass
+    (:mod:`~ft_core.engine.training.batch_checkpointing`), tells it where micro-steps end, and ``say`` s at the end
+    how many passes ran under each option."""
     from transformers import TrainerCallback
 
-    from ft_core.engine.models.loader import checkpoint_every_nth_layer, set_input_grads
+    from ft_core.api.components import has_fused_loss
+    from ft_core.engine.models.loader import base_model, checkpoint_every_nth_layer, set_input_grads
     from ft_core.engine.models.offload import offload_checkpoints
+    from ft_core.engine.training import batch_checkpointing
 
     class CheckpointingCallback(TrainerCallback):
+        switcher: Any = None
+
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             if model is None:
                 return
-            checkpoint_every_nth_layer(model, every_n_layers)
-            if offload:
+            checkpoint_every_nth_layer(model, plan.every_n_layers)
+            if plan.offload:
                 offload_checkpoints(model)
-            set_input_grads(model, reentrant=reentrant)
+            set_input_grads(model, reentrant=plan.reentrant)
+            ours = getattr(args, "gradient_checkpointing", True) is not False
+            if plan.per_batch is not None and ours:
+                base = base_model(model)
+                config = (
+                    base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
+                )
+                self.switcher = batch_checkpointing.install(
+                    base,
+                    plan.per_batch,
+                    fallback=plan.every_n_layers,
+                    layers=int(getattr(config, "num_hidden_layers", 0) or 0),
+                    fused_loss=has_fused_loss(base),
+                )
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            if self.switcher is not None:
+                self.switcher.next_micro_step()
+
+        on_substep_end = on_step_begin
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.switcher is not None and say is not None:
+                say(self.switcher.summary())
 
     return CheckpointingCallback()

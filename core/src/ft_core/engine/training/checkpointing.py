@@ -30,10 +30,11 @@ Imports nothing heavy at module level.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ft_core.api.components import has_fused_loss
+from ft_core.engine.training.batch_checkpointing import BatchCosts
 from ft_core.engine.training.memory_budget import GIB, budget_bytes
 
 #: Share of the free GPU memory the estimate may fill (the rest absorbs allocator fragmentation, temporary
@@ -94,6 +95,9 @@ class CheckpointingPlan:
     reason: str = ""
     #: The numbers the decision was made on (GiB), for the log line and the manifest.
     numbers: dict[str, float] = field(default_factory=dict)
+    #: ``auto`` on a GPU when the largest micro-batch needs checkpointing: what smaller forward passes cost, so
+    #: that each is checkpointed only as much as it needs (:mod:`~ft_core.engine.training.batch_checkpointing`).
+    per_batch: BatchCosts | None = None
 
     @property
     def enabled(self) -> bool:
@@ -124,7 +128,13 @@ class CheckpointingPlan:
         }[self.mode]
         style = f", {'reentrant' if self.reentrant else 'non-reentrant'}" if self.enabled else ""
         numbers = ", ".join(f"{k} {v:.2f} GiB" for k, v in self.numbers.items())
-        return f"gradient checkpointing: {what}{style} ({self.reason}{'; ' + numbers if numbers else ''})"
+        line = f"gradient checkpointing: {what}{style} ({self.reason}{'; ' + numbers if numbers else ''})"
+        if self.per_batch is not None:
+            limits = ", ".join(
+                f"{name} up to {tokens:,}" for name, tokens in self.per_batch.manifest().items()
+            )
+            line += f"; smaller forward passes checkpoint less (tokens: {limits})"
+        return line
 
     def manifest(self) -> dict[str, Any]:
         return {
@@ -133,6 +143,7 @@ class CheckpointingPlan:
             "every_n_layers": self.every_n_layers if self.mode == "selective" else None,
             "reason": self.reason,
             "estimate_gib": {k: round(v, 3) for k, v in self.numbers.items()},
+            "per_forward_pass_tokens": self.per_batch.manifest() if self.per_batch is not None else None,
         }
 
 
@@ -221,10 +232,17 @@ def estimate_memory(
 
 
 def decide(
-    estimate: MemoryEstimate, free_bytes: float, *, reentrant: bool, memory_budget: float | None = None
+    estimate: MemoryEstimate,
+    free_bytes: float,
+    *,
+    reentrant: bool,
+    memory_budget: float | None = None,
+    per_batch: bool = False,
 ) -> CheckpointingPlan:
     """The ``auto`` decision for a GPU with ``free_bytes`` free (before the weights load), within
-    ``memory_budget`` bytes when one is given (``training.memory_budget``)."""
+    ``memory_budget`` bytes when one is given (``training.memory_budget``). With ``per_batch`` (activations
+    linear in the tokens: no eager attention) a plan that checkpoints also keeps what smaller forward passes cost
+    (:class:`~ft_core.engine.training.batch_checkpointing.BatchCosts`)."""
     budget = usable(free_bytes, memory_budget) - estimate.states
     numbers = {"free": free_bytes / GIB}
     if memory_budget is not None:
@@ -234,8 +252,17 @@ def decide(
     within = (
         " within training.memory_budget" if memory_budget is not None and memory_budget < free_bytes else ""
     )
-    full = estimate.activations(None)
-    if full <= budget:
+    plan = _decision(estimate, budget, reentrant, within, numbers)
+    if per_batch and plan.enabled and estimate.tokens > 0 and budget > 0:
+        return replace(plan, per_batch=batch_costs(estimate, budget, plan.every_n_layers))
+    return plan
+
+
+def _decision(
+    estimate: MemoryEstimate, budget: float, reentrant: bool, within: str, numbers: dict[str, float]
+) -> CheckpointingPlan:
+    """The mode for the largest micro-batch (:func:`decide`)."""
+    if estimate.activations(None) <= budget:
         return CheckpointingPlan("off", reason=f"the step fits without it{within}", numbers=numbers)
     for every_n in range(estimate.layers, 1, -1):  # fewest checkpointed layers first: the least recompute
         needed = estimate.activations(every_n)
@@ -263,6 +290,24 @@ def decide(
         reentrant=reentrant,
         reason=f"does not fit even with every layer checkpointed{within}",
         numbers=numbers,
+    )
+
+
+def batch_costs(estimate: MemoryEstimate, budget: float, down_to: int) -> BatchCosts:
+    """What a token of a forward pass costs under no checkpointing and every n-th layer checkpointed, n from the
+    model's layers down to ``down_to`` (one option per number of checkpointed layers), from ``estimate`` (of any
+    micro-batch: the costs are linear in its tokens)."""
+    options: list[tuple[int, float]] = [(0, estimate.activations(None))]
+    seen: set[int] = set()
+    for every_n in range(estimate.layers, max(down_to, 1) - 1, -1):
+        checkpointed = math.ceil(estimate.layers / every_n)
+        if checkpointed not in seen:
+            seen.add(checkpointed)
+            options.append((every_n, estimate.activations(every_n)))
+    return BatchCosts(
+        options=tuple((every_n, (total - estimate.logits) / estimate.tokens) for every_n, total in options),
+        logit_bytes_per_token=estimate.logits / estimate.tokens,
+        budget=budget,
     )
 
 
@@ -357,6 +402,7 @@ def plan_for_run(
         _least_across_processes(float(free), device),
         reentrant=reentrant,
         memory_budget=budget_bytes(training.memory_budget, float(total)),
+        per_batch=config.model.attn_implementation != "eager",
     )
 
 
