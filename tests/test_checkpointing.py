@@ -710,12 +710,13 @@ def _tokens_costs(off_up_to: int) -> BatchCosts:
     return BatchCosts(options=((0, 1.0), (1, 0.0)), logit_bytes_per_token=0.0, budget=float(off_up_to))
 
 
-def test_the_layers_follow_each_pass_and_the_gradients_do_not_change(tiny_tokenizer):
+@pytest.mark.parametrize("reentrant", [False, True])
+def test_the_layers_follow_each_pass_and_the_gradients_do_not_change(tiny_tokenizer, reentrant):
     torch.manual_seed(0)
     model = tiny_model(tiny_tokenizer, num_hidden_layers=3).train()
     short, long = torch.randint(5, 60, (1, 8)), torch.randint(5, 60, (2, 16))
     reference = {"short": _grads(model, short), "long": _grads(model, long)}
-    plan = CheckpointingPlan("on", reentrant=False, per_batch=_tokens_costs(off_up_to=20))
+    plan = CheckpointingPlan("on", reentrant=reentrant, per_batch=_tokens_costs(off_up_to=20))
     prepare_for_training(model, plan)
     said: list[str] = []
     callback = checkpointing_callback(plan, said.append)
@@ -723,22 +724,26 @@ def test_the_layers_follow_each_pass_and_the_gradients_do_not_change(tiny_tokeni
     switcher = getattr(model, ATTRIBUTE)
     layers = list(model.model.layers)
 
-    callback.on_step_begin(None, None, None)
     grads = _grads(model, short)  # 8 tokens: fits without checkpointing
     assert not any(layer.gradient_checkpointing for layer in layers)
     assert all(torch.allclose(grads[n], g, atol=1e-6) for n, g in reference["short"].items())
-
-    callback.on_step_begin(None, None, None)
+    assert switcher.used == 0  # the backward pass released its bytes
     grads = _grads(model, long)  # 32 tokens: every layer
     assert all(layer.gradient_checkpointing for layer in layers)
     assert all(torch.allclose(grads[n], g, atol=1e-6) for n, g in reference["long"].items())
 
-    callback.on_step_begin(None, None, None)
     with torch.no_grad():  # a reference model's pass: neither checkpointed nor counted
         model(input_ids=short)
     assert switcher.used == 0 and all(layer.gradient_checkpointing for layer in layers)
+    model(input_ids=short)  # a pass whose backward never runs: counted until the micro-step ends
+    assert switcher.used == 8 and not layers[0].gradient_checkpointing
+    model(input_ids=short)  # 8 + 8 tokens fit without checkpointing, a third pass would not
+    model(input_ids=short)
+    assert all(layer.gradient_checkpointing for layer in layers)
+    callback.on_step_begin(None, None, None)
+    assert switcher.used == 0
     callback.on_train_end(None, None, None)
-    assert said == ["gradient checkpointing per forward pass: 1 off, 1 every 1 layers"]
+    assert said == ["gradient checkpointing per forward pass: 3 off, 2 every layer"]
 
 
 def test_installed_once_and_not_over_a_plugins_own_checkpointing(tiny_tokenizer):

@@ -9,9 +9,10 @@ that fits that pass's tokens: no checkpointing for a batch that fits with every 
 and the plan's own mode (every layer, offloaded or not) for the largest ones. The estimate is the plan's
 (:func:`~ft_core.engine.training.checkpointing.estimate_memory`), within the same budget.
 
-Forward passes with gradients between two micro-steps (a stage running policy and value passes before one backward
-pass) count together: each pass gets what the earlier ones left. Passes without gradients (a reference model,
-generation) and eval passes are not checkpointed and not counted.
+Forward passes with gradients whose backward pass has not run yet (a stage running policy and value passes before
+one backward pass) count together: each pass gets what the earlier ones left. A pass's bytes count until the
+gradient reaches its first layer's output (a hook on that tensor), or the micro-step ends. Passes without gradients
+(a reference model, generation) and eval passes are not checkpointed and not counted.
 
 Imports torch only when a model is given.
 """
@@ -19,6 +20,7 @@ Imports torch only when a model is given.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 #: The attribute of the transformers model the installed :class:`BatchCheckpointing` is kept in.
@@ -48,7 +50,7 @@ class BatchCosts:
 
 
 def _name(every_n: int) -> str:
-    return "off" if every_n == 0 else f"every {every_n} layers"
+    return {0: "off", 1: "every layer"}.get(every_n, f"every {every_n} layers")
 
 
 class BatchCheckpointing:
@@ -62,20 +64,28 @@ class BatchCheckpointing:
             (every_n, cost + (0.0 if fused_loss else costs.logit_bytes_per_token))
             for every_n, cost in costs.options
         ]
-        self.used = 0.0  # bytes the passes since the last micro-step keep
+        self.used = 0.0  # bytes the passes whose backward pass has not run keep
+        self.pending = 0.0  # the bytes of the pass under way
         self.current: int | None = None
         self.counts: dict[int, int] = {}
 
     def choose(self, tokens: int) -> int:
-        """The option for a pass of ``tokens`` tokens (``0``: no checkpointing); counts its bytes as used."""
+        """The option for a pass of ``tokens`` tokens (``0``: no checkpointing); counts its bytes as used until
+        :meth:`release`."""
         room = self.costs.budget - self.used
         for every_n, per_token in self.per_token:
             if tokens * per_token <= room:
-                self.used += tokens * per_token
-                return every_n
-        if self.per_token:  # none fits: the plan's own mode, which costs no more than the last option
-            self.used += tokens * self.per_token[-1][1]
-        return self.fallback
+                self.pending = tokens * per_token
+                break
+        else:  # none fits: the plan's own mode, which costs no more than the last option
+            every_n = self.fallback
+            self.pending = tokens * self.per_token[-1][1] if self.per_token else 0.0
+        self.used += self.pending
+        return every_n
+
+    def release(self, amount: float, grad: Any = None) -> None:
+        """A pass's backward pass reached its first layer: its ``amount`` bytes are freed."""
+        self.used = max(0.0, self.used - amount)
 
     def apply(self, every_n: int) -> None:
         """Set the layers' flags: none checkpointed (``0``), else layers ``0, n, 2n, ...``."""
@@ -97,8 +107,15 @@ class BatchCheckpointing:
             return
         self.apply(self.choose(int(hidden.shape[:-1].numel())))
 
+    def after_first_layer(self, module: Any, args: tuple[Any, ...], output: Any) -> None:
+        """Forward hook of the first decoder layer: the gradient reaching its output releases the pass's bytes."""
+        amount, self.pending = self.pending, 0.0
+        hidden = output[0] if isinstance(output, tuple | list) and output else output
+        if amount and getattr(hidden, "requires_grad", False):
+            hidden.register_hook(partial(self.release, amount))
+
     def next_micro_step(self) -> None:
-        """A micro-step's backward pass is done: its activations are freed."""
+        """A micro-step is over: whatever its passes kept is freed (passes whose backward pass never ran too)."""
         self.used = 0.0
 
     def summary(self) -> str:
@@ -139,5 +156,6 @@ def install(
         return None
     switcher = BatchCheckpointing(costs, found, fallback, fused_loss)
     found[0].register_forward_pre_hook(switcher.before_forward, with_kwargs=True)
+    found[0].register_forward_hook(switcher.after_first_layer)
     setattr(model, ATTRIBUTE, switcher)
     return switcher
