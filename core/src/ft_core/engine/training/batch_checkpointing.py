@@ -73,15 +73,16 @@ class BatchCheckpointing:
         """The option for a pass of ``tokens`` tokens (``0``: no checkpointing); counts its bytes as used until
         :meth:`release`."""
         room = self.costs.budget - self.used
-        for every_n, per_token in self.per_token:
-            if tokens * per_token <= room:
-                self.pending = tokens * per_token
-                break
-        else:  # none fits: the plan's own mode, which costs no more than the last option
-            every_n = self.fallback
-            self.pending = tokens * self.per_token[-1][1] if self.per_token else 0.0
+        fitting = [
+            (every_n, per_token) for every_n, per_token in self.per_token if tokens * per_token <= room
+        ]
+        # none fits: the plan's own mode, which costs no more than the last option
+        chosen, per_token = (
+            fitting[0] if fitting else (self.fallback, self.per_token[-1][1] if self.per_token else 0.0)
+        )
+        self.pending = tokens * per_token
         self.used += self.pending
-        return every_n
+        return chosen
 
     def release(self, amount: float, grad: Any = None) -> None:
         """A pass's backward pass reached its first layer: its ``amount`` bytes are freed."""
