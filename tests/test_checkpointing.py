@@ -665,6 +665,9 @@ def test_auto_on_a_gpu_plans_per_pass_except_with_eager_attention(monkeypatch):
     assert plan_for_run(eager, LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16).per_batch is None
     explicit = plan_for_run(_config(True, batch=2, cutoff=4096), LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16)
     assert explicit.per_batch is None  # true is used as given
+    compiled = _config(batch=2, cutoff=4096)
+    compiled.training.torch_compile = True  # flags changed inside a compiled model would recompile it
+    assert plan_for_run(compiled, LLAMA3_8B, on_gpu=True, dtype=torch.bfloat16).per_batch is None
 
 
 # ---------------------------------------------------------------------------------------------- the choice

@@ -402,7 +402,9 @@ def plan_for_run(
         _least_across_processes(float(free), device),
         reentrant=reentrant,
         memory_budget=budget_bytes(training.memory_budget, float(total)),
-        per_batch=config.model.attn_implementation != "eager",
+        # eager attention grows with the square of a row; a compiled model would recompile for each choice
+        per_batch=config.model.attn_implementation != "eager"
+        and not getattr(training, "torch_compile", False),
     )
 
 
