@@ -713,11 +713,18 @@ def _tokens_costs(off_up_to: int) -> BatchCosts:
     return BatchCosts(options=((0, 1.0), (1, 0.0)), logit_bytes_per_token=0.0, budget=float(off_up_to))
 
 
+_CUDA = pytest.param(
+    "cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+)
+
+
+@pytest.mark.parametrize("device", ["cpu", _CUDA])
 @pytest.mark.parametrize("reentrant", [False, True])
-def test_the_layers_follow_each_pass_and_the_gradients_do_not_change(tiny_tokenizer, reentrant):
+def test_the_layers_follow_each_pass_and_the_gradients_do_not_change(tiny_tokenizer, reentrant, device):
     torch.manual_seed(0)
-    model = tiny_model(tiny_tokenizer, num_hidden_layers=3).train()
-    short, long = torch.randint(5, 60, (1, 8)), torch.randint(5, 60, (2, 16))
+    model = tiny_model(tiny_tokenizer, num_hidden_layers=3).to(device).train()
+    short = torch.randint(5, 60, (1, 8), device=device)
+    long = torch.randint(5, 60, (2, 16), device=device)
     reference = {"short": _grads(model, short), "long": _grads(model, long)}
     plan = CheckpointingPlan("on", reentrant=reentrant, per_batch=_tokens_costs(off_up_to=20))
     prepare_for_training(model, plan)
