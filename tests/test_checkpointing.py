@@ -139,6 +139,7 @@ def _config(
             gradient_checkpointing_reentrant=reentrant,
             per_device_train_batch_size=batch,
             gradient_accumulation_steps=accumulation,
+            torch_compile=False,
         ),
         data=SimpleNamespace(cutoff_len=cutoff, packing=packing, packing_tokens=packing_tokens),
         adapter=SimpleNamespace(
@@ -627,7 +628,7 @@ def test_a_plan_that_checkpoints_keeps_what_smaller_passes_cost():
     plan = decide(_estimate(), _free_for(3.1), reentrant=True, per_batch=True)
     assert plan.mode == "on" and plan.per_batch is not None
     costs = plan.per_batch
-    assert costs.budget == pytest.approx(3.1 * GIB)
+    assert costs.budget == pytest.approx(3.1 * GIB) and costs.layers == 10
     # no checkpointing: 10 GiB of layers for 4096 tokens (logits apart: 1 GiB for 4096 tokens)
     assert dict(costs.options)[0] == pytest.approx(10 * GIB / 4096)
     assert costs.logit_bytes_per_token == pytest.approx(GIB / 4096)
@@ -673,7 +674,9 @@ def test_auto_on_a_gpu_plans_per_pass_except_with_eager_attention(monkeypatch):
 # ---------------------------------------------------------------------------------------------- the choice
 def _costs() -> BatchCosts:
     """100 bytes a token without checkpointing, 40 with every 2nd layer, 10 with every layer; 1,000 bytes of room."""
-    return BatchCosts(options=((0, 100.0), (2, 40.0), (1, 10.0)), logit_bytes_per_token=0.0, budget=1000.0)
+    return BatchCosts(
+        options=((0, 100.0), (2, 40.0), (1, 10.0)), logit_bytes_per_token=0.0, budget=1000.0, layers=4
+    )
 
 
 def test_each_pass_gets_the_least_recompute_that_fits():
@@ -696,7 +699,7 @@ def test_passes_of_one_micro_step_share_the_room():
 
 
 def test_logits_count_unless_the_loss_is_fused():
-    costs = BatchCosts(options=((0, 60.0), (1, 10.0)), logit_bytes_per_token=40.0, budget=1000.0)
+    costs = BatchCosts(options=((0, 60.0), (1, 10.0)), logit_bytes_per_token=40.0, budget=1000.0, layers=4)
     assert BatchCheckpointing(costs, layers=[], fallback=1, fused_loss=False).choose(12) == 1
     assert BatchCheckpointing(costs, layers=[], fallback=1, fused_loss=True).choose(12) == 0
 
@@ -708,9 +711,11 @@ def _grads(model: torch.nn.Module, input_ids: torch.Tensor) -> dict[str, torch.T
     return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
 
 
-def _tokens_costs(off_up_to: int) -> BatchCosts:
-    """No checkpointing up to ``off_up_to`` tokens, every layer beyond."""
-    return BatchCosts(options=((0, 1.0), (1, 0.0)), logit_bytes_per_token=0.0, budget=float(off_up_to))
+def _tokens_costs(off_up_to: int, layers: int) -> BatchCosts:
+    """No checkpointing up to ``off_up_to`` tokens, every layer beyond, for a model of ``layers`` decoder layers."""
+    return BatchCosts(
+        options=((0, 1.0), (1, 0.0)), logit_bytes_per_token=0.0, budget=float(off_up_to), layers=layers
+    )
 
 
 _CUDA = pytest.param(
@@ -726,7 +731,7 @@ def test_the_layers_follow_each_pass_and_the_gradients_do_not_change(tiny_tokeni
     short = torch.randint(5, 60, (1, 8), device=device)
     long = torch.randint(5, 60, (2, 16), device=device)
     reference = {"short": _grads(model, short), "long": _grads(model, long)}
-    plan = CheckpointingPlan("on", reentrant=reentrant, per_batch=_tokens_costs(off_up_to=20))
+    plan = CheckpointingPlan("on", reentrant=reentrant, per_batch=_tokens_costs(off_up_to=20, layers=3))
     prepare_for_training(model, plan)
     said: list[str] = []
     callback = checkpointing_callback(plan, said.append)
@@ -757,7 +762,7 @@ def test_the_layers_follow_each_pass_and_the_gradients_do_not_change(tiny_tokeni
 
 
 def test_installed_once_and_not_over_a_plugins_own_checkpointing(tiny_tokenizer):
-    plan = CheckpointingPlan("on", reentrant=True, per_batch=_tokens_costs(off_up_to=20))
+    plan = CheckpointingPlan("on", reentrant=True, per_batch=_tokens_costs(off_up_to=20, layers=2))
     model = tiny_model(tiny_tokenizer, num_hidden_layers=2).train()
     prepare_for_training(model, plan)
     # Unsloth's plugin turns the Trainer's checkpointing off and runs its own: its layers are left alone

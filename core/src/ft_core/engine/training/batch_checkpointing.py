@@ -38,10 +38,17 @@ class BatchCosts:
     logit_bytes_per_token: float
     #: Bytes the activations of a micro-step may fill (the usable memory less weights, gradients and optimizer).
     budget: float
+    #: The model's decoder layers (the estimate's): the module list whose flags are set.
+    layers: int
+
+    def per_token(self, fused_loss: bool = False) -> list[tuple[int, float]]:
+        """:attr:`options` with the logits counted, unless the loss is fused."""
+        logits = 0.0 if fused_loss else self.logit_bytes_per_token
+        return [(every_n, cost + logits) for every_n, cost in self.options]
 
     def largest_batch(self, every_n: int, fused_loss: bool = False) -> int:
         """The most tokens one forward pass may have under option ``every_n`` (``0``: no checkpointing)."""
-        per_token = dict(self.options)[every_n] + (0.0 if fused_loss else self.logit_bytes_per_token)
+        per_token = dict(self.per_token(fused_loss))[every_n]
         return int(self.budget // per_token) if per_token > 0 else 0
 
     def manifest(self) -> dict[str, int]:
@@ -60,10 +67,7 @@ class BatchCheckpointing:
 
     def __init__(self, costs: BatchCosts, layers: list[Any], fallback: int, fused_loss: bool) -> None:
         self.costs, self.layers, self.fallback = costs, layers, fallback
-        self.per_token = [
-            (every_n, cost + (0.0 if fused_loss else costs.logit_bytes_per_token))
-            for every_n, cost in costs.options
-        ]
+        self.per_token = costs.per_token(fused_loss)
         self.used = 0.0  # bytes the passes whose backward pass has not run keep
         self.pending = 0.0  # the bytes of the pass under way
         self.current: int | None = None
@@ -144,15 +148,13 @@ def decoder_layers(model: Any, layers: int) -> list[Any]:
     return []
 
 
-def install(
-    model: Any, costs: BatchCosts, fallback: int, layers: int, fused_loss: bool
-) -> BatchCheckpointing | None:
+def install(model: Any, costs: BatchCosts, fallback: int, fused_loss: bool) -> BatchCheckpointing | None:
     """Choose checkpointing per forward pass on ``model`` (the transformers model, its checkpointing on); once:
-    a second call returns the installed one. ``None`` when the model has no ``layers`` decoder layers to set."""
+    a second call returns the installed one. ``None`` when the model has no ``costs.layers`` decoder layers."""
     installed = getattr(model, ATTRIBUTE, None)
     if installed is not None:
         return installed
-    found = decoder_layers(model, layers)
+    found = decoder_layers(model, costs.layers)
     if not found:
         return None
     switcher = BatchCheckpointing(costs, found, fallback, fused_loss)

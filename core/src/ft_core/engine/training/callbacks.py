@@ -199,15 +199,8 @@ def checkpointing_callback(plan: Any, say: Callable[[str], None] | None = None) 
             ours = getattr(args, "gradient_checkpointing", True) is not False
             if plan.per_batch is not None and ours:
                 base = base_model(model)
-                config = (
-                    base.config.get_text_config() if hasattr(base.config, "get_text_config") else base.config
-                )
                 self.switcher = batch_checkpointing.install(
-                    base,
-                    plan.per_batch,
-                    fallback=plan.every_n_layers,
-                    layers=int(getattr(config, "num_hidden_layers", 0) or 0),
-                    fused_loss=has_fused_loss(base),
+                    base, plan.per_batch, fallback=plan.every_n_layers, fused_loss=has_fused_loss(base)
                 )
 
         def on_step_begin(self, args, state, control, **kwargs):

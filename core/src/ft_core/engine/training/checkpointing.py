@@ -308,6 +308,7 @@ def batch_costs(estimate: MemoryEstimate, budget: float, down_to: int) -> BatchC
         options=tuple((every_n, (total - estimate.logits) / estimate.tokens) for every_n, total in options),
         logit_bytes_per_token=estimate.logits / estimate.tokens,
         budget=budget,
+        layers=estimate.layers,
     )
 
 
@@ -403,8 +404,7 @@ def plan_for_run(
         reentrant=reentrant,
         memory_budget=budget_bytes(training.memory_budget, float(total)),
         # eager attention grows with the square of a row; a compiled model would recompile for each choice
-        per_batch=config.model.attn_implementation != "eager"
-        and not getattr(training, "torch_compile", False),
+        per_batch=config.model.attn_implementation != "eager" and not training.torch_compile,
     )
 
 
